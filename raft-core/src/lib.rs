@@ -1,0 +1,37 @@
+//! # raft-core
+//!
+//! A pure, deterministic Raft state machine. No I/O, no clocks, no threads: a shell
+//! feeds [`Event`]s into [`RaftNode::step`] and carries out the [`Action`]s it returns.
+//!
+//! ## The driving contract
+//! 1. Build the node with [`RaftNode::new`] from a [`Config`] and what the shell
+//!    restored from durable storage ([`Restored`]; default for a fresh node).
+//! 2. Feed events: [`Event::Tick`] at a fixed interval, every message from a peer,
+//!    the application's proposals and reads, and [`Event::Persisted`] when writes are
+//!    durable.
+//! 3. Carry out the returned actions in order:
+//!    - `PersistHardState`, `AppendToLog`, `PersistSnapshot` are numbered. Make them
+//!      durable in order (batching many into one fsync is encouraged), then step
+//!      `Event::Persisted { through }` with the highest number done.
+//!    - `Send` may go out at once: the core holds back every message that depends on
+//!      durable state until the `Persisted` event that covers it (thesis §3.8).
+//!    - `Apply`, `RestoreSnapshot`, `ReadReady` go to the application in order.
+//!
+//! Same configuration, same events in the same order: same actions, byte for byte.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod action;
+pub mod config;
+pub mod event;
+pub mod message;
+pub mod types;
+
+pub use action::{Action, DropReason, IgnoreReason, TransferFailure};
+pub use config::{Config, ConfigError, NewNodeError, RestoreError, Restored};
+pub use event::{Event, MembershipChange};
+pub use message::{AppendOutcome, Message, MessageBody, ReadFailure};
+pub use types::{
+    Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, PersistSeq, ProposalId, ReadId,
+    RoleKind, SharedBytes, Snapshot, SnapshotMeta, Term,
+};
