@@ -1,0 +1,5 @@
+//! raft-mio
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod storage;
