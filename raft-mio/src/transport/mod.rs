@@ -468,3 +468,6 @@ impl Transport {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;
