@@ -41,3 +41,20 @@ pub fn remove_if_exists(path: &Path) -> Result<(), StorageError> {
         Err(e) => Err(StorageError::io(path, "remove")(e)),
     }
 }
+
+/// Reserves disk blocks for `file` up to `len_bytes` without changing what reads see
+/// before its current end (zeros after it). Best effort: where the platform cannot,
+/// the file simply grows as it is written.
+pub fn preallocate(file: &File, path: &Path, len_bytes: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{fallocate, FallocateFlags};
+        if let Err(e) = fallocate(file, FallocateFlags::empty(), 0, len_bytes) {
+            tracing::debug!(path = %path.display(), error = %e, "cannot preallocate a segment; it grows as written");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, path, len_bytes);
+    }
+}

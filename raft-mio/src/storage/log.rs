@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use raft_core::{Entry, LogIndex};
 
 use super::error::StorageError;
-use super::fsutil::{remove_if_exists, sync_dir};
+use super::fsutil::{preallocate, remove_if_exists, sync_dir};
 use super::record::{begin_record, finish_record};
 use super::segment::{
-    encode_segment_header, parse_segment_file_name, scan_segment, segment_file_name,
+    encode_segment_header, parse_segment_file_name, scan_segment, segment_file_name, tail_is_zeros,
     SEGMENT_HEADER_BYTES,
 };
 
@@ -94,7 +94,7 @@ impl SegmentedLog {
                 ));
             }
             let scanned = scan_segment(path, *first_index, &bytes, is_last)?;
-            if scanned.torn {
+            if scanned.torn && !tail_is_zeros(&bytes, scanned.valid_bytes) {
                 torn_bytes = bytes.len() as u64 - scanned.valid_bytes;
                 tracing::warn!(
                     path = %path.display(),
@@ -134,7 +134,7 @@ impl SegmentedLog {
         segments: Vec<Segment>,
     ) -> Result<SegmentedLog, StorageError> {
         let first_index = LogIndex(first_index.0.max(1));
-        let (active, segment) = create_segment(dir, first_index)?;
+        let (active, segment) = create_segment(dir, first_index, segment_bytes_max)?;
         let mut all = segments;
         all.push(segment);
         Ok(SegmentedLog {
@@ -165,14 +165,17 @@ impl SegmentedLog {
             .write(true)
             .open(&last.path)
             .map_err(StorageError::io(&last.path, "open"))?;
+        // Cut the torn tail (and the old preallocation), then preallocate afresh, so
+        // no stale byte can ever follow the records written from here on.
         active
             .set_len(last.len_bytes)
             .map_err(StorageError::io(&last.path, "truncate torn tail"))?;
+        preallocate(&active, &last.path, segment_bytes_max);
         active
             .sync_all()
             .map_err(StorageError::io(&last.path, "fsync"))?;
         active
-            .seek(SeekFrom::End(0))
+            .seek(SeekFrom::Start(last.len_bytes))
             .map_err(StorageError::io(&last.path, "seek"))?;
         let last_index = last.last_index();
         let written_bytes = last.len_bytes;
@@ -289,7 +292,7 @@ impl SegmentedLog {
         // The sealed segment is synced before the next one exists, so a crash can tear
         // only the last segment: recovery treats damage anywhere else as corruption.
         self.sync()?;
-        let (active, segment) = create_segment(&self.dir, first_index)?;
+        let (active, segment) = create_segment(&self.dir, first_index, self.segment_bytes_max)?;
         self.active = active;
         self.segments.push(segment);
         self.written_bytes = SEGMENT_HEADER_BYTES as u64;
@@ -334,6 +337,7 @@ impl SegmentedLog {
         self.active
             .set_len(cut_at)
             .map_err(StorageError::io(&path, "truncate"))?;
+        preallocate(&self.active, &path, self.segment_bytes_max);
         self.active
             .seek(SeekFrom::Start(cut_at))
             .map_err(StorageError::io(&path, "seek"))?;
@@ -365,7 +369,7 @@ impl SegmentedLog {
         let old: Vec<PathBuf> = self.segments.drain(..).map(|s| s.path).collect();
         // Write the new segment before removing the old ones so that the directory
         // never lacks a segment; the new name may equal an old one.
-        let (active, segment) = create_segment(&self.dir, first_index)?;
+        let (active, segment) = create_segment(&self.dir, first_index, self.segment_bytes_max)?;
         for path in old.iter().filter(|p| **p != segment.path) {
             remove_if_exists(path)?;
         }
@@ -392,8 +396,13 @@ fn list_segments(dir: &Path) -> Result<Vec<(LogIndex, PathBuf)>, StorageError> {
     Ok(found)
 }
 
-/// Creates a segment file holding only its header, durably (file and directory).
-fn create_segment(dir: &Path, first_index: LogIndex) -> Result<(File, Segment), StorageError> {
+/// Creates a segment file holding only its header and preallocated to
+/// `segment_bytes_max`, durably (file and directory).
+fn create_segment(
+    dir: &Path,
+    first_index: LogIndex,
+    segment_bytes_max: u64,
+) -> Result<(File, Segment), StorageError> {
     let path = dir.join(segment_file_name(first_index));
     let mut file = OpenOptions::new()
         .write(true)
@@ -403,6 +412,7 @@ fn create_segment(dir: &Path, first_index: LogIndex) -> Result<(File, Segment), 
         .map_err(StorageError::io(&path, "create"))?;
     file.write_all(&encode_segment_header(first_index))
         .map_err(StorageError::io(&path, "write"))?;
+    preallocate(&file, &path, segment_bytes_max);
     file.sync_all().map_err(StorageError::io(&path, "fsync"))?;
     sync_dir(dir)?;
     let segment = Segment {

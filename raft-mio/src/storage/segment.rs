@@ -5,6 +5,10 @@
 //! ```
 //! Segments are named by their first index, so the log's prefix below a snapshot is
 //! dropped by deleting whole files, and recovery lists them in order by name.
+//!
+//! The active segment is preallocated, so the bytes after its last record read as
+//! zeros: an all-zero tail is the end of the data, not damage (a zero header never
+//! passes its checksum, so it can never be mistaken for a record).
 
 use std::path::{Path, PathBuf};
 
@@ -95,6 +99,11 @@ pub fn scan_segment(
     }
     let mut offset = SEGMENT_HEADER_BYTES;
     while offset < bytes.len() {
+        if is_last && bytes[offset..].iter().all(|b| *b == 0) {
+            // The preallocated space after the last record.
+            scanned.torn = bytes.len() > offset;
+            return Ok(scanned);
+        }
         let damage = match decode_record(bytes, offset) {
             RecordRead::Record {
                 payload,
@@ -141,4 +150,12 @@ pub fn scan_segment(
     }
     debug_assert_eq!(scanned.valid_bytes, bytes.len() as u64);
     Ok(scanned)
+}
+
+/// Whether the bytes after a segment's valid prefix are only preallocated zeros (a
+/// clean end, not worth a warning).
+pub fn tail_is_zeros(bytes: &[u8], valid_bytes: u64) -> bool {
+    bytes
+        .get(valid_bytes as usize..)
+        .is_some_and(|tail| tail.iter().all(|b| *b == 0))
 }

@@ -9,7 +9,8 @@ use raft_core::{
     SnapshotMeta, Term,
 };
 
-use super::segment::{segment_file_name, SEGMENT_HEADER_BYTES};
+use super::record::RECORD_HEADER_BYTES;
+use super::segment::segment_file_name;
 use super::{Storage, StorageError, StorageOptions};
 
 fn entry(index: u64, term: u64) -> Entry {
@@ -27,6 +28,14 @@ fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
 fn small_segments() -> StorageOptions {
     StorageOptions {
         segment_bytes_max: 256,
+        fsync: true,
+    }
+}
+
+/// Segments preallocated to one page, so tests that rewrite a file stay cheap.
+fn page_segments() -> StorageOptions {
+    StorageOptions {
+        segment_bytes_max: 4096,
         fsync: true,
     }
 }
@@ -50,6 +59,15 @@ fn append(storage: &mut Storage, seq: &mut Seq, entries: Vec<Entry>) {
 
 fn first_segment(dir: &Path) -> PathBuf {
     dir.join(segment_file_name(LogIndex(1)))
+}
+
+/// The record offsets of a segment and the end of its valid data (the file itself is
+/// longer: preallocated zeros follow).
+fn record_spans(path: &Path) -> (Vec<usize>, usize) {
+    let bytes = fs::read(path).unwrap();
+    let scanned = super::segment::scan_segment(path, LogIndex(1), &bytes, true).unwrap();
+    let offsets = scanned.offsets.iter().map(|o| *o as usize).collect();
+    (offsets, scanned.valid_bytes as usize)
 }
 
 #[test]
@@ -83,34 +101,37 @@ fn a_synced_log_and_hard_state_survive_reopening() {
 fn a_torn_tail_at_every_byte_offset_of_the_last_record_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut storage, _) = Storage::open(dir.path(), StorageOptions::default()).unwrap();
+        let (mut storage, _) = Storage::open(dir.path(), page_segments()).unwrap();
         append(&mut storage, &mut Seq(0), entries(1..=3, 1));
         storage.sync().unwrap();
     }
     let path = first_segment(dir.path());
     let whole = fs::read(&path).unwrap();
-    let without_last = {
-        let scratch = tempfile::tempdir().unwrap();
-        let (mut storage, _) = Storage::open(scratch.path(), StorageOptions::default()).unwrap();
-        append(&mut storage, &mut Seq(0), entries(1..=2, 1));
-        storage.sync().unwrap();
-        fs::read(first_segment(scratch.path())).unwrap().len()
-    };
-    for cut in without_last..whole.len() {
-        fs::write(&path, &whole[..cut]).unwrap();
-        let (mut storage, restored) = Storage::open(dir.path(), StorageOptions::default()).unwrap();
-        assert_eq!(restored.entries, entries(1..=2, 1), "cut at byte {cut}");
-        assert_eq!(
-            fs::metadata(&path).unwrap().len(),
-            without_last as u64,
-            "tail cut at {cut}"
-        );
-        // The log goes on after the cut, and the new entry survives another reopen.
-        append(&mut storage, &mut Seq(0), entries(3..=3, 1));
-        storage.sync().unwrap();
-        drop(storage);
-        let (_, restored) = Storage::open(dir.path(), StorageOptions::default()).unwrap();
-        assert_eq!(restored.entries, entries(1..=3, 1));
+    let (offsets, end) = record_spans(&path);
+    let last_start = offsets[2];
+    for cut in last_start..end {
+        // A crash mid-write leaves the record's prefix, then either nothing (the file
+        // ends) or the preallocated zeros.
+        for zeros_after in [false, true] {
+            let mut torn = whole[..cut].to_vec();
+            if zeros_after {
+                torn.resize(whole.len(), 0);
+            }
+            fs::write(&path, &torn).unwrap();
+            let (mut storage, restored) = Storage::open(dir.path(), page_segments()).unwrap();
+            assert_eq!(restored.entries, entries(1..=2, 1), "cut at byte {cut}");
+            let after = fs::read(&path).unwrap();
+            assert!(
+                after[last_start..].iter().all(|b| *b == 0),
+                "torn bytes left behind (cut {cut})"
+            );
+            // The log goes on after the cut, and the new entry survives another reopen.
+            append(&mut storage, &mut Seq(0), entries(3..=3, 1));
+            storage.sync().unwrap();
+            drop(storage);
+            let (_, restored) = Storage::open(dir.path(), page_segments()).unwrap();
+            assert_eq!(restored.entries, entries(1..=3, 1));
+        }
     }
 }
 
@@ -118,27 +139,25 @@ fn a_torn_tail_at_every_byte_offset_of_the_last_record_is_truncated() {
 fn a_flipped_bit_in_the_middle_is_refused_with_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (mut storage, _) = Storage::open(dir.path(), StorageOptions::default()).unwrap();
+        let (mut storage, _) = Storage::open(dir.path(), page_segments()).unwrap();
         append(&mut storage, &mut Seq(0), entries(1..=10, 1));
         storage.sync().unwrap();
     }
     let path = first_segment(dir.path());
     let mut bytes = fs::read(&path).unwrap();
-    let record_bytes = (bytes.len() - SEGMENT_HEADER_BYTES) / 10;
+    let (offsets, _) = record_spans(&path);
+    let fourth = offsets[3];
     // A bit in the fourth record's payload, then separately in its length.
-    for flip_at in [
-        SEGMENT_HEADER_BYTES + 3 * record_bytes + 14,
-        SEGMENT_HEADER_BYTES + 3 * record_bytes,
-    ] {
+    for flip_at in [fourth + RECORD_HEADER_BYTES + 2, fourth] {
         bytes[flip_at] ^= 0x10;
         fs::write(&path, &bytes).unwrap();
-        let err = Storage::open(dir.path(), StorageOptions::default()).unwrap_err();
+        let err = Storage::open(dir.path(), page_segments()).unwrap_err();
         match &err {
             StorageError::Corrupt {
                 path: p, offset, ..
             } => {
                 assert_eq!(p, &path);
-                assert_eq!(*offset, (SEGMENT_HEADER_BYTES + 3 * record_bytes) as u64);
+                assert_eq!(*offset, fourth as u64);
             }
             other => panic!("expected corruption, got {other}"),
         }
@@ -146,10 +165,15 @@ fn a_flipped_bit_in_the_middle_is_refused_with_file_and_offset() {
             err.to_string().contains("log-00000000000000000001.seg"),
             "{err}"
         );
+        assert!(
+            err.to_string().contains(&format!("offset {fourth}")),
+            "{err}"
+        );
         bytes[flip_at] ^= 0x10;
     }
     fs::write(&path, &bytes).unwrap();
-    Storage::open(dir.path(), StorageOptions::default()).unwrap();
+    let (_, restored) = Storage::open(dir.path(), page_segments()).unwrap();
+    assert_eq!(restored.entries, entries(1..=10, 1));
 }
 
 #[test]
