@@ -101,6 +101,15 @@ impl RaftLog {
         &self.entries
     }
 
+    /// The entries held in `(after, through]`.
+    pub(crate) fn entries_between(&self, after: LogIndex, through: LogIndex) -> &[Entry] {
+        let first = self.first_index().0;
+        let start = (after.0 + 1).max(first) - first;
+        let end = (through.0 + 1).max(first) - first;
+        let end = (end as usize).min(self.entries.len());
+        self.entries.get(start as usize..end).unwrap_or(&[])
+    }
+
     /// Entries from `from`, at most `count_max` of them and at most `bytes_max` bytes
     /// (but at least one if any), with their total size.
     pub(crate) fn entries_from(

@@ -330,7 +330,7 @@ impl RaftNode {
             }
             Role::Follower => self.shared.set_leader(Some(from)),
         }
-        self.shared.reset_election_timer();
+        self.shared.heard_from_leader();
         match body {
             MessageBody::AppendEntries {
                 prev_log_index,

@@ -182,6 +182,11 @@ impl Shared {
         self.now_tick + u64::from(self.config.read_timeout_ticks)
     }
 
+    /// Restarts the election timer without a new draw: the leader was heard from.
+    pub(crate) fn heard_from_leader(&mut self) {
+        self.election.restart();
+    }
+
     /// Resets the election timer with a fresh random timeout.
     pub(crate) fn reset_election_timer(&mut self) {
         self.election.reset(&mut self.rng);

@@ -42,6 +42,12 @@ impl ElectionTimer {
         debug_assert!(self.timeout_ticks < self.timeout_ticks_max);
     }
 
+    /// Starts counting from zero toward the same timeout: the leader was heard from.
+    /// (A fresh draw matters when an election may start, not on every heartbeat.)
+    pub(crate) fn restart(&mut self) {
+        self.elapsed_ticks = 0;
+    }
+
     /// Advances one tick; true when the timeout has just been reached or passed.
     pub(crate) fn tick(&mut self) -> bool {
         self.elapsed_ticks = self.elapsed_ticks.saturating_add(1);

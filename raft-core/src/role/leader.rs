@@ -73,9 +73,8 @@ impl LeaderState {
         let commit = shared.log.commit_index();
         self.uncommitted_bytes = shared
             .log
-            .entries()
+            .entries_between(commit, shared.log.last_index())
             .iter()
-            .filter(|e| e.index > commit)
             .map(Entry::size_bytes)
             .sum();
         self.broadcast_append(shared);
@@ -194,9 +193,8 @@ impl LeaderState {
         }
         let committed_bytes: u64 = shared
             .log
-            .entries()
+            .entries_between(commit, index)
             .iter()
-            .filter(|e| e.index > commit && e.index <= index)
             .map(Entry::size_bytes)
             .sum();
         self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(committed_bytes);
