@@ -426,7 +426,9 @@ impl LeaderState {
             answer_read(shared, read.id, read.origin, Err(ReadFailure::NotLeader));
         }
         if let Some(transfer) = self.transfer.take() {
-            if new_leader != Some(transfer.to) {
+            // Stepping down for the target's campaign is the transfer working; only a
+            // different leader means it failed.
+            if new_leader.is_some_and(|leader| leader != transfer.to) {
                 let (to, reason) = (transfer.to, TransferFailure::NotLeader);
                 shared
                     .out
