@@ -31,13 +31,13 @@ fn ignored(actions: &[Action]) -> Vec<IgnoreReason> {
 fn leader_of_three() -> RaftNode {
     let mut c = Cluster::new(3);
     c.elect(1);
-    let node = c.nodes.remove(&NodeId(1)).unwrap().node;
-    node
+    c.nodes.remove(&NodeId(1)).unwrap().node
 }
 
 #[test]
 fn invalid_configs_get_typed_errors_naming_the_field() {
-    let cases: Vec<(Box<dyn Fn(&mut Config)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut Config)>;
+    let cases: Vec<(Mutation, &str)> = vec![
         (Box::new(|c| c.id = NodeId(0)), "id"),
         (
             Box::new(|c| c.election_timeout_ticks_max = c.election_timeout_ticks_min),
