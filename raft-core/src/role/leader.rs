@@ -446,7 +446,9 @@ impl LeaderState {
             debug_assert!(progress.match_index < progress.next_index);
         }
         debug_assert!(self.term_start_index <= shared.log.last_index());
-        debug_assert_eq!(shared.log.term_at(self.term_start_index), Some(shared.term));
+        if self.term_start_index >= shared.log.snapshot_index() {
+            debug_assert_eq!(shared.log.term_at(self.term_start_index), Some(shared.term));
+        }
     }
 
     /// Whether a transfer is under way.

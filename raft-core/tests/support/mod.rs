@@ -85,8 +85,14 @@ fn persist_seq(action: &Action) -> PersistSeq {
 pub struct TestNode {
     pub node: RaftNode,
     pub disk: Disk,
-    /// Every entry applied, in order (a restart starts a new application from disk).
+    /// Every entry applied since the application last started from a snapshot (or
+    /// from nothing), in order.
     pub applied: Vec<Entry>,
+    /// The application's state: the commands applied, in order, including those a
+    /// snapshot brought in.
+    pub state: Vec<String>,
+    /// The last index the application's state reflects.
+    pub state_index: LogIndex,
     /// Every action but sends and persistence, in order, for assertions.
     pub outputs: Vec<Action>,
     pub up: bool,
@@ -146,6 +152,8 @@ impl Cluster {
                     node,
                     disk: Disk::default(),
                     applied: Vec::new(),
+                    state: Vec::new(),
+                    state_index: LogIndex(0),
                     outputs: Vec::new(),
                     up: true,
                 },
@@ -273,8 +281,16 @@ impl Cluster {
                     test_node.outputs.push(Action::Apply(entries.clone()));
                     let term = test_node.node.term();
                     for entry in entries {
-                        if let Some(last) = test_node.applied.last() {
-                            assert_eq!(entry.index, last.index.next(), "applied in order, once");
+                        assert_eq!(
+                            entry.index,
+                            test_node.state_index.next(),
+                            "applied in order, once"
+                        );
+                        test_node.state_index = entry.index;
+                        if let raft_core::EntryPayload::Command(c) = &entry.payload {
+                            test_node
+                                .state
+                                .push(String::from_utf8_lossy(c).into_owned());
                         }
                         let seen = self
                             .committed
@@ -284,6 +300,13 @@ impl Cluster {
                         seen.1 = seen.1.min(term);
                         test_node.applied.push(entry);
                     }
+                }
+                Action::RestoreSnapshot(snapshot) => {
+                    let test_node = self.nodes.get_mut(&id).unwrap();
+                    test_node.state = decode_state(&snapshot.data);
+                    test_node.state_index = snapshot.meta.last_index;
+                    test_node.applied.clear();
+                    test_node.outputs.push(Action::RestoreSnapshot(snapshot));
                 }
                 Action::RoleChanged {
                     role: RoleKind::Leader,
@@ -522,21 +545,43 @@ impl Cluster {
         test_node.node = RaftNode::new(config, test_node.disk.restored()).expect("restores");
         // The application starts over from the snapshot (if any) and replays the rest.
         test_node.applied.clear();
+        let snapshot = test_node.disk.snapshot.as_ref();
+        test_node.state = snapshot.map_or_else(Vec::new, |s| decode_state(&s.data));
+        test_node.state_index = snapshot.map_or(LogIndex(0), |s| s.meta.last_index);
         test_node.up = true;
     }
 
-    /// The commands node `n` applied, as strings.
+    /// The commands node `n`'s application holds, in order.
     pub fn applied_commands(&self, n: u64) -> Vec<String> {
-        self.nodes[&NodeId(n)]
-            .applied
-            .iter()
-            .filter_map(|e| match &e.payload {
-                raft_core::EntryPayload::Command(c) => {
-                    Some(String::from_utf8_lossy(c).into_owned())
-                }
-                _ => None,
-            })
-            .collect()
+        self.nodes[&NodeId(n)].state.clone()
+    }
+
+    /// Node `n`'s application captures its state and the log is compacted under it.
+    pub fn compact(&mut self, n: u64) {
+        let test_node = &self.nodes[&NodeId(n)];
+        let up_to = test_node.state_index;
+        let data = SharedBytes::from(test_node.state.join(",").as_str());
+        self.step(n, Event::Compact { up_to, data });
+    }
+
+    /// Adds a node `n` that knows no membership and waits to be added.
+    pub fn add_node(&mut self, n: u64) {
+        let mut config = config(n, &[]);
+        config.initial_voters.clear();
+        let node = RaftNode::new(config.clone(), Restored::default()).expect("valid config");
+        self.configs.insert(NodeId(n), config);
+        self.nodes.insert(
+            NodeId(n),
+            TestNode {
+                node,
+                disk: Disk::default(),
+                applied: Vec::new(),
+                state: Vec::new(),
+                state_index: LogIndex(0),
+                outputs: Vec::new(),
+                up: true,
+            },
+        );
     }
 
     /// Node `n`'s recorded outputs.
@@ -548,6 +593,15 @@ impl Cluster {
     pub fn clear_outputs(&mut self, n: u64) {
         self.test_node(n).outputs.clear();
     }
+}
+
+/// The test application's snapshot format: its commands joined by commas.
+fn decode_state(data: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(data);
+    if text.is_empty() {
+        return Vec::new();
+    }
+    text.split(',').map(str::to_string).collect()
 }
 
 /// A log with one command entry per listed term.
