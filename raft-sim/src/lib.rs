@@ -1,1 +1,9 @@
 //! raft-sim (being built)
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod digest;
+pub mod network;
+pub mod rng;
+pub mod scheduler;
+pub mod time;
