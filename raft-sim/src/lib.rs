@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod digest;
+pub mod disk;
 pub mod network;
 pub mod rng;
 pub mod scheduler;
