@@ -4,6 +4,7 @@
 
 pub mod digest;
 pub mod disk;
+pub mod linearizability;
 pub mod network;
 pub mod rng;
 pub mod scheduler;

@@ -189,7 +189,10 @@ mod tests {
         let hits = (0..10_000)
             .filter(|_| rng.chance(Ppm::from_percent(25.0)))
             .count();
-        assert!((2_200..2_800).contains(&hits), "{hits} hits of 10000 at 25%");
+        assert!(
+            (2_200..2_800).contains(&hits),
+            "{hits} hits of 10000 at 25%"
+        );
         assert!(!rng.chance(Ppm::ZERO));
         assert!(rng.chance(Ppm::ONE));
     }
