@@ -2,8 +2,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod digest;
 pub mod disk;
+pub mod history;
 pub mod linearizability;
 pub mod network;
 pub mod rng;
