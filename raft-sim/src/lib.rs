@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod checkers;
 pub mod client;
 pub mod digest;
 pub mod disk;
