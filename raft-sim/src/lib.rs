@@ -4,6 +4,7 @@
 
 pub mod checkers;
 pub mod client;
+pub mod coverage;
 pub mod digest;
 pub mod disk;
 pub mod faults;
@@ -14,3 +15,4 @@ pub mod params;
 pub mod rng;
 pub mod scheduler;
 pub mod time;
+pub mod timeline;
