@@ -253,6 +253,8 @@ impl SimDisk {
         }
         let lost = self.pending.len();
         self.pending.clear();
+        // Sequence numbers are per process lifetime: the restarted core counts anew.
+        self.durable.seq = PersistSeq(0);
         self.syncing_through = None;
         self.epoch += 1;
         Ok(CrashLoss {

@@ -6,7 +6,7 @@
 //!   term the node's log has for it, and the term is durable;
 //! - an append rejection: the term it carries is durable (a rejection after a term
 //!   change);
-//! - a completed snapshot install: the snapshot is durable.
+//! - a completed snapshot install: the durable log (snapshot included) reaches it.
 
 use raft_core::{AppendOutcome, Message, MessageBody};
 
@@ -46,11 +46,17 @@ pub fn check_send(
                 ));
             }
             if let AppendOutcome::Accepted { match_index } = outcome {
+                // The durable log (snapshot included) must reach the acknowledged
+                // entry, and agree with memory on its term where memory still has it
+                // (a compacted entry is committed, so its term cannot differ).
                 let in_memory = view.term_at(*match_index);
                 let on_disk = durable.term_at(*match_index);
-                if on_disk.is_none() || on_disk != in_memory {
+                let reaches = durable.last_index() >= *match_index;
+                let disagrees = in_memory.is_some() && on_disk.is_some() && in_memory != on_disk;
+                if !reaches || disagrees {
                     return fail(format!(
-                        "acknowledged {match_index} (term {in_memory:?} in memory) while the disk holds {on_disk:?} there"
+                        "acknowledged {match_index} (term {in_memory:?} in memory) while the disk holds {on_disk:?} there and ends at {}",
+                        durable.last_index()
                     ));
                 }
             }
@@ -59,10 +65,10 @@ pub fn check_send(
             last_index,
             done: true,
             ..
-        } if durable.snapshot_index() < *last_index => {
+        } if durable.last_index() < *last_index => {
             return fail(format!(
-                "reported snapshot {last_index} installed while the disk holds one through {}",
-                durable.snapshot_index()
+                "reported snapshot {last_index} installed while the disk holds a log through {}",
+                durable.last_index()
             ));
         }
         _ => {}
