@@ -80,6 +80,8 @@ pub struct Pins {
     pub check_quorum: Option<bool>,
     /// Clock drift bound, percent.
     pub drift_percent: Option<f64>,
+    /// Whether a minority stays down after the heal.
+    pub minority_stays_down: Option<bool>,
 }
 
 fn maybe(rng: &mut SimRng, p_none: Ppm, low: u64, high: u64) -> Option<u64> {
@@ -203,6 +205,9 @@ impl SimParams {
         }
         if let Some(p) = pins.drift_percent {
             self.clock_drift = Ppm::from_percent(p);
+        }
+        if let Some(on) = pins.minority_stays_down {
+            self.minority_stays_down = on;
         }
     }
 }

@@ -94,10 +94,12 @@ pub fn install_quiet_panic_hook() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "panic".into());
-        let location = info
-            .location()
-            .map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
-        PANIC_MESSAGE.with(|m| *m.borrow_mut() = Some(format!("{message}{location}")));
+        let location = info.location().map_or("unknown location".into(), |l| {
+            format!("{}:{}", l.file(), l.line())
+        });
+        // One line: the location first, then the message with newlines folded.
+        let message = message.replace('\n', " ");
+        PANIC_MESSAGE.with(|m| *m.borrow_mut() = Some(format!("{location}: {message}")));
     }));
 }
 
@@ -105,10 +107,13 @@ pub fn install_quiet_panic_hook() {
 pub fn run(params: &SimParams, options: RunOptions) -> RunReport {
     let mut world = World::new(params.clone(), options);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| world.run()));
-    if outcome.is_err() {
+    if let Err(payload) = outcome {
+        // The hook's message has the location; without the hook, use the payload.
         let message = PANIC_MESSAGE
             .with(|m| m.borrow_mut().take())
-            .unwrap_or_else(|| "a panic (message not captured)".into());
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
         let at = world.env.sched.now();
         world.env.violation.get_or_insert(Violation {
             kind: ViolationKind::Panic,

@@ -80,6 +80,9 @@ struct Cli {
     /// Pin the clock drift bound, percent.
     #[arg(long)]
     drift: Option<f64>,
+    /// Pin whether a minority stays down after the heal.
+    #[arg(long)]
+    minority_down: Option<bool>,
 }
 
 fn default_jobs() -> usize {
@@ -118,6 +121,7 @@ impl Cli {
             pre_vote: self.pre_vote,
             check_quorum: self.check_quorum,
             drift_percent: self.drift,
+            minority_stays_down: self.minority_down,
         }
     }
 }
