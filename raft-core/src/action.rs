@@ -35,7 +35,7 @@ pub enum Action {
         /// Report `Event::Persisted` with at least this once durable.
         seq: PersistSeq,
         /// The snapshot.
-        snapshot: Snapshot,
+        snapshot: Box<Snapshot>,
         /// Drop the entries after the snapshot too.
         discard_log: bool,
     },
@@ -47,7 +47,7 @@ pub enum Action {
     Apply(Vec<Entry>),
     /// Replace the state machine's state with this snapshot (a follower installed one
     /// from the leader). Entries applied later follow `snapshot.meta.last_index`.
-    RestoreSnapshot(Snapshot),
+    RestoreSnapshot(Box<Snapshot>),
     /// The read `id` may be served: every `Apply` before this action brings the state
     /// machine to at least `read_index`, which is linearizable.
     ReadReady {
@@ -101,8 +101,9 @@ pub enum Action {
         /// In which term.
         term: Term,
     },
-    /// A leadership transfer ended without the target taking over; this node leads on.
-    TransferAbandoned {
+    /// A leadership transfer ended without the target taking over; this node leads on
+    /// (or, if it no longer leads, nothing was transferred).
+    TransferAborted {
         /// The target of the transfer.
         to: NodeId,
         /// Why it ended.
@@ -136,17 +137,17 @@ pub enum DropReason {
     Unknown,
 }
 
-/// Why a leadership transfer was abandoned.
+/// Why a leadership transfer was aborted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransferFailure {
     /// The target did not take over within an election timeout.
     Timeout,
+    /// A transfer to another target replaced this one.
+    Superseded,
     /// The target is not a voter of the current configuration.
     NotAVoter,
     /// This node is not the leader.
     NotLeader,
-    /// Another transfer is already under way.
-    AlreadyTransferring,
 }
 
 /// Why an event had no effect.

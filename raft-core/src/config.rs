@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Snapshot};
+use crate::types::{Entry, EntryPayload, HardState, LogIndex, NodeId, Snapshot, Term};
 
 /// How a node behaves: its identity, the initial cluster, timeouts and bounds.
 ///
@@ -99,7 +99,10 @@ impl Config {
             .iter()
             .any(|l| self.initial_voters.contains(l))
         {
-            return bad("initial_learners", "a node cannot be both voter and learner");
+            return bad(
+                "initial_learners",
+                "a node cannot be both voter and learner",
+            );
         }
         if self.election_timeout_ticks_min < 2 {
             return bad("election_timeout_ticks_min", "must be at least 2");
@@ -210,6 +213,9 @@ impl Restored {
             prev_index = entry.index;
             prev_term = entry.term;
         }
+        if self.hard_state.term == Term::MAX {
+            return bad("the hard state's term is the reserved u64::MAX");
+        }
         if prev_term > self.hard_state.term {
             return bad("the log holds an entry from a term after the hard state's term");
         }
@@ -225,19 +231,6 @@ impl Restored {
             }
         }
         Ok(())
-    }
-
-    /// The membership in force: the newest in the log, else the snapshot's, else none.
-    pub(crate) fn membership(&self) -> Option<(LogIndex, Membership)> {
-        let in_log = self.entries.iter().rev().find_map(|e| match &e.payload {
-            EntryPayload::Membership(m) => Some((e.index, m.clone())),
-            _ => None,
-        });
-        in_log.or_else(|| {
-            self.snapshot
-                .as_ref()
-                .map(|s| (s.meta.last_index, s.meta.membership.clone()))
-        })
     }
 }
 

@@ -23,14 +23,31 @@
 
 pub mod action;
 pub mod config;
+mod election;
 pub mod event;
+mod log;
+mod membership;
 pub mod message;
+mod node;
+mod outbox;
+pub mod progress;
+mod proposals;
+pub mod quorum;
+mod read_index;
+mod role;
+mod shared;
+mod snapshot;
+mod status;
+mod timer;
 pub mod types;
 
 pub use action::{Action, DropReason, IgnoreReason, TransferFailure};
 pub use config::{Config, ConfigError, NewNodeError, RestoreError, Restored};
 pub use event::{Event, MembershipChange};
-pub use message::{AppendOutcome, Message, MessageBody, ReadFailure};
+pub use message::{AppendOutcome, Message, MessageBody, ReadFailure, SnapshotChunk};
+pub use node::RaftNode;
+pub use progress::ProgressState;
+pub use status::{PeerStatus, Status};
 pub use types::{
     Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, PersistSeq, ProposalId, ReadId,
     RoleKind, SharedBytes, Snapshot, SnapshotMeta, Term,

@@ -30,8 +30,6 @@ pub enum ReadFailure {
     NotLeader,
     /// Leadership could not be confirmed within `read_timeout_ticks`.
     Timeout,
-    /// The leader is handing leadership over and serves no reads meanwhile.
-    Transferring,
     /// Too many reads are pending; the bound is `pending_reads_max`.
     Overloaded,
 }
@@ -101,16 +99,8 @@ pub enum MessageBody {
         result: Result<LogIndex, ReadFailure>,
     },
     /// One chunk of a snapshot, sent to a follower whose next entry was compacted away.
-    InstallSnapshot {
-        /// What the snapshot covers.
-        meta: SnapshotMeta,
-        /// The byte offset of `data` within the snapshot.
-        offset: u64,
-        /// The total size of the snapshot in bytes.
-        total_bytes: u64,
-        /// The bytes at `offset`.
-        data: SharedBytes,
-    },
+    /// Boxed so that the common messages stay small.
+    InstallSnapshot(Box<SnapshotChunk>),
     /// The answer to `InstallSnapshot`.
     InstallSnapshotResponse {
         /// The snapshot answered (identified by its last index).
@@ -121,6 +111,19 @@ pub enum MessageBody {
         /// The snapshot is installed and durable.
         done: bool,
     },
+}
+
+/// One chunk of a snapshot in transfer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    /// What the snapshot covers.
+    pub meta: SnapshotMeta,
+    /// The byte offset of `data` within the snapshot.
+    pub offset: u64,
+    /// The total size of the snapshot in bytes.
+    pub total_bytes: u64,
+    /// The bytes at `offset`.
+    pub data: SharedBytes,
 }
 
 /// The outcome of an `AppendEntries` at the follower.
@@ -159,7 +162,7 @@ impl MessageBody {
             MessageBody::TimeoutNow => "TimeoutNow",
             MessageBody::ReadIndexRequest { .. } => "ReadIndex",
             MessageBody::ReadIndexResponse { .. } => "ReadIndexResp",
-            MessageBody::InstallSnapshot { .. } => "InstallSnapshot",
+            MessageBody::InstallSnapshot(_) => "InstallSnapshot",
             MessageBody::InstallSnapshotResponse { .. } => "InstallSnapshotResp",
         }
     }
@@ -171,7 +174,7 @@ impl MessageBody {
             self,
             MessageBody::AppendEntries { .. }
                 | MessageBody::Heartbeat { .. }
-                | MessageBody::InstallSnapshot { .. }
+                | MessageBody::InstallSnapshot(_)
                 | MessageBody::TimeoutNow
         )
     }

@@ -81,6 +81,10 @@ impl LogIndex {
 }
 
 impl Term {
+    /// The largest term, reserved: no message may carry it, so that a node can always
+    /// campaign in a newer term.
+    pub const MAX: Term = Term(u64::MAX);
+
     /// The term after this one.
     pub fn next(self) -> Term {
         Term(self.0.saturating_add(1))
@@ -148,7 +152,11 @@ impl fmt::Debug for SharedBytes {
         // Short payloads print as text when they are text, which keeps traces readable.
         const SHOWN_BYTES_MAX: usize = 32;
         let shown = &self.0[..self.0.len().min(SHOWN_BYTES_MAX)];
-        let more = if self.0.len() > SHOWN_BYTES_MAX { ".." } else { "" };
+        let more = if self.0.len() > SHOWN_BYTES_MAX {
+            ".."
+        } else {
+            ""
+        };
         match std::str::from_utf8(shown) {
             Ok(text) => write!(f, "{text:?}{more}"),
             Err(_) => write!(f, "{}B{:02x?}{more}", self.0.len(), shown),
@@ -254,7 +262,8 @@ pub enum EntryPayload {
     /// An application command, opaque to the core.
     Command(SharedBytes),
     /// A new cluster configuration; it takes effect as soon as it is in the log.
-    Membership(Membership),
+    /// Boxed so that the common entry stays small.
+    Membership(Box<Membership>),
 }
 
 /// One entry of the replicated log.

@@ -1,0 +1,636 @@
+//! `RaftNode`: construction, `step`, the term prelude, role transitions, accessors
+//! and the invariants checked after every step.
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use crate::action::{Action, IgnoreReason};
+use crate::config::{Config, NewNodeError, Restored};
+use crate::event::Event;
+use crate::log::RaftLog;
+use crate::membership::MembershipLog;
+use crate::message::{Message, MessageBody, ReadFailure};
+use crate::outbox::Outbox;
+use crate::proposals::ProposalTracker;
+use crate::read_index::{ForwardedReads, ReadOrigin};
+use crate::role::candidate::CandidateState;
+use crate::role::leader::LeaderState;
+use crate::role::{Next, Role};
+use crate::shared::Shared;
+use crate::status::Status;
+use crate::timer::ElectionTimer;
+use crate::types::{Entry, HardState, LogIndex, Membership, NodeId, RoleKind, SnapshotMeta, Term};
+
+/// One Raft node: a deterministic state machine driven by [`RaftNode::step`].
+#[derive(Debug)]
+pub struct RaftNode {
+    pub(crate) shared: Shared,
+    pub(crate) role: Role,
+}
+
+impl RaftNode {
+    /// Builds a node from its configuration and what its shell restored from durable
+    /// storage (`Restored::default()` for a brand-new node).
+    pub fn new(config: Config, restored: Restored) -> Result<RaftNode, NewNodeError> {
+        config.validate()?;
+        restored.validate()?;
+        // Two nodes with the same seed must still draw different timeouts.
+        let rng_seed = config.seed ^ config.id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
+        let election = ElectionTimer::new(
+            &mut rng,
+            config.election_timeout_ticks_min,
+            config.election_timeout_ticks_max,
+        );
+        let (snapshot_index, snapshot_term) = restored
+            .snapshot
+            .as_ref()
+            .map_or((LogIndex(0), Term(0)), |s| {
+                (s.meta.last_index, s.meta.last_term)
+            });
+        let memberships = Self::restored_memberships(&config, &restored, snapshot_index);
+        let Restored {
+            hard_state,
+            snapshot,
+            entries,
+            applied,
+        } = restored;
+        let shared = Shared {
+            id: config.id,
+            term: hard_state.term,
+            voted_for: hard_state.voted_for,
+            leader: None,
+            log: RaftLog::restore(snapshot_index, snapshot_term, entries, applied),
+            memberships,
+            out: Outbox::default(),
+            rng,
+            election,
+            now_tick: 0,
+            proposals: ProposalTracker::default(),
+            forwarded_reads: ForwardedReads::default(),
+            snapshot,
+            incoming_snapshot: None,
+            config,
+        };
+        let node = RaftNode {
+            shared,
+            role: Role::Follower,
+        };
+        node.check_invariants();
+        Ok(node)
+    }
+
+    fn restored_memberships(
+        config: &Config,
+        restored: &Restored,
+        snapshot_index: LogIndex,
+    ) -> MembershipLog {
+        let base = match &restored.snapshot {
+            Some(s) => (snapshot_index, s.meta.membership.clone()),
+            None => (
+                LogIndex(0),
+                Membership {
+                    voters: config.initial_voters.clone(),
+                    voters_outgoing: Default::default(),
+                    learners: config.initial_learners.clone(),
+                },
+            ),
+        };
+        let mut memberships = MembershipLog::new(base.0, base.1);
+        for entry in &restored.entries {
+            if let crate::types::EntryPayload::Membership(m) = &entry.payload {
+                memberships.push(entry.index, (**m).clone());
+            }
+        }
+        memberships
+    }
+
+    /// Feeds one event and returns what the shell must do, in order.
+    #[must_use = "the actions carry messages to send and state to persist"]
+    pub fn step(&mut self, event: Event) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.step_into(event, &mut actions);
+        actions
+    }
+
+    /// Like [`step`](Self::step), appending the actions to a buffer the caller reuses
+    /// (no allocation per step once the buffer has grown).
+    pub fn step_into(&mut self, event: Event, actions: &mut Vec<Action>) {
+        std::mem::swap(&mut self.shared.out.actions, actions);
+        self.dispatch(event);
+        self.check_invariants();
+        std::mem::swap(&mut self.shared.out.actions, actions);
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::Tick => self.on_tick(),
+            Event::Message(message) => self.on_message(message),
+            Event::Propose { id, command } => self.on_propose(vec![(id, command)]),
+            Event::ProposeBatch(proposals) => self.on_propose(proposals),
+            Event::Read { id } => self.on_read(id),
+            Event::TransferLeadership { to } => self.on_transfer_leadership(to),
+            Event::ChangeMembership { id, changes } => self.on_change_membership(id, changes),
+            Event::Compact { up_to, data } => self.shared.compact(up_to, data),
+            Event::Persisted { through } => self.on_persisted(through),
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.shared.now_tick += 1;
+        let next = match &mut self.role {
+            Role::Leader(leader) => leader.on_tick(&mut self.shared),
+            _ => self.on_election_tick(),
+        };
+        self.shared.expire_forwarded_reads();
+        self.transition(next);
+    }
+
+    fn on_election_tick(&mut self) -> Next {
+        if !self.shared.election.tick() {
+            return Next::Stay;
+        }
+        if !self.shared.is_voter() {
+            // Learners (and removed nodes) never campaign.
+            self.shared.reset_election_timer();
+            return Next::Stay;
+        }
+        Next::Campaign {
+            pre_vote: self.shared.config.pre_vote,
+            leadership_transfer: false,
+        }
+    }
+
+    fn on_message(&mut self, message: Message) {
+        let Some(message) = self.term_prelude(message) else {
+            return;
+        };
+        let Message {
+            from, term, body, ..
+        } = message;
+        let shared = &mut self.shared;
+        let next = match body {
+            MessageBody::VoteRequest {
+                pre_vote,
+                last_log_index,
+                last_log_term,
+                ..
+            } => {
+                self.on_vote_request(from, term, pre_vote, last_log_index, last_log_term);
+                Next::Stay
+            }
+            MessageBody::VoteResponse { pre_vote, granted } => match &mut self.role {
+                Role::PreCandidate(c) | Role::Candidate(c) if c.pre_vote == pre_vote => {
+                    c.on_vote_response(shared, from, granted)
+                }
+                _ => self.ignored(IgnoreReason::Unexpected),
+            },
+            body if body.is_from_leader() => self.on_leader_message(from, body),
+            MessageBody::AppendResponse(outcome) => match &mut self.role {
+                Role::Leader(leader) => leader.on_append_response(shared, from, outcome),
+                _ => self.ignored(IgnoreReason::Unexpected),
+            },
+            MessageBody::HeartbeatResponse { read_round } => match &mut self.role {
+                Role::Leader(leader) => leader.on_heartbeat_response(shared, from, read_round),
+                _ => self.ignored(IgnoreReason::Unexpected),
+            },
+            MessageBody::InstallSnapshotResponse {
+                last_index,
+                next_offset,
+                done,
+            } => match &mut self.role {
+                Role::Leader(leader) => {
+                    leader.on_snapshot_response(shared, from, last_index, next_offset, done)
+                }
+                _ => self.ignored(IgnoreReason::Unexpected),
+            },
+            MessageBody::ReadIndexRequest { id } => match &mut self.role {
+                Role::Leader(leader) => {
+                    leader.on_read(shared, id, ReadOrigin::Forwarded(from));
+                    Next::Stay
+                }
+                _ => {
+                    let result = Err(ReadFailure::NotLeader);
+                    shared.send_now(from, MessageBody::ReadIndexResponse { id, result });
+                    Next::Stay
+                }
+            },
+            MessageBody::ReadIndexResponse { id, result } => {
+                shared.on_read_index_response(id, result);
+                Next::Stay
+            }
+            _ => unreachable!("every leader message is matched by is_from_leader"),
+        };
+        self.transition(next);
+    }
+
+    /// The term prelude, written once for every message kind (Raft §5.1): a newer term
+    /// makes this node a follower in it, an older one is answered or dropped.
+    /// Returns the message if it should be handled further.
+    fn term_prelude(&mut self, message: Message) -> Option<Message> {
+        if message.to != self.shared.id {
+            self.ignore(IgnoreReason::WrongRecipient);
+            return None;
+        }
+        if message.from == self.shared.id {
+            self.ignore(IgnoreReason::FromSelf);
+            return None;
+        }
+        if !message.from.is_valid() {
+            self.ignore(IgnoreReason::Malformed("sender id 0 is reserved"));
+            return None;
+        }
+        if message.term == Term::MAX {
+            // Reserved so that a campaign can always move to a newer term.
+            self.ignore(IgnoreReason::Malformed("term u64::MAX is reserved"));
+            return None;
+        }
+        if message.term > self.shared.term {
+            return self.on_newer_term(message);
+        }
+        if message.term < self.shared.term {
+            self.on_stale_term(&message);
+            return None;
+        }
+        Some(message)
+    }
+
+    fn on_newer_term(&mut self, message: Message) -> Option<Message> {
+        match &message.body {
+            MessageBody::VoteRequest {
+                pre_vote,
+                leadership_transfer,
+                ..
+            } => {
+                if self.in_leader_lease() && !leadership_transfer {
+                    // Leader stickiness (thesis §4.2.3): while this node hears from a
+                    // live leader, a disruptive candidate gets no hearing at all.
+                    self.ignore(IgnoreReason::LeaderLease);
+                    return None;
+                }
+                if !pre_vote {
+                    self.become_follower(message.term, None);
+                }
+            }
+            // A granted PreVote carries the term the candidate would campaign in; it
+            // changes no term (thesis §9.6).
+            MessageBody::VoteResponse {
+                pre_vote: true,
+                granted: true,
+            } => {}
+            body => {
+                let leader = body.is_from_leader().then_some(message.from);
+                self.become_follower(message.term, leader);
+            }
+        }
+        Some(message)
+    }
+
+    fn on_stale_term(&mut self, message: &Message) {
+        match &message.body {
+            // A deposed leader learns of the newer term from the answer and steps down;
+            // with PreVote and CheckQuorum it could otherwise never find out.
+            body if body.is_from_leader() => {
+                let read_round = 0;
+                self.shared
+                    .send_now(message.from, MessageBody::HeartbeatResponse { read_round });
+            }
+            MessageBody::VoteRequest { pre_vote: true, .. } => {
+                let body = MessageBody::VoteResponse {
+                    pre_vote: true,
+                    granted: false,
+                };
+                self.shared.send_now(message.from, body);
+            }
+            _ => {}
+        }
+        self.ignore(IgnoreReason::StaleTerm);
+    }
+
+    /// Whether this node believes a live leader holds the current term.
+    fn in_leader_lease(&self) -> bool {
+        if !self.shared.config.check_quorum {
+            return false;
+        }
+        match self.role {
+            Role::Leader(_) => true,
+            _ => self.shared.leader.is_some() && self.shared.election.within_lease(),
+        }
+    }
+
+    /// A message only the leader of our term sends.
+    fn on_leader_message(&mut self, from: NodeId, body: MessageBody) -> Next {
+        match self.role {
+            Role::Leader(_) => {
+                // Election safety makes this impossible among correct nodes.
+                return self.ignored(IgnoreReason::Malformed("a second leader in this term"));
+            }
+            Role::PreCandidate(_) | Role::Candidate(_) => {
+                self.become_follower(self.shared.term, Some(from))
+            }
+            Role::Follower => self.shared.set_leader(Some(from)),
+        }
+        self.shared.heard_from_leader();
+        match body {
+            MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => {
+                self.shared.on_append_entries(
+                    from,
+                    prev_log_index,
+                    prev_log_term,
+                    entries,
+                    leader_commit,
+                );
+                Next::Stay
+            }
+            MessageBody::Heartbeat { commit, read_round } => {
+                self.shared.on_heartbeat(from, commit, read_round);
+                Next::Stay
+            }
+            MessageBody::InstallSnapshot(chunk) => {
+                self.shared.on_install_snapshot(from, *chunk);
+                Next::Stay
+            }
+            MessageBody::TimeoutNow => self.shared.on_timeout_now(),
+            _ => unreachable!("only leader messages reach here"),
+        }
+    }
+
+    fn on_propose(
+        &mut self,
+        proposals: Vec<(crate::types::ProposalId, crate::types::SharedBytes)>,
+    ) {
+        match &mut self.role {
+            Role::Leader(leader) => leader.propose(&mut self.shared, proposals),
+            _ => self.shared.reject_proposals(proposals),
+        }
+    }
+
+    fn on_read(&mut self, id: crate::types::ReadId) {
+        match &mut self.role {
+            Role::Leader(leader) => leader.on_read(&mut self.shared, id, ReadOrigin::Local),
+            _ => self.shared.forward_read(id),
+        }
+    }
+
+    fn on_transfer_leadership(&mut self, to: NodeId) {
+        match &mut self.role {
+            Role::Leader(leader) => leader.transfer_leadership(&mut self.shared, to),
+            _ => self.shared.out.actions.push(Action::TransferAborted {
+                to,
+                reason: crate::action::TransferFailure::NotLeader,
+            }),
+        }
+    }
+
+    fn on_change_membership(
+        &mut self,
+        id: crate::types::ProposalId,
+        changes: Vec<crate::event::MembershipChange>,
+    ) {
+        match &mut self.role {
+            Role::Leader(leader) => leader.change_membership(&mut self.shared, id, &changes),
+            _ => self.shared.reject_proposals(vec![(id, Default::default())]),
+        }
+    }
+
+    fn on_persisted(&mut self, through: crate::types::PersistSeq) {
+        if !self.shared.out.persisted(through) {
+            return;
+        }
+        self.shared.log.writes_persisted(through);
+        let next = match &mut self.role {
+            // The leader counts itself toward the commit quorum only up to what it has
+            // persisted (thesis §10.2.1).
+            Role::Leader(leader) => leader.maybe_commit(&mut self.shared),
+            _ => Next::Stay,
+        };
+        self.transition(next);
+    }
+
+    /// Reports that an event had no effect, and why.
+    pub(crate) fn ignore(&mut self, reason: IgnoreReason) {
+        self.shared.out.actions.push(Action::Ignored(reason));
+    }
+
+    /// `ignore`, for handlers that answer with a transition.
+    fn ignored(&mut self, reason: IgnoreReason) -> Next {
+        self.ignore(reason);
+        Next::Stay
+    }
+
+    // ---- role transitions ----
+
+    pub(crate) fn transition(&mut self, next: Next) {
+        match next {
+            Next::Stay => {}
+            Next::StepDown => self.become_follower(self.shared.term, None),
+            Next::Campaign {
+                pre_vote,
+                leadership_transfer,
+            } => self.campaign(pre_vote, leadership_transfer),
+            Next::BecomeLeader => self.become_leader(),
+        }
+    }
+
+    /// Becomes a follower in `term` (entering it if newer) of `leader`, if known.
+    pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        let was = self.role.kind();
+        if let Role::Leader(state) = &mut self.role {
+            state.step_down(&mut self.shared, leader);
+        }
+        if term > self.shared.term {
+            self.shared.enter_term(term);
+        }
+        self.role = Role::Follower;
+        self.shared.reset_election_timer();
+        self.shared.set_leader(leader);
+        self.announce_role(was);
+    }
+
+    fn become_leader(&mut self) {
+        debug_assert!(matches!(self.role, Role::Candidate(_)));
+        debug_assert_eq!(self.shared.voted_for, Some(self.shared.id));
+        let was = self.role.kind();
+        let mut leader = LeaderState::new(&self.shared);
+        self.shared.set_leader(Some(self.shared.id));
+        self.announce_role(was);
+        let next = leader.start_term(&mut self.shared);
+        self.role = Role::Leader(Box::new(leader));
+        self.transition(next);
+    }
+
+    pub(crate) fn become_candidate(&mut self, pre_vote: bool) {
+        let was = self.role.kind();
+        if !pre_vote {
+            let next_term = self.shared.term.next();
+            self.shared.enter_term(next_term);
+            self.shared.vote_for(self.shared.id);
+        }
+        self.shared.set_leader(None);
+        self.shared.reset_election_timer();
+        let state = CandidateState::new(pre_vote, self.shared.id);
+        self.role = if pre_vote {
+            Role::PreCandidate(state)
+        } else {
+            Role::Candidate(state)
+        };
+        self.announce_role(was);
+    }
+
+    fn announce_role(&mut self, was: RoleKind) {
+        let role = self.role.kind();
+        if role != was {
+            let term = self.shared.term;
+            self.shared
+                .out
+                .actions
+                .push(Action::RoleChanged { role, term });
+        }
+    }
+
+    // ---- read-only accessors ----
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.shared.id
+    }
+
+    /// The configuration the node was built with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The role in the current term.
+    pub fn role(&self) -> RoleKind {
+        self.role.kind()
+    }
+
+    /// The current term.
+    pub fn term(&self) -> Term {
+        self.shared.term
+    }
+
+    /// The vote cast in the current term.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.shared.voted_for
+    }
+
+    /// The current term and vote.
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.shared.term,
+            voted_for: self.shared.voted_for,
+        }
+    }
+
+    /// The leader of the current term, if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.shared.leader
+    }
+
+    /// The highest index known committed.
+    pub fn commit_index(&self) -> LogIndex {
+        self.shared.log.commit_index()
+    }
+
+    /// The highest index handed to the application (in `Apply` or restored).
+    pub fn applied_index(&self) -> LogIndex {
+        self.shared.log.applied_index()
+    }
+
+    /// The first index held in memory (after the snapshot).
+    pub fn first_index(&self) -> LogIndex {
+        self.shared.log.first_index()
+    }
+
+    /// The last index of the log.
+    pub fn last_index(&self) -> LogIndex {
+        self.shared.log.last_index()
+    }
+
+    /// The term of the last entry.
+    pub fn last_term(&self) -> Term {
+        self.shared.log.last_term()
+    }
+
+    /// The durable log agrees with the in-memory log through this index.
+    pub fn persisted_index(&self) -> LogIndex {
+        self.shared.log.persisted_index()
+    }
+
+    /// The entry at `index`, if held in memory.
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        self.shared.log.entry(index)
+    }
+
+    /// Every entry held in memory, from `first_index` to `last_index`.
+    pub fn entries(&self) -> &[Entry] {
+        self.shared.log.entries()
+    }
+
+    /// The term at `index`, if known (held, or the snapshot's last index).
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        self.shared.log.term_at(index)
+    }
+
+    /// What the newest snapshot covers (last index 0 when there is none).
+    pub fn snapshot_meta(&self) -> SnapshotMeta {
+        SnapshotMeta {
+            last_index: self.shared.log.snapshot_index(),
+            last_term: self.shared.log.snapshot_term(),
+            membership: self
+                .shared
+                .memberships
+                .at(self.shared.log.snapshot_index())
+                .clone(),
+        }
+    }
+
+    /// The membership in force (the newest in the log).
+    pub fn membership(&self) -> &Membership {
+        self.shared.membership()
+    }
+
+    /// A summary for status pages.
+    pub fn status(&self) -> Status {
+        Status::of(self)
+    }
+
+    // ---- invariants ----
+
+    /// Checks the node's invariants (debug builds only).
+    fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let shared = &self.shared;
+        shared.log.check();
+        debug_assert!(
+            shared.log.last_term() <= shared.term,
+            "no entry from a future term"
+        );
+        match &self.role {
+            Role::Leader(leader) => {
+                debug_assert_eq!(shared.leader, Some(shared.id));
+                debug_assert_eq!(shared.voted_for, Some(shared.id));
+                leader.check(shared);
+            }
+            Role::Candidate(_) => {
+                debug_assert_eq!(shared.voted_for, Some(shared.id));
+                debug_assert!(shared.leader.is_none());
+            }
+            Role::PreCandidate(_) => debug_assert!(shared.leader.is_none()),
+            Role::Follower => {
+                if let Some(leader) = shared.leader {
+                    debug_assert_ne!(leader, shared.id);
+                }
+            }
+        }
+        debug_assert!(shared.out.last_issued() >= crate::types::PersistSeq(0));
+    }
+}

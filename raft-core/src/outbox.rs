@@ -1,0 +1,110 @@
+//! The actions of the current step, and the durability bookkeeping that decides when
+//! a message may leave (the persistence contract, thesis §3.8).
+
+use std::collections::VecDeque;
+
+use crate::action::{Action, IgnoreReason};
+use crate::message::Message;
+use crate::types::PersistSeq;
+
+/// Held messages beyond this bound are dropped, oldest first. Dropping a message is
+/// what a lossy network does anyway, so this bounds memory without touching safety;
+/// it only fills when a shell stops reporting `Persisted`.
+const HELD_MESSAGES_MAX: usize = 1 << 16;
+
+/// Collects a step's actions and holds back the messages that wait for durability.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    /// The actions of the step under way (the caller's buffer, swapped in).
+    pub(crate) actions: Vec<Action>,
+    last_issued: PersistSeq,
+    persisted: PersistSeq,
+    held: VecDeque<(PersistSeq, Message)>,
+}
+
+impl Outbox {
+    /// Takes a new persistence sequence number.
+    pub(crate) fn issue_seq(&mut self) -> PersistSeq {
+        self.last_issued = PersistSeq(self.last_issued.0 + 1);
+        self.last_issued
+    }
+
+    /// Whether every persistence action issued so far is durable.
+    pub(crate) fn all_persisted(&self) -> bool {
+        self.persisted == self.last_issued
+    }
+
+    /// Sends `message` once everything issued so far is durable: replies that carry
+    /// a vote, a term, or an acknowledgement of entries.
+    pub(crate) fn send_after_persist(&mut self, message: Message) {
+        if self.all_persisted() {
+            self.actions.push(Action::Send(message));
+            return;
+        }
+        if self.held.len() >= HELD_MESSAGES_MAX {
+            self.held.pop_front();
+        }
+        self.held.push_back((self.last_issued, message));
+    }
+
+    /// Sends `message` at once: it depends on no durable state of this node (a
+    /// leader's AppendEntries go out in parallel with its own fsync, thesis §10.2.1).
+    pub(crate) fn send_now(&mut self, message: Message) {
+        self.actions.push(Action::Send(message));
+    }
+
+    /// Records that everything through `through` is durable and releases the
+    /// messages that waited for it. Returns false (and changes nothing) if `through`
+    /// was never issued or was already reported.
+    pub(crate) fn persisted(&mut self, through: PersistSeq) -> bool {
+        if through > self.last_issued || through <= self.persisted {
+            self.actions
+                .push(Action::Ignored(IgnoreReason::InvalidPersisted));
+            return false;
+        }
+        self.persisted = through;
+        while let Some((seq, _)) = self.held.front() {
+            if *seq > through {
+                break;
+            }
+            let (_, message) = self.held.pop_front().expect("front exists");
+            self.actions.push(Action::Send(message));
+        }
+        true
+    }
+
+    /// The highest sequence number issued.
+    pub(crate) fn last_issued(&self) -> PersistSeq {
+        self.last_issued
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::MessageBody;
+    use crate::types::{NodeId, Term};
+
+    fn msg() -> Message {
+        Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(1),
+            body: MessageBody::TimeoutNow,
+        }
+    }
+
+    #[test]
+    fn held_until_the_covering_report() {
+        let mut out = Outbox::default();
+        let s1 = out.issue_seq();
+        out.send_after_persist(msg());
+        assert!(out.actions.is_empty());
+        let s2 = out.issue_seq();
+        assert!(out.persisted(s1));
+        assert_eq!(out.actions.len(), 1);
+        assert!(!out.persisted(s1), "already reported");
+        assert!(out.persisted(s2));
+        assert!(!out.persisted(PersistSeq(9)), "never issued");
+    }
+}

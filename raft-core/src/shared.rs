@@ -1,0 +1,224 @@
+//! The state every role shares (term, vote, log, membership, timers, outbox) and the
+//! operations on it that more than one role uses.
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::action::{Action, DropReason};
+use crate::config::Config;
+use crate::log::RaftLog;
+use crate::membership::MembershipLog;
+use crate::message::{Message, MessageBody, ReadFailure};
+use crate::outbox::Outbox;
+use crate::proposals::ProposalTracker;
+use crate::read_index::ForwardedReads;
+use crate::snapshot::IncomingSnapshot;
+use crate::timer::ElectionTimer;
+use crate::types::{
+    Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, ReadId, Snapshot, Term,
+};
+
+/// Node-wide state, outside of any role.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) id: NodeId,
+    pub(crate) config: Config,
+    pub(crate) term: Term,
+    pub(crate) voted_for: Option<NodeId>,
+    /// The leader of `term`, if known.
+    pub(crate) leader: Option<NodeId>,
+    pub(crate) log: RaftLog,
+    pub(crate) memberships: MembershipLog,
+    pub(crate) out: Outbox,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) election: ElectionTimer,
+    /// Ticks since this node started: the clock of read deadlines.
+    pub(crate) now_tick: u64,
+    pub(crate) proposals: ProposalTracker,
+    pub(crate) forwarded_reads: ForwardedReads,
+    /// The newest snapshot, kept to send to followers that need it.
+    pub(crate) snapshot: Option<Snapshot>,
+    /// A snapshot being received from the leader.
+    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+}
+
+impl Shared {
+    /// The membership in force.
+    pub(crate) fn membership(&self) -> &Membership {
+        self.memberships.current()
+    }
+
+    /// Builds a message from this node in its current term.
+    pub(crate) fn message(&self, to: NodeId, body: MessageBody) -> Message {
+        Message {
+            from: self.id,
+            to,
+            term: self.term,
+            body,
+        }
+    }
+
+    /// Sends once everything issued so far is durable.
+    pub(crate) fn send_after_persist(&mut self, to: NodeId, body: MessageBody) {
+        let message = self.message(to, body);
+        self.out.send_after_persist(message);
+    }
+
+    /// Sends at once.
+    pub(crate) fn send_now(&mut self, to: NodeId, body: MessageBody) {
+        let message = self.message(to, body);
+        self.out.send_now(message);
+    }
+
+    /// Queues the current term and vote for durable storage.
+    pub(crate) fn persist_hard_state(&mut self) {
+        let seq = self.out.issue_seq();
+        let hard_state = HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        };
+        self.out
+            .actions
+            .push(Action::PersistHardState { seq, hard_state });
+    }
+
+    /// Moves to a newer term, forgetting the vote and the leader.
+    pub(crate) fn enter_term(&mut self, term: Term) {
+        debug_assert!(term > self.term, "terms only grow");
+        self.term = term;
+        self.voted_for = None;
+        self.set_leader(None);
+        self.persist_hard_state();
+    }
+
+    /// Records the vote for `candidate` in the current term.
+    pub(crate) fn vote_for(&mut self, candidate: NodeId) {
+        debug_assert!(
+            self.voted_for.is_none() || self.voted_for == Some(candidate),
+            "a node never votes twice in one term"
+        );
+        if self.voted_for != Some(candidate) {
+            self.voted_for = Some(candidate);
+            self.persist_hard_state();
+        }
+    }
+
+    /// Records who leads the current term, telling the shell if that changed.
+    pub(crate) fn set_leader(&mut self, leader: Option<NodeId>) {
+        if self.leader != leader {
+            self.leader = leader;
+            self.out.actions.push(Action::LeaderChanged {
+                leader,
+                term: self.term,
+            });
+        }
+    }
+
+    /// Whether this node may cast ballots and campaign.
+    pub(crate) fn is_voter(&self) -> bool {
+        self.membership().is_voter(self.id)
+    }
+
+    /// Writes `entries` to the log (discarding any conflicting suffix from the first
+    /// one's index) and asks the shell to make them durable.
+    pub(crate) fn append_to_log(&mut self, entries: Vec<Entry>) {
+        let Some(first) = entries.first() else { return };
+        let first_index = first.index;
+        if first_index <= self.log.last_index() {
+            // A new leader replaced our suffix: what it carried never committed here.
+            self.proposals
+                .drop_from(first_index, DropReason::Overwritten, &mut self.out.actions);
+            self.memberships.truncate_from(first_index);
+        }
+        self.log.truncate_and_append(&entries);
+        for entry in &entries {
+            if let EntryPayload::Membership(m) = &entry.payload {
+                self.memberships.push(entry.index, (**m).clone());
+            }
+        }
+        let seq = self.out.issue_seq();
+        self.log.write_issued(seq, first_index);
+        self.out.actions.push(Action::AppendToLog { seq, entries });
+    }
+
+    /// Raises the commit index and hands newly committed entries to the application.
+    pub(crate) fn commit_to(&mut self, index: LogIndex) -> bool {
+        if !self.log.commit_to(index) {
+            return false;
+        }
+        self.apply_committed();
+        true
+    }
+
+    /// Hands committed entries to the application, then reports the proposals and
+    /// forwarded reads they complete.
+    pub(crate) fn apply_committed(&mut self) {
+        let entries = self.log.take_unapplied();
+        if entries.is_empty() {
+            return;
+        }
+        self.out.actions.push(Action::Apply(entries));
+        self.proposals
+            .resolve_committed(&self.log, &mut self.out.actions);
+        self.release_forwarded_reads();
+    }
+
+    /// Reports the forwarded reads whose index has been applied.
+    pub(crate) fn release_forwarded_reads(&mut self) {
+        if self.forwarded_reads.len() == 0 {
+            return;
+        }
+        for (id, read_index) in self.forwarded_reads.take_ready(self.log.applied_index()) {
+            self.out.actions.push(Action::ReadReady { id, read_index });
+        }
+    }
+
+    /// Reports a read as failed.
+    pub(crate) fn fail_read(&mut self, id: ReadId, reason: ReadFailure) {
+        self.out.actions.push(Action::ReadFailed { id, reason });
+    }
+
+    /// The deadline tick of a read starting now.
+    pub(crate) fn read_deadline_tick(&self) -> u64 {
+        self.now_tick + u64::from(self.config.read_timeout_ticks)
+    }
+
+    /// Restarts the election timer without a new draw: the leader was heard from.
+    pub(crate) fn heard_from_leader(&mut self) {
+        self.election.restart();
+    }
+
+    /// Resets the election timer with a fresh random timeout.
+    pub(crate) fn reset_election_timer(&mut self) {
+        self.election.reset(&mut self.rng);
+    }
+}
+
+impl Shared {
+    /// The application captured its state through `up_to`: keep it as the snapshot
+    /// and discard the log prefix it covers.
+    pub(crate) fn compact(&mut self, up_to: LogIndex, data: crate::types::SharedBytes) {
+        if up_to <= self.log.snapshot_index() || up_to > self.log.applied_index() {
+            let reason = crate::action::IgnoreReason::InvalidCompact;
+            self.out.actions.push(Action::Ignored(reason));
+            return;
+        }
+        let meta = crate::types::SnapshotMeta {
+            last_index: up_to,
+            last_term: self
+                .log
+                .term_at(up_to)
+                .expect("an applied index past the snapshot is held"),
+            membership: self.memberships.at(up_to).clone(),
+        };
+        self.log.compact(up_to);
+        self.memberships.compact(up_to);
+        let snapshot = Snapshot { meta, data };
+        let seq = self.out.issue_seq();
+        self.out.actions.push(Action::PersistSnapshot {
+            seq,
+            snapshot: Box::new(snapshot.clone()),
+            discard_log: false,
+        });
+        self.snapshot = Some(snapshot);
+    }
+}
