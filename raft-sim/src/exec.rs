@@ -133,7 +133,7 @@ pub(crate) fn execute(host: &mut NodeHost, env: &mut Env, actions: &mut Vec<Acti
                     env,
                     seq,
                     Write::Snapshot {
-                        snapshot,
+                        snapshot: *snapshot,
                         discard_log,
                     },
                 );
@@ -175,7 +175,7 @@ pub(crate) fn execute(host: &mut NodeHost, env: &mut Env, actions: &mut Vec<Acti
             Action::ProposalDropped { id, reason } => dropped(host, env, id, reason),
             Action::RoleChanged { .. }
             | Action::LeaderChanged { .. }
-            | Action::TransferAbandoned { .. } => {}
+            | Action::TransferAborted { .. } => {}
             Action::Ignored(_) => env.coverage.events_ignored += 1,
         }
     }
