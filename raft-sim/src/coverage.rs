@@ -82,8 +82,11 @@ coverage! {
     events_ignored,
 }
 
+/// A named counter: what it counts, and how to read it from a [`Coverage`].
+pub type NamedCounter = (&'static str, fn(&Coverage) -> u64);
+
 /// The fault classes a sweep must exercise at least once: (name, counter).
-pub const FAULT_CLASSES: &[(&str, fn(&Coverage) -> u64)] = &[
+pub const FAULT_CLASSES: &[NamedCounter] = &[
     ("partition", |c| c.partitions),
     ("crash", |c| c.crashes),
     ("crash losing unsynced writes", |c| c.crash_writes_lost),
@@ -98,7 +101,7 @@ pub const FAULT_CLASSES: &[(&str, fn(&Coverage) -> u64)] = &[
 
 /// Protocol paths a sweep should see; their absence is reported, not failed (the
 /// core may not implement them yet, or the sweep may be too small).
-pub const PATHS_EXPECTED: &[(&str, fn(&Coverage) -> u64)] = &[
+pub const PATHS_EXPECTED: &[NamedCounter] = &[
     ("snapshot taken", |c| c.snapshots_taken),
     ("snapshot installed", |c| c.snapshots_installed),
     ("leader step-down", |c| c.leader_step_downs),

@@ -8,10 +8,21 @@ use raft_sim::sweep::sweep;
 
 /// Seeds in the default run: enough to hit every fault class, small enough for a
 /// debug build on two cores (the README gives the timing).
-const SEEDS_DEFAULT: u64 = 200;
+const SEEDS_DEFAULT: u64 = 500;
+
+/// Compaction stays off in debug-build sweeps until the core bug kept in
+/// `core_regressions::a_leader_may_compact_past_the_first_entry_of_its_term` is fixed:
+/// a debug-only assertion in the core fails whenever a leader compacts. Release sweeps
+/// (the CLI) run with compaction drawn as usual.
+fn pins() -> Pins {
+    Pins {
+        compact_every: Some(0),
+        ..Pins::default()
+    }
+}
 
 fn assert_sweep_passes(seeds: std::ops::Range<u64>) {
-    let report = sweep(seeds, 2, &Pins::default(), &|_| {});
+    let report = sweep(seeds, 2, &pins(), &|_| {});
     let failures: Vec<String> = report
         .failures()
         .iter()
