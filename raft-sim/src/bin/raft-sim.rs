@@ -1,0 +1,242 @@
+//! The `raft-sim` command line: run one seed, sweep many, replay with a trace, draw a
+//! timeline. Exit codes: 0 pass, 2 usage, 3 safety, 4 liveness, 5 determinism,
+//! 6 a sweep that never exercised some fault class.
+
+use std::io::IsTerminal;
+use std::ops::Range;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use raft_sim::params::{Pins, SimParams};
+use raft_sim::run::{install_quiet_panic_hook, run, Verdict, EXIT_DETERMINISM};
+use raft_sim::sweep::{run_one, sweep};
+use raft_sim::trace::Trace;
+use raft_sim::world::RunOptions;
+
+/// Deterministic fault simulator for raft-core: one seed, one world, every Raft
+/// promise checked.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Run one seed and print its report (byte-identical for the same seed).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Sweep a half-open range of seeds, e.g. `1..1000` (or `1..=1000`).
+    #[arg(long, value_parser = parse_range)]
+    seeds: Option<Range<u64>>,
+    /// Threads for a sweep (each seed is independent).
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+    /// Print every event and action as it happens (with --seed).
+    #[arg(long, requires = "seed")]
+    trace: bool,
+    /// Write a space-time diagram of the run as SVG (with --seed).
+    #[arg(long, value_name = "FILE.svg", requires = "seed")]
+    timeline: Option<std::path::PathBuf>,
+    /// Horizontal scale of the timeline.
+    #[arg(long, default_value_t = 0.5)]
+    timeline_px_per_ms: f64,
+    /// Run each seed twice and compare the trace digests.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Trace lines shown before a failure.
+    #[arg(long, default_value_t = 60)]
+    failure_context: usize,
+    /// Pin the cluster size (3, 5 or 7).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=9))]
+    nodes: Option<u32>,
+    /// Pin message loss, percent.
+    #[arg(long)]
+    loss: Option<f64>,
+    /// Pin message duplication, percent.
+    #[arg(long)]
+    duplicate: Option<f64>,
+    /// Pin partitions on or off.
+    #[arg(long)]
+    partitions: Option<bool>,
+    /// Pin crashes on or off.
+    #[arg(long)]
+    crashes: Option<bool>,
+    /// Pin the number of clients.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    clients: Option<u32>,
+    /// Pin the number of keys.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    keys: Option<u32>,
+    /// Pin the fault phase length in milliseconds of virtual time.
+    #[arg(long)]
+    fault_phase_ms: Option<u32>,
+    /// Pin compaction: snapshot every N applied entries (0: never).
+    #[arg(long)]
+    compact_every: Option<u64>,
+    /// Pin PreVote on or off.
+    #[arg(long)]
+    pre_vote: Option<bool>,
+    /// Pin CheckQuorum on or off.
+    #[arg(long)]
+    check_quorum: Option<bool>,
+    /// Pin the clock drift bound, percent.
+    #[arg(long)]
+    drift: Option<f64>,
+    /// Pin whether a minority stays down after the heal.
+    #[arg(long)]
+    minority_down: Option<bool>,
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn parse_range(text: &str) -> Result<Range<u64>, String> {
+    let (start, end, inclusive) = if let Some((a, b)) = text.split_once("..=") {
+        (a, b, true)
+    } else if let Some((a, b)) = text.split_once("..") {
+        (a, b, false)
+    } else {
+        return Err("expected A..B or A..=B".into());
+    };
+    let start: u64 = start.trim().parse().map_err(|e| format!("start: {e}"))?;
+    let end: u64 = end.trim().parse().map_err(|e| format!("end: {e}"))?;
+    let end = if inclusive { end + 1 } else { end };
+    if end <= start {
+        return Err(format!("empty range {text}"));
+    }
+    Ok(start..end)
+}
+
+impl Cli {
+    fn pins(&self) -> Pins {
+        Pins {
+            nodes: self.nodes,
+            loss_percent: self.loss,
+            duplicate_percent: self.duplicate,
+            partitions: self.partitions,
+            crashes: self.crashes,
+            clients: self.clients,
+            keys: self.keys,
+            fault_phase_ms: self.fault_phase_ms,
+            compact_every: self.compact_every,
+            pre_vote: self.pre_vote,
+            check_quorum: self.check_quorum,
+            drift_percent: self.drift,
+            minority_stays_down: self.minority_down,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    install_quiet_panic_hook();
+    let code = match (&cli.seed, &cli.seeds) {
+        (Some(seed), _) => run_seed(&cli, *seed),
+        (None, Some(range)) => run_sweep(&cli, range.clone()),
+        (None, None) => {
+            eprintln!("raft-sim: give --seed N or --seeds A..B (see --help)");
+            2
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+fn run_seed(cli: &Cli, seed: u64) -> i32 {
+    let params = SimParams::draw(seed, &cli.pins());
+    let options = RunOptions {
+        trace: if cli.trace { Trace::Stdout } else { Trace::Off },
+        timeline: cli.timeline.is_some(),
+        plan: None,
+    };
+    let report = run(&params, options);
+    println!("{report}");
+    if let (Some(path), Some(timeline)) = (&cli.timeline, &report.timeline) {
+        let title = format!("raft-sim seed {seed}: {:?}", report.verdict);
+        let svg = timeline.to_svg(
+            params.nodes_count,
+            report.end,
+            cli.timeline_px_per_ms,
+            &title,
+        );
+        if let Err(e) = std::fs::write(path, svg) {
+            eprintln!("raft-sim: cannot write {}: {e}", path.display());
+        }
+    }
+    if report.verdict != Verdict::Pass && !cli.trace {
+        // Replay the seed with a ring trace to show what led up to the failure.
+        let replay = run(
+            &params,
+            RunOptions {
+                trace: Trace::ring(cli.failure_context),
+                ..RunOptions::default()
+            },
+        );
+        println!(
+            "last {} trace lines before the failure:",
+            replay.trace_tail.len()
+        );
+        for line in &replay.trace_tail {
+            println!("  {line}");
+        }
+        println!("replay: raft-sim --seed {seed} --trace");
+    }
+    if cli.check_determinism {
+        let again = run(&params, RunOptions::default());
+        if again.digest != report.digest || again.to_string() != report.to_string() {
+            println!(
+                "DETERMINISM FAILURE: seed {seed} gave digests {:016x} and {:016x}",
+                report.digest, again.digest
+            );
+            return EXIT_DETERMINISM;
+        }
+        println!("determinism: two runs agree");
+    }
+    report.verdict.exit_code()
+}
+
+fn run_sweep(cli: &Cli, seeds: Range<u64>) -> i32 {
+    let pins = cli.pins();
+    let bar = ProgressBar::new(seeds.end - seeds.start);
+    if std::io::stdout().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {msg} [{elapsed} eta {eta}]")
+                .expect("a valid template"),
+        );
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let failed = std::sync::atomic::AtomicU64::new(0);
+    let started = Instant::now();
+    let report = sweep(seeds.clone(), cli.jobs, &pins, &|result| {
+        if result.verdict != Verdict::Pass {
+            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        bar.set_message(format!(
+            "{} failing",
+            failed.load(std::sync::atomic::Ordering::Relaxed)
+        ));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    print!("{report}");
+    let seeds_count = (seeds.end - seeds.start) as f64;
+    eprintln!(
+        "speed: {:.2}s wall on {} jobs, {:.0} events/s, {:.2}s per 1000 seeds",
+        elapsed,
+        cli.jobs,
+        report.events() as f64 / elapsed.max(1e-9),
+        elapsed / seeds_count * 1000.0
+    );
+    let mut code = report.exit_code();
+    if cli.check_determinism {
+        for result in &report.results {
+            let again = run_one(result.seed, &pins);
+            if again.digest != result.digest {
+                println!("DETERMINISM FAILURE: seed {}", result.seed);
+                code = EXIT_DETERMINISM;
+            }
+        }
+    }
+    code
+}

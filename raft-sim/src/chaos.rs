@@ -1,0 +1,262 @@
+//! Faults as they fire (partitions, crashes, restarts), the heal at the end of the
+//! fault phase, and the liveness check that follows it.
+
+use raft_core::{NodeId, RoleKind};
+
+use crate::faults::{CrashTarget, Fault, PartitionKind};
+use crate::network::NetworkParams;
+use crate::params::TICK_US;
+use crate::rng::Ppm;
+use crate::timeline::Mark;
+use crate::world::{Ev, World};
+
+impl World {
+    /// The node that leads the highest term among the running nodes, if any.
+    pub(crate) fn current_leader(&self) -> Option<NodeId> {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.raft.as_ref().map(|r| (h.id, r)))
+            .filter(|(_, r)| r.role() == RoleKind::Leader)
+            .max_by_key(|(_, r)| r.term())
+            .map(|(id, _)| id)
+    }
+
+    fn random_node(&mut self) -> NodeId {
+        NodeId(
+            self.env
+                .streams
+                .fault
+                .between(1, u64::from(self.env.params.nodes_count)),
+        )
+    }
+
+    fn mark_network(&mut self, text: String) {
+        self.env.trace(|| format!("NETWORK {text}"));
+        let now = self.env.sched.now();
+        if let Some(t) = &mut self.env.timeline {
+            t.mark(Mark::Network { at: now, text });
+        }
+    }
+
+    pub(crate) fn fire_fault(&mut self, index: usize) {
+        if self.healed_at.is_some() {
+            return;
+        }
+        let fault = self.plan.faults[index];
+        match fault.fault {
+            Fault::Partition { kind, duration_ms } => self.partition(kind, duration_ms),
+            Fault::Crash { target, down_ms } => self.crash_target(target, down_ms),
+        }
+    }
+
+    fn partition(&mut self, kind: PartitionKind, duration_ms: u32) {
+        let n = self.env.params.nodes_count as usize;
+        let text = match kind {
+            PartitionKind::RandomHalves => {
+                let mut groups: Vec<u8> = (0..n)
+                    .map(|_| self.env.streams.fault.below(2) as u8)
+                    .collect();
+                // Both sides non-empty: move one node across if needed.
+                if groups.iter().all(|g| *g == groups[0]) {
+                    let i = self.env.streams.fault.below(n as u64) as usize;
+                    groups[i] ^= 1;
+                }
+                self.env.net.split(&groups);
+                let side: Vec<String> = (0..n)
+                    .filter(|i| groups[*i] == 0)
+                    .map(|i| format!("n{}", i + 1))
+                    .collect();
+                format!("split {{{}}} from the rest", side.join(","))
+            }
+            PartitionKind::IsolateLeader => {
+                let leader = self.current_leader().unwrap_or_else(|| self.random_node());
+                self.env.net.heal();
+                self.env.net.isolate(leader);
+                format!("isolate {leader}")
+            }
+            PartitionKind::MajoritiesRing => {
+                let mut ring: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
+                self.env.streams.fault.shuffle(&mut ring);
+                self.env.net.majorities_ring(&ring);
+                let names: Vec<String> = ring.iter().map(|id| id.to_string()).collect();
+                format!("majorities ring {}", names.join("-"))
+            }
+            PartitionKind::OneWay => {
+                let node = self.random_node();
+                let deaf = self.env.streams.fault.chance(Ppm::from_percent(50.0));
+                self.env.net.heal();
+                let others: Vec<NodeId> = self.env.net.ids().filter(|o| *o != node).collect();
+                for other in others {
+                    if deaf {
+                        self.env.net.set_link(other, node, false);
+                    } else {
+                        self.env.net.set_link(node, other, false);
+                    }
+                }
+                if deaf {
+                    format!("{node} cannot hear")
+                } else {
+                    format!("{node} cannot speak")
+                }
+            }
+        };
+        self.env.coverage.partitions += 1;
+        self.partition_epoch += 1;
+        let epoch = self.partition_epoch;
+        self.mark_network(format!("{text} for {duration_ms}ms"));
+        self.env
+            .schedule_in(u64::from(duration_ms) * 1_000, Ev::HealPartition { epoch });
+    }
+
+    pub(crate) fn heal_partition(&mut self, epoch: u64) {
+        if epoch == self.partition_epoch && self.env.net.is_partitioned() {
+            self.env.net.heal();
+            self.mark_network("heal".into());
+        }
+    }
+
+    fn crash_target(&mut self, target: CrashTarget, down_ms: u32) {
+        let up: Vec<NodeId> = self
+            .hosts
+            .iter()
+            .filter(|h| h.is_up())
+            .map(|h| h.id)
+            .collect();
+        if up.is_empty() {
+            return;
+        }
+        let leader = self.current_leader();
+        let victim = match (target, leader) {
+            (CrashTarget::Leader, Some(leader)) => leader,
+            (CrashTarget::Follower, Some(leader)) if up.len() > 1 => {
+                let followers: Vec<NodeId> =
+                    up.iter().copied().filter(|id| *id != leader).collect();
+                *self.env.streams.fault.pick(&followers)
+            }
+            _ => *self.env.streams.fault.pick(&up),
+        };
+        self.crash(victim);
+        let life = self.hosts[victim.0 as usize - 1].life;
+        self.env.schedule_in(
+            u64::from(down_ms) * 1_000,
+            Ev::Restart { node: victim, life },
+        );
+    }
+
+    /// Crashes `node`: it loses its memory and whatever its disk had not synced.
+    pub(crate) fn crash(&mut self, node: NodeId) {
+        let host = &mut self.hosts[node.0 as usize - 1];
+        if !host.is_up() {
+            return;
+        }
+        host.crash();
+        match host.disk.crash(&mut self.env.streams.disk) {
+            Ok(loss) => {
+                self.env.coverage.crash_writes_lost += loss.writes_lost as u64;
+                self.env.coverage.crash_writes_kept += loss.writes_kept as u64;
+                self.env.trace(|| {
+                    format!(
+                        "CRASH {node} (unsynced writes: {} lost, {} kept)",
+                        loss.writes_lost, loss.writes_kept
+                    )
+                });
+            }
+            Err(e) => {
+                let detail = format!("persist {} (kept at crash): {}", e.seq, e.reason);
+                self.env.violate(crate::checkers::Violation::at_node(
+                    crate::checkers::ViolationKind::Contract,
+                    node,
+                    detail,
+                ));
+            }
+        }
+        self.env.coverage.crashes += 1;
+        let now = self.env.sched.now();
+        if let Some(t) = &mut self.env.timeline {
+            t.mark(Mark::Crash { node, at: now });
+        }
+    }
+
+    pub(crate) fn restart(&mut self, node: NodeId, life: u32) {
+        let host = &self.hosts[node.0 as usize - 1];
+        if host.life != life || host.is_up() || host.kept_down {
+            return;
+        }
+        self.env.coverage.restarts += 1;
+        self.env.trace(|| format!("RESTART {node}"));
+        let now = self.env.sched.now();
+        if let Some(t) = &mut self.env.timeline {
+            t.mark(Mark::Restart { node, at: now });
+        }
+        self.boot(node);
+    }
+
+    /// The fault phase is over: heal the network, calm it, restart the quorum core
+    /// (perhaps leaving a minority down), and start the liveness clock.
+    pub(crate) fn end_fault_phase(&mut self) {
+        let now = self.env.sched.now();
+        self.healed_at = Some(now);
+        self.partition_epoch += 1;
+        self.env.net.heal();
+        self.env.net.params = NetworkParams {
+            delay_us_min: self.env.params.network.delay_us_min,
+            ..NetworkParams::calm()
+        };
+        let n = u64::from(self.env.params.nodes_count);
+        let mut kept_down = Vec::new();
+        if self.env.params.minority_stays_down {
+            let count = self.env.streams.fault.between(1, (n - 1) / 2);
+            let mut ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
+            self.env.streams.fault.shuffle(&mut ids);
+            kept_down = ids[..count as usize].to_vec();
+        }
+        self.mark_network(format!("heal all; keep down {kept_down:?}"));
+        for id in (1..=n).map(NodeId) {
+            if kept_down.contains(&id) {
+                self.crash(id);
+                self.hosts[id.0 as usize - 1].kept_down = true;
+            } else if !self.hosts[id.0 as usize - 1].is_up() {
+                self.env.coverage.restarts += 1;
+                self.boot(id);
+            }
+        }
+        for client in &mut self.clients {
+            client.stop_issuing();
+        }
+    }
+
+    /// After the heal: notes when a leader appeared and when every client finished.
+    /// Returns true when the run may end; records a liveness failure past a bound.
+    pub(crate) fn check_liveness_progress(&mut self) -> bool {
+        let Some(healed_at) = self.healed_at else {
+            return false;
+        };
+        let now = self.env.sched.now();
+        if self.leader_at.is_none() && self.current_leader().is_some() {
+            self.leader_at = Some(now);
+        }
+        if self.ops_done_at.is_none() && self.clients.iter().all(|c| c.is_idle()) {
+            self.ops_done_at = Some(now);
+        }
+        let elapsed_ticks = now.since_us(healed_at) / TICK_US;
+        let p = &self.env.params;
+        if self.leader_at.is_none() && elapsed_ticks > p.liveness_leader_ticks_max {
+            self.liveness_failure = Some(format!(
+                "no leader within {} ticks of the heal",
+                p.liveness_leader_ticks_max
+            ));
+            return true;
+        }
+        if self.ops_done_at.is_none() && elapsed_ticks > p.liveness_ops_ticks_max {
+            let pending = self.clients.iter().filter(|c| !c.is_idle()).count();
+            self.liveness_failure = Some(format!(
+                "{pending} client operation(s) still pending {} ticks after the heal (leader: {})",
+                p.liveness_ops_ticks_max,
+                self.current_leader()
+                    .map_or("none".to_string(), |l| l.to_string())
+            ));
+            return true;
+        }
+        self.leader_at.is_some() && self.ops_done_at.is_some()
+    }
+}

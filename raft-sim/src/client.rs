@@ -1,0 +1,576 @@
+//! Simulated KV clients: each runs one operation at a time against the cluster,
+//! with a timeout per attempt, retries (same client id and sequence number, so the
+//! store applies a write at most once), and a record of every operation in the
+//! [`History`].
+//!
+//! A client is a small state machine: the world feeds it wake-ups, replies and
+//! timeouts, and carries out the [`ClientEffect`]s it returns.
+
+use std::collections::BTreeMap;
+
+use kv_model::{ClientId, Command, Operation, Outcome, RequestSeq};
+use raft_core::NodeId;
+
+use crate::history::{History, OpId, OpStatus};
+use crate::linearizability::kv::{KvInput, KvOutput};
+use crate::rng::{Ppm, SimRng};
+use crate::time::SimTime;
+
+/// What the clients do in one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkloadParams {
+    /// Concurrent clients.
+    pub clients_count: u32,
+    /// Distinct keys (few keys: more contention, sharper checks).
+    pub keys_count: u32,
+    /// The most time a client waits between operations.
+    pub think_us_max: u64,
+    /// How long a client waits for an answer before it retries elsewhere.
+    pub request_timeout_us: u64,
+    /// Attempts per operation before the client gives up (during the fault phase).
+    pub attempts_max: u32,
+    /// The share of reads.
+    pub reads: Ppm,
+    /// The share of compare-and-sets among writes.
+    pub cas: Ppm,
+    /// The share of deletes among the other writes.
+    pub deletes: Ppm,
+}
+
+/// A request from a client to a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRequest {
+    /// The client.
+    pub client: ClientId,
+    /// The operation's sequence number.
+    pub seq: RequestSeq,
+    /// Which attempt this is (1, 2, ...).
+    pub attempt: u32,
+    /// What is asked.
+    pub body: RequestBody,
+}
+
+/// What a request asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestBody {
+    /// Replicate this command.
+    Write(Command),
+    /// Read this key linearizably.
+    Read {
+        /// The key.
+        key: String,
+    },
+}
+
+/// A node's answer to a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientReply {
+    /// The client.
+    pub client: ClientId,
+    /// The operation's sequence number.
+    pub seq: RequestSeq,
+    /// The attempt answered.
+    pub attempt: u32,
+    /// The answer.
+    pub body: ReplyBody,
+}
+
+/// What a node answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplyBody {
+    /// The write committed and was applied with this outcome.
+    Written(Outcome),
+    /// The read was served with this value.
+    Value(Option<String>),
+    /// This node does not lead; try the hint. The attempt had no effect.
+    NotLeader {
+        /// The leader the node knows of.
+        hint: Option<NodeId>,
+    },
+    /// The attempt definitely had no effect (dropped, overwritten, read failed).
+    Refused,
+    /// The node cannot tell whether the attempt took effect.
+    Unknown,
+}
+
+/// What the world must do for a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEffect {
+    /// Send `request` to node `to` after `delay_us` (plus the network's delay).
+    Send {
+        /// The node.
+        to: NodeId,
+        /// The request.
+        request: ClientRequest,
+        /// Extra delay before sending (backoff).
+        delay_us: u64,
+    },
+    /// Call `on_timeout(seq, attempt)` after `after_us`.
+    Timeout {
+        /// The operation.
+        seq: RequestSeq,
+        /// The attempt.
+        attempt: u32,
+        /// When.
+        after_us: u64,
+    },
+    /// Call `on_wake` after `after_us`.
+    Wake {
+        /// When.
+        after_us: u64,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct InFlight {
+    seq: RequestSeq,
+    key: String,
+    body: RequestBody,
+    history_id: OpId,
+    attempt: u32,
+    /// Some attempt's fate is unknown (timed out, or the node could not tell).
+    any_unknown: bool,
+}
+
+/// Backoff before retrying an attempt that was refused.
+const RETRY_BACKOFF_US: u64 = 5_000;
+
+/// One simulated client.
+#[derive(Clone, Debug)]
+pub struct Client {
+    id: ClientId,
+    nodes_count: u64,
+    seq_last: u64,
+    current: Option<InFlight>,
+    leader_guess: NodeId,
+    /// The last value this client saw per key, to aim compare-and-sets well.
+    last_seen: BTreeMap<String, Option<String>>,
+    issuing: bool,
+}
+
+impl Client {
+    /// Client `id` (non-zero) of a cluster of `nodes_count` nodes.
+    pub fn new(id: u64, nodes_count: u64, first_guess: NodeId) -> Client {
+        assert!(id > 0 && nodes_count > 0);
+        Client {
+            id: ClientId(id),
+            nodes_count,
+            seq_last: 0,
+            current: None,
+            leader_guess: first_guess,
+            last_seen: BTreeMap::new(),
+            issuing: true,
+        }
+    }
+
+    /// The client's id.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// Whether no operation is running.
+    pub fn is_idle(&self) -> bool {
+        self.current.is_none()
+    }
+
+    /// The fault phase is over: start no new operation, and retry the current one
+    /// until it completes (liveness demands that it does).
+    pub fn stop_issuing(&mut self) {
+        self.issuing = false;
+    }
+
+    /// Starts the next operation, if the client is idle and still issuing.
+    pub fn on_wake(
+        &mut self,
+        rng: &mut SimRng,
+        params: &WorkloadParams,
+        history: &mut History,
+        now: SimTime,
+        out: &mut Vec<ClientEffect>,
+    ) {
+        if !self.issuing || self.current.is_some() {
+            return;
+        }
+        self.seq_last += 1;
+        let seq = RequestSeq(self.seq_last);
+        let key = format!("k{}", rng.below(u64::from(params.keys_count.max(1))));
+        let (body, input) = self.draw_operation(rng, params, seq, &key);
+        let history_id = history.invoke(self.id.0, &key, input, now);
+        self.current = Some(InFlight {
+            seq,
+            key,
+            body,
+            history_id,
+            attempt: 0,
+            any_unknown: false,
+        });
+        let to = self.leader_guess;
+        self.send_attempt(to, 0, params, out);
+    }
+
+    fn draw_operation(
+        &self,
+        rng: &mut SimRng,
+        params: &WorkloadParams,
+        seq: RequestSeq,
+        key: &str,
+    ) -> (RequestBody, KvInput) {
+        if rng.chance(params.reads) {
+            let body = RequestBody::Read { key: key.into() };
+            return (body, KvInput::Get);
+        }
+        // Unique values make a history easy to read and sharpen the checker.
+        let fresh = format!("c{}s{}", self.id.0, seq.0);
+        let op = if rng.chance(params.cas) {
+            let expected = if rng.chance(Ppm::from_percent(80.0)) {
+                self.last_seen.get(key).cloned().flatten()
+            } else {
+                None
+            };
+            let new = if rng.chance(Ppm::from_percent(90.0)) {
+                Some(fresh)
+            } else {
+                None
+            };
+            Operation::Cas {
+                key: key.into(),
+                expected,
+                new,
+            }
+        } else if rng.chance(params.deletes) {
+            Operation::Delete { key: key.into() }
+        } else {
+            Operation::Put {
+                key: key.into(),
+                value: fresh,
+            }
+        };
+        let input = KvInput::from_operation(&op);
+        let command = Command {
+            client: self.id,
+            seq,
+            op,
+        };
+        (RequestBody::Write(command), input)
+    }
+
+    fn send_attempt(
+        &mut self,
+        to: NodeId,
+        delay_us: u64,
+        params: &WorkloadParams,
+        out: &mut Vec<ClientEffect>,
+    ) {
+        let current = self.current.as_mut().expect("an operation is running");
+        current.attempt += 1;
+        let request = ClientRequest {
+            client: self.id,
+            seq: current.seq,
+            attempt: current.attempt,
+            body: current.body.clone(),
+        };
+        out.push(ClientEffect::Send {
+            to,
+            request,
+            delay_us,
+        });
+        out.push(ClientEffect::Timeout {
+            seq: current.seq,
+            attempt: current.attempt,
+            after_us: delay_us + params.request_timeout_us,
+        });
+    }
+
+    /// A node answered.
+    pub fn on_reply(
+        &mut self,
+        reply: ClientReply,
+        rng: &mut SimRng,
+        params: &WorkloadParams,
+        history: &mut History,
+        now: SimTime,
+        out: &mut Vec<ClientEffect>,
+    ) {
+        let Some(current) = &mut self.current else {
+            return;
+        };
+        if reply.seq != current.seq {
+            return; // An answer about an operation already finished.
+        }
+        let is_latest = reply.attempt == current.attempt;
+        let output = match reply.body {
+            ReplyBody::Written(outcome) => KvOutput::from_outcome(&outcome),
+            ReplyBody::Value(value) => Some(KvOutput::Get(value)),
+            ReplyBody::NotLeader { hint } if is_latest => {
+                if let Some(hint) = hint {
+                    self.leader_guess = hint;
+                }
+                let to = hint.unwrap_or_else(|| self.random_node(rng));
+                let delay_us = if hint.is_some() { 0 } else { RETRY_BACKOFF_US };
+                self.retry_or_give_up(to, delay_us, rng, params, history, now, out);
+                return;
+            }
+            ReplyBody::Refused if is_latest => {
+                let to = self.random_node(rng);
+                self.retry_or_give_up(to, RETRY_BACKOFF_US, rng, params, history, now, out);
+                return;
+            }
+            ReplyBody::Unknown if is_latest => {
+                current.any_unknown = true;
+                let to = self.random_node(rng);
+                self.retry_or_give_up(to, RETRY_BACKOFF_US, rng, params, history, now, out);
+                return;
+            }
+            // A refusal of an earlier attempt: the latest one is still running.
+            ReplyBody::NotLeader { .. } | ReplyBody::Refused | ReplyBody::Unknown => return,
+        };
+        let Some(output) = output else {
+            // `Stale`: the store no longer knows this request's result.
+            current.any_unknown = true;
+            self.finish(history, now, out, params, rng);
+            return;
+        };
+        if let KvOutput::Get(value) = &output {
+            self.last_seen.insert(current.key.clone(), value.clone());
+        }
+        history.complete(current.history_id, OpStatus::Ok(output), now);
+        self.current = None;
+        self.schedule_next(rng, params, out);
+    }
+
+    /// The attempt `attempt` of operation `seq` got no answer in time.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_timeout(
+        &mut self,
+        seq: RequestSeq,
+        attempt: u32,
+        rng: &mut SimRng,
+        params: &WorkloadParams,
+        history: &mut History,
+        now: SimTime,
+        out: &mut Vec<ClientEffect>,
+    ) {
+        let Some(current) = &mut self.current else {
+            return;
+        };
+        if current.seq != seq || current.attempt != attempt {
+            return;
+        }
+        current.any_unknown = true;
+        let to = self.random_node(rng);
+        self.retry_or_give_up(to, 0, rng, params, history, now, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn retry_or_give_up(
+        &mut self,
+        to: NodeId,
+        delay_us: u64,
+        rng: &mut SimRng,
+        params: &WorkloadParams,
+        history: &mut History,
+        now: SimTime,
+        out: &mut Vec<ClientEffect>,
+    ) {
+        let attempt = self.current.as_ref().expect("running").attempt;
+        if self.issuing && attempt >= params.attempts_max {
+            self.finish(history, now, out, params, rng);
+            return;
+        }
+        self.send_attempt(to, delay_us, params, out);
+    }
+
+    /// Gives up on the current operation.
+    fn finish(
+        &mut self,
+        history: &mut History,
+        now: SimTime,
+        out: &mut Vec<ClientEffect>,
+        params: &WorkloadParams,
+        rng: &mut SimRng,
+    ) {
+        let current = self.current.take().expect("running");
+        let status = if current.any_unknown {
+            OpStatus::Unknown
+        } else {
+            OpStatus::Failed
+        };
+        history.complete(current.history_id, status, now);
+        self.schedule_next(rng, params, out);
+    }
+
+    fn schedule_next(
+        &mut self,
+        rng: &mut SimRng,
+        params: &WorkloadParams,
+        out: &mut Vec<ClientEffect>,
+    ) {
+        if self.issuing {
+            out.push(ClientEffect::Wake {
+                after_us: rng.between(0, params.think_us_max),
+            });
+        }
+    }
+
+    fn random_node(&mut self, rng: &mut SimRng) -> NodeId {
+        NodeId(rng.between(1, self.nodes_count))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::StreamKind;
+
+    fn params() -> WorkloadParams {
+        WorkloadParams {
+            clients_count: 1,
+            keys_count: 1,
+            think_us_max: 1_000,
+            request_timeout_us: 50_000,
+            attempts_max: 3,
+            reads: Ppm::ZERO,
+            cas: Ppm::ZERO,
+            deletes: Ppm::ZERO,
+        }
+    }
+
+    struct Harness {
+        client: Client,
+        rng: SimRng,
+        history: History,
+        out: Vec<ClientEffect>,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            Harness {
+                client: Client::new(1, 3, NodeId(1)),
+                rng: SimRng::new(1, StreamKind::Client),
+                history: History::new(),
+                out: Vec::new(),
+            }
+        }
+
+        fn wake(&mut self) {
+            self.client.on_wake(
+                &mut self.rng,
+                &params(),
+                &mut self.history,
+                SimTime(0),
+                &mut self.out,
+            );
+        }
+
+        fn reply(&mut self, attempt: u32, body: ReplyBody) {
+            let reply = ClientReply {
+                client: ClientId(1),
+                seq: RequestSeq(1),
+                attempt,
+                body,
+            };
+            self.client.on_reply(
+                reply,
+                &mut self.rng,
+                &params(),
+                &mut self.history,
+                SimTime(5),
+                &mut self.out,
+            );
+        }
+
+        fn timeout(&mut self, attempt: u32) {
+            self.client.on_timeout(
+                RequestSeq(1),
+                attempt,
+                &mut self.rng,
+                &params(),
+                &mut self.history,
+                SimTime(9),
+                &mut self.out,
+            );
+        }
+
+        fn sends(&self) -> Vec<(NodeId, u32)> {
+            self.out
+                .iter()
+                .filter_map(|e| match e {
+                    ClientEffect::Send { to, request, .. } => Some((*to, request.attempt)),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_write_goes_to_the_guess_and_completes_on_its_answer() {
+        let mut h = Harness::new();
+        h.wake();
+        assert_eq!(h.sends(), [(NodeId(1), 1)]);
+        h.reply(1, ReplyBody::Written(Outcome::Put));
+        assert!(h.client.is_idle());
+        assert_eq!(h.history.ops()[0].status, OpStatus::Ok(KvOutput::Put));
+    }
+
+    #[test]
+    fn not_leader_redirects_to_the_hint_under_the_same_sequence_number() {
+        let mut h = Harness::new();
+        h.wake();
+        h.reply(
+            1,
+            ReplyBody::NotLeader {
+                hint: Some(NodeId(3)),
+            },
+        );
+        assert_eq!(h.sends(), [(NodeId(1), 1), (NodeId(3), 2)]);
+        assert!(!h.client.is_idle());
+    }
+
+    #[test]
+    fn a_timeout_makes_the_outcome_unknown_after_the_last_attempt() {
+        let mut h = Harness::new();
+        h.wake();
+        h.timeout(1);
+        h.reply(2, ReplyBody::Refused);
+        h.timeout(3);
+        assert!(h.client.is_idle());
+        assert_eq!(h.history.ops()[0].status, OpStatus::Unknown);
+    }
+
+    #[test]
+    fn refusals_only_make_a_definite_failure() {
+        let mut h = Harness::new();
+        h.wake();
+        for attempt in 1..=3 {
+            h.reply(attempt, ReplyBody::Refused);
+        }
+        assert_eq!(h.history.ops()[0].status, OpStatus::Failed);
+    }
+
+    #[test]
+    fn a_late_success_of_an_earlier_attempt_completes_the_operation() {
+        let mut h = Harness::new();
+        h.wake();
+        h.timeout(1);
+        h.reply(1, ReplyBody::Written(Outcome::Put));
+        assert_eq!(h.history.ops()[0].status, OpStatus::Ok(KvOutput::Put));
+    }
+
+    #[test]
+    fn after_stop_issuing_the_current_operation_retries_without_limit() {
+        let mut h = Harness::new();
+        h.wake();
+        h.client.stop_issuing();
+        for attempt in 1..=10 {
+            h.timeout(attempt);
+        }
+        assert!(!h.client.is_idle());
+        assert_eq!(h.sends().len(), 11);
+        h.reply(11, ReplyBody::Written(Outcome::Put));
+        assert!(h.client.is_idle());
+        assert!(
+            !h.out.iter().any(|e| matches!(e, ClientEffect::Wake { .. })),
+            "no new operation after stop_issuing"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Coverage: counts of what happened in a run, so a run cannot pass vacuously, and a
+//! sweep can tell when a fault class was never exercised.
+
+use std::fmt;
+
+macro_rules! coverage {
+    ($($(#[$doc:meta])* $field:ident),* $(,)?) => {
+        /// What happened in one run (or, summed, in a sweep).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Coverage {
+            $($(#[$doc])* pub $field: u64,)*
+        }
+
+        impl Coverage {
+            /// Adds another run's counts.
+            pub fn add(&mut self, other: &Coverage) {
+                $(self.$field += other.$field;)*
+            }
+
+            /// Every counter with its name, in declaration order.
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($field), self.$field),)*]
+            }
+        }
+    };
+}
+
+coverage! {
+    /// Nodes that became pre-candidates.
+    pre_campaigns,
+    /// Nodes that became candidates.
+    campaigns,
+    /// Nodes that became leader.
+    elections_won,
+    /// Leaders that stepped down while alive.
+    leader_step_downs,
+    /// Partitions started.
+    partitions,
+    /// Nodes crashed.
+    crashes,
+    /// Nodes restarted.
+    restarts,
+    /// Unsynced writes lost in crashes.
+    crash_writes_lost,
+    /// Unsynced writes a crash happened to keep.
+    crash_writes_kept,
+    /// Messages offered to the network.
+    msgs_sent,
+    /// Messages delivered (duplicates included).
+    msgs_delivered,
+    /// Messages dropped by partitions.
+    msgs_dropped_partition,
+    /// Messages lost at random.
+    msgs_dropped_loss,
+    /// Messages delivered twice.
+    msgs_duplicated,
+    /// Messages delayed by the long tail.
+    msgs_delayed_tail,
+    /// Messages that arrived at a crashed node.
+    msgs_to_crashed,
+    /// Fsyncs completed.
+    fsyncs,
+    /// Log suffixes truncated by a conflicting append.
+    log_truncations,
+    /// Proposals handed to a node.
+    proposals,
+    /// Proposals committed.
+    proposals_committed,
+    /// Proposals dropped (not leader, overwritten, ...).
+    proposals_dropped,
+    /// Proposals whose entry a new leader overwrote.
+    proposals_overwritten,
+    /// Reads served.
+    reads_ready,
+    /// Reads failed.
+    reads_failed,
+    /// Snapshots taken by compaction.
+    snapshots_taken,
+    /// Snapshots installed from a leader.
+    snapshots_installed,
+    /// Events the core ignored (with a reason).
+    events_ignored,
+}
+
+/// A named counter: what it counts, and how to read it from a [`Coverage`].
+pub type NamedCounter = (&'static str, fn(&Coverage) -> u64);
+
+/// The fault classes a sweep must exercise at least once: (name, counter).
+pub const FAULT_CLASSES: &[NamedCounter] = &[
+    ("partition", |c| c.partitions),
+    ("crash", |c| c.crashes),
+    ("crash losing unsynced writes", |c| c.crash_writes_lost),
+    ("message loss", |c| c.msgs_dropped_loss),
+    ("message duplication", |c| c.msgs_duplicated),
+    ("long-tail delay", |c| c.msgs_delayed_tail),
+    ("leader change", |c| c.elections_won.saturating_sub(1)),
+    ("log truncation", |c| c.log_truncations),
+    ("proposal overwritten", |c| c.proposals_overwritten),
+    ("read failed", |c| c.reads_failed),
+];
+
+/// Protocol paths a sweep should see; their absence is reported, not failed (the
+/// core may not implement them yet, or the sweep may be too small).
+pub const PATHS_EXPECTED: &[NamedCounter] = &[
+    ("snapshot taken", |c| c.snapshots_taken),
+    ("snapshot installed", |c| c.snapshots_installed),
+    ("leader step-down", |c| c.leader_step_downs),
+];
+
+impl Coverage {
+    /// The fault classes never exercised.
+    pub fn fault_gaps(&self) -> Vec<&'static str> {
+        FAULT_CLASSES
+            .iter()
+            .filter(|(_, count)| count(self) == 0)
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
+    /// The expected protocol paths never seen.
+    pub fn path_gaps(&self) -> Vec<&'static str> {
+        PATHS_EXPECTED
+            .iter()
+            .filter(|(_, count)| count(self) == 0)
+            .map(|(name, _)| *name)
+            .collect()
+    }
+}
+
+impl fmt::Display for Coverage {
+    /// Counters as `name=value`, wrapped a few to a line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const PER_LINE: usize = 6;
+        let fields = self.fields();
+        for (i, chunk) in fields.chunks(PER_LINE).enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            let line: Vec<String> = chunk.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            write!(f, "          {}", line.join(" "))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_sums_every_counter() {
+        let mut a = Coverage {
+            crashes: 1,
+            ..Coverage::default()
+        };
+        a.add(&Coverage {
+            crashes: 2,
+            reads_ready: 5,
+            ..Coverage::default()
+        });
+        assert_eq!((a.crashes, a.reads_ready), (3, 5));
+    }
+
+    #[test]
+    fn gaps_name_the_classes_never_seen() {
+        let mut c = Coverage::default();
+        assert_eq!(c.fault_gaps().len(), FAULT_CLASSES.len());
+        c.partitions = 1;
+        c.elections_won = 1; // one election is not a leader change
+        let gaps = c.fault_gaps();
+        assert!(!gaps.contains(&"partition"));
+        assert!(gaps.contains(&"leader change"));
+    }
+}

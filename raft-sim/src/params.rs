@@ -1,0 +1,343 @@
+//! Swarm testing: each seed draws its own world (cluster size, fault rates, network,
+//! disks, clocks, workload), so a sweep covers calm and stormy worlds alike. Every
+//! drawn parameter is printed next to the seed, and each can be pinned from the CLI.
+//!
+//! All parameters are drawn, always in the same order, before pins are applied, so
+//! pinning one knob leaves every other draw of the seed unchanged.
+
+use std::fmt;
+
+use crate::client::WorkloadParams;
+use crate::faults::FaultRates;
+use crate::network::NetworkParams;
+use crate::rng::{Ppm, SimRng, StreamKind};
+
+/// The nominal length of one tick: what `Event::Tick` stands for in virtual time.
+pub const TICK_US: u64 = 10_000;
+
+/// Everything that describes the world of one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimParams {
+    /// The seed everything is drawn from.
+    pub seed: u64,
+    /// Voters in the cluster (3, 5 or 7).
+    pub nodes_count: u32,
+    /// PreVote on the nodes.
+    pub pre_vote: bool,
+    /// CheckQuorum on the nodes.
+    pub check_quorum: bool,
+    /// The network between nodes during the fault phase.
+    pub network: NetworkParams,
+    /// The most one-way delay between a client and a node.
+    pub client_delay_us_max: u64,
+    /// The shortest fsync.
+    pub fsync_us_min: u64,
+    /// The longest fsync.
+    pub fsync_us_max: u64,
+    /// The most a node's tick interval deviates from `TICK_US` (clock drift).
+    pub clock_drift: Ppm,
+    /// How often faults fire.
+    pub faults: FaultRates,
+    /// How long faults fire; then the world heals and liveness is checked.
+    pub fault_phase_ms: u32,
+    /// The clients.
+    pub workload: WorkloadParams,
+    /// A node compacts its log whenever it has applied this many entries past its
+    /// last snapshot (None: never).
+    pub compact_every_entries: Option<u64>,
+    /// After the heal, a minority of nodes stays down (the rest is the quorum core).
+    pub minority_stays_down: bool,
+    /// After the heal, a leader must be known within this many ticks.
+    pub liveness_leader_ticks_max: u64,
+    /// After the heal, every pending client operation must complete within this many ticks.
+    pub liveness_ops_ticks_max: u64,
+}
+
+/// Knobs that override what the swarm draws (None: keep the draw).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pins {
+    /// Cluster size.
+    pub nodes: Option<u32>,
+    /// Message loss, percent.
+    pub loss_percent: Option<f64>,
+    /// Message duplication, percent.
+    pub duplicate_percent: Option<f64>,
+    /// Partitions on or off.
+    pub partitions: Option<bool>,
+    /// Crashes on or off.
+    pub crashes: Option<bool>,
+    /// Number of clients.
+    pub clients: Option<u32>,
+    /// Number of keys.
+    pub keys: Option<u32>,
+    /// Fault phase length.
+    pub fault_phase_ms: Option<u32>,
+    /// Compaction interval (0: never).
+    pub compact_every: Option<u64>,
+    /// PreVote on or off.
+    pub pre_vote: Option<bool>,
+    /// CheckQuorum on or off.
+    pub check_quorum: Option<bool>,
+    /// Clock drift bound, percent.
+    pub drift_percent: Option<f64>,
+    /// Whether a minority stays down after the heal.
+    pub minority_stays_down: Option<bool>,
+}
+
+fn maybe(rng: &mut SimRng, p_none: Ppm, low: u64, high: u64) -> Option<u64> {
+    let value = rng.between(low, high);
+    if rng.chance(p_none) {
+        None
+    } else {
+        Some(value)
+    }
+}
+
+fn percent(rng: &mut SimRng, p_zero: Ppm, max_percent: u64) -> Ppm {
+    let ppm = rng.between(0, max_percent * 10_000) as u32;
+    if rng.chance(p_zero) {
+        Ppm::ZERO
+    } else {
+        Ppm(ppm)
+    }
+}
+
+impl SimParams {
+    /// Draws the world of `seed`, then applies `pins`.
+    pub fn draw(seed: u64, pins: &Pins) -> SimParams {
+        let mut rng = SimRng::new(seed, StreamKind::Swarm);
+        let quarter = Ppm::from_percent(25.0);
+        let half = Ppm::from_percent(50.0);
+        let nodes_count = *rng.pick(&[3u32, 5, 7]);
+        let pre_vote = !rng.chance(quarter);
+        let check_quorum = !rng.chance(quarter);
+        let network = NetworkParams {
+            delay_us_min: rng.between(100, 1_000),
+            jitter_us_max: rng.between(0, 5_000),
+            tail: percent(&mut rng, quarter, 5),
+            tail_us_max: rng.between(0, 100_000),
+            loss: percent(&mut rng, Ppm::from_percent(30.0), 10),
+            duplicate: percent(&mut rng, half, 5),
+        };
+        let client_delay_us_max = rng.between(200, 3_000);
+        let fsync_us_min = rng.between(50, 500);
+        let fsync_us_max = fsync_us_min + rng.between(0, 20_000);
+        let clock_drift = percent(&mut rng, quarter, 10);
+        let faults = FaultRates {
+            partition_interval_ms_mean: maybe(&mut rng, quarter, 200, 2_000).map(|v| v as u32),
+            crash_interval_ms_mean: maybe(&mut rng, quarter, 300, 3_000).map(|v| v as u32),
+            partition_ms_max: rng.between(100, 1_500) as u32,
+            down_ms_max: rng.between(10, 1_000) as u32,
+        };
+        let fault_phase_ms = rng.between(2_000, 5_000) as u32;
+        let workload = WorkloadParams {
+            clients_count: rng.between(1, 5) as u32,
+            keys_count: rng.between(1, 4) as u32,
+            think_us_max: rng.between(5_000, 50_000),
+            request_timeout_us: rng.between(100_000, 500_000),
+            attempts_max: rng.between(1, 6) as u32,
+            reads: Ppm(rng.between(100_000, 600_000) as u32),
+            cas: Ppm(rng.between(0, 500_000) as u32),
+            deletes: Ppm(rng.between(0, 300_000) as u32),
+        };
+        let compact_every_entries = maybe(&mut rng, half, 5, 100);
+        let minority_stays_down = rng.chance(half);
+        let mut params = SimParams {
+            seed,
+            nodes_count,
+            pre_vote,
+            check_quorum,
+            network,
+            client_delay_us_max,
+            fsync_us_min,
+            fsync_us_max,
+            clock_drift,
+            faults,
+            fault_phase_ms,
+            workload,
+            compact_every_entries,
+            minority_stays_down,
+            liveness_leader_ticks_max: 300,
+            liveness_ops_ticks_max: 600,
+        };
+        params.apply(pins);
+        params
+    }
+
+    fn apply(&mut self, pins: &Pins) {
+        if let Some(n) = pins.nodes {
+            self.nodes_count = n;
+        }
+        if let Some(p) = pins.loss_percent {
+            self.network.loss = Ppm::from_percent(p);
+        }
+        if let Some(p) = pins.duplicate_percent {
+            self.network.duplicate = Ppm::from_percent(p);
+        }
+        if pins.partitions == Some(false) {
+            self.faults.partition_interval_ms_mean = None;
+        } else if pins.partitions == Some(true) && self.faults.partition_interval_ms_mean.is_none()
+        {
+            self.faults.partition_interval_ms_mean = Some(1_000);
+        }
+        if pins.crashes == Some(false) {
+            self.faults.crash_interval_ms_mean = None;
+        } else if pins.crashes == Some(true) && self.faults.crash_interval_ms_mean.is_none() {
+            self.faults.crash_interval_ms_mean = Some(1_000);
+        }
+        if let Some(c) = pins.clients {
+            self.workload.clients_count = c;
+        }
+        if let Some(k) = pins.keys {
+            self.workload.keys_count = k;
+        }
+        if let Some(ms) = pins.fault_phase_ms {
+            self.fault_phase_ms = ms;
+        }
+        if let Some(every) = pins.compact_every {
+            self.compact_every_entries = (every > 0).then_some(every);
+        }
+        if let Some(on) = pins.pre_vote {
+            self.pre_vote = on;
+        }
+        if let Some(on) = pins.check_quorum {
+            self.check_quorum = on;
+        }
+        if let Some(p) = pins.drift_percent {
+            self.clock_drift = Ppm::from_percent(p);
+        }
+        if let Some(on) = pins.minority_stays_down {
+            self.minority_stays_down = on;
+        }
+    }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+fn every_ms(mean: Option<u32>) -> String {
+    mean.map_or("never".into(), |ms| format!("~{ms}ms"))
+}
+
+impl fmt::Display for SimParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = &self.network;
+        let w = &self.workload;
+        writeln!(
+            f,
+            "cluster:  nodes={} pre_vote={} check_quorum={} compact_every={} drift=±{}",
+            self.nodes_count,
+            on_off(self.pre_vote),
+            on_off(self.check_quorum),
+            self.compact_every_entries
+                .map_or("never".into(), |e| format!("{e}entries")),
+            self.clock_drift
+        )?;
+        writeln!(
+            f,
+            "network:  delay={}us+0..{}us tail={} up to {}us loss={} dup={} client_delay<={}us",
+            n.delay_us_min,
+            n.jitter_us_max,
+            n.tail,
+            n.tail_us_max,
+            n.loss,
+            n.duplicate,
+            self.client_delay_us_max
+        )?;
+        writeln!(
+            f,
+            "disk:     fsync={}..{}us",
+            self.fsync_us_min, self.fsync_us_max
+        )?;
+        writeln!(
+            f,
+            "faults:   phase={}ms partitions={} (<= {}ms) crashes={} (down <= {}ms) minority_stays_down={}",
+            self.fault_phase_ms,
+            every_ms(self.faults.partition_interval_ms_mean),
+            self.faults.partition_ms_max,
+            every_ms(self.faults.crash_interval_ms_mean),
+            self.faults.down_ms_max,
+            on_off(self.minority_stays_down)
+        )?;
+        write!(
+            f,
+            "clients:  count={} keys={} think<={}us timeout={}us attempts={} reads={} cas={} deletes={}",
+            w.clients_count, w.keys_count, w.think_us_max, w.request_timeout_us, w.attempts_max,
+            w.reads, w.cas, w.deletes
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_draws_the_same_world() {
+        assert_eq!(
+            SimParams::draw(7, &Pins::default()),
+            SimParams::draw(7, &Pins::default())
+        );
+    }
+
+    #[test]
+    fn seeds_draw_every_cluster_size() {
+        let sizes: std::collections::BTreeSet<u32> = (0..50)
+            .map(|s| SimParams::draw(s, &Pins::default()).nodes_count)
+            .collect();
+        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [3, 5, 7]);
+    }
+
+    #[test]
+    fn pinning_one_knob_leaves_the_others_alone() {
+        let free = SimParams::draw(11, &Pins::default());
+        let pins = Pins {
+            nodes: Some(3),
+            loss_percent: Some(0.0),
+            ..Pins::default()
+        };
+        let pinned = SimParams::draw(11, &pins);
+        assert_eq!(pinned.nodes_count, 3);
+        assert_eq!(pinned.network.loss, Ppm::ZERO);
+        assert_eq!(pinned.network.jitter_us_max, free.network.jitter_us_max);
+        assert_eq!(pinned.workload, free.workload);
+        assert_eq!(pinned.faults, free.faults);
+    }
+
+    #[test]
+    fn the_report_names_every_drawn_parameter() {
+        let text = SimParams::draw(3, &Pins::default()).to_string();
+        for name in [
+            "nodes=",
+            "pre_vote=",
+            "check_quorum=",
+            "compact_every=",
+            "drift=",
+            "delay=",
+            "tail=",
+            "loss=",
+            "dup=",
+            "client_delay",
+            "fsync=",
+            "phase=",
+            "partitions=",
+            "crashes=",
+            "minority_stays_down=",
+            "count=",
+            "keys=",
+            "think",
+            "timeout=",
+            "attempts=",
+            "reads=",
+            "cas=",
+            "deletes=",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,509 @@
+//! The world: every node, disk, client and link of one run, driven by the scheduler
+//! in virtual time. `World::run` pops events until the run ends (a violation, the
+//! liveness check settles, or the event budget runs out).
+//!
+//! The driving rule for each node (the core's contract): step one event, then carry
+//! out the returned actions in order ([`exec`](crate::exec)); persistence goes to the
+//! simulated disk and is reported with `Event::Persisted` only when its fsync
+//! completes.
+
+use kv_model::RequestSeq;
+use raft_core::{Action, Config, Event, Message, NodeId, RoleKind};
+
+use crate::checkers::commit::CommitChecker;
+use crate::checkers::election::ElectionChecker;
+use crate::checkers::log_matching::LogMatchingChecker;
+use crate::checkers::{Violation, ViolationKind};
+use crate::client::{Client, ClientEffect, ClientReply, ClientRequest};
+use crate::coverage::Coverage;
+use crate::digest::Digest;
+use crate::faults::FaultPlan;
+use crate::history::History;
+use crate::host::NodeHost;
+use crate::network::Network;
+use crate::params::{SimParams, TICK_US};
+use crate::rng::Streams;
+use crate::scheduler::Scheduler;
+use crate::time::SimTime;
+use crate::timeline::{Arrow, Mark, Timeline};
+use crate::trace::Trace;
+
+/// Something that happens at an instant of virtual time.
+#[derive(Debug)]
+pub(crate) enum Ev {
+    /// A node's clock ticks (ignored if the node crashed since: `life`).
+    Tick { node: NodeId, life: u32 },
+    /// A message arrives (postcard bytes, decoded on arrival).
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        bytes: Vec<u8>,
+        sent: SimTime,
+    },
+    /// A disk's fsync completes.
+    FsyncDone { node: NodeId, epoch: u32 },
+    /// A client request reaches a node.
+    Request { to: NodeId, request: ClientRequest },
+    /// A node's answer reaches a client.
+    Reply { client: usize, reply: ClientReply },
+    /// A client starts its next operation.
+    ClientWake { client: usize },
+    /// A client's attempt timed out.
+    ClientTimeout {
+        client: usize,
+        seq: RequestSeq,
+        attempt: u32,
+    },
+    /// The fault plan's entry fires.
+    Fault { index: usize },
+    /// A partition ends (unless a newer one replaced it).
+    HealPartition { epoch: u64 },
+    /// A crashed node restarts.
+    Restart { node: NodeId, life: u32 },
+    /// A node compacts its log into a snapshot of its state machine.
+    Compact { node: NodeId, life: u32 },
+    /// The fault phase is over: heal, and check liveness.
+    EndFaultPhase,
+}
+
+/// Shared machinery every node's actions touch.
+pub(crate) struct Env {
+    pub params: SimParams,
+    pub sched: Scheduler<Ev>,
+    pub streams: Streams,
+    pub net: Network,
+    pub election: ElectionChecker,
+    pub logs: LogMatchingChecker,
+    pub commits: CommitChecker,
+    pub coverage: Coverage,
+    pub digest: Digest,
+    pub trace: Trace,
+    pub timeline: Option<Timeline>,
+    pub violation: Option<Violation>,
+    pub proposal_next: u64,
+    pub read_next: u64,
+}
+
+impl Env {
+    /// Records the first violation (later ones are consequences).
+    pub fn violate(&mut self, mut violation: Violation) {
+        if self.violation.is_none() {
+            violation.at = self.sched.now();
+            if self.trace.is_on() {
+                self.trace
+                    .line(format!("{} VIOLATION {violation}", self.sched.now()));
+            }
+            self.violation = Some(violation);
+        }
+    }
+
+    /// Records a violation if `result` is one.
+    pub fn check(&mut self, result: Result<(), Violation>) {
+        if let Err(v) = result {
+            self.violate(v);
+        }
+    }
+
+    /// Schedules `ev` after `delay_us`; a full queue is a violation of its own.
+    pub fn schedule_in(&mut self, delay_us: u64, ev: Ev) {
+        if let Err(full) = self.sched.schedule_in(delay_us, ev) {
+            self.violate(Violation {
+                kind: ViolationKind::Contract,
+                at: full.at,
+                node: None,
+                detail: "the event queue overflowed (a runaway)".into(),
+            });
+        }
+    }
+
+    /// A trace line, formatted only when tracing.
+    pub fn trace(&mut self, line: impl FnOnce() -> String) {
+        if self.trace.is_on() {
+            let text = format!("{} {}", self.sched.now(), line());
+            self.trace.line(text);
+        }
+    }
+
+    /// Sends `msg` through the network: encoded with postcard, then delivered 0, 1
+    /// or 2 times.
+    pub fn send(&mut self, msg: &Message) {
+        let bytes = postcard::to_allocvec(msg).expect("messages always encode");
+        self.digest.write(&bytes);
+        let fate = self.net.send(&mut self.streams.network, msg.from, msg.to);
+        let now = self.sched.now();
+        match fate {
+            crate::network::Fate::Dropped(_) => {
+                if let Some(t) = &mut self.timeline {
+                    t.arrow(Arrow {
+                        from: msg.from,
+                        to: msg.to,
+                        sent: now,
+                        arrived: None,
+                        kind: msg.body.kind(),
+                    });
+                }
+            }
+            crate::network::Fate::Delivered { delays_us } => {
+                for delay_us in delays_us.into_iter().flatten() {
+                    self.schedule_in(
+                        delay_us,
+                        Ev::Deliver {
+                            from: msg.from,
+                            to: msg.to,
+                            bytes: bytes.clone(),
+                            sent: now,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// The one-way delay between a client and a node.
+    pub fn client_delay_us(&mut self) -> u64 {
+        self.streams
+            .network
+            .between(100, self.params.client_delay_us_max.max(100))
+    }
+}
+
+/// How a run is observed.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// Where trace lines go.
+    pub trace: Trace,
+    /// Record a timeline for `--timeline`.
+    pub timeline: bool,
+    /// Run this fault plan instead of drawing one.
+    pub plan: Option<FaultPlan>,
+}
+
+/// The most events one run may process: far above any healthy run, it turns a
+/// livelock of the simulator itself into a failure instead of a hang.
+pub const EVENTS_MAX: u64 = 20_000_000;
+
+/// The state of a run.
+pub struct World {
+    pub(crate) env: Env,
+    pub(crate) hosts: Vec<NodeHost>,
+    pub(crate) clients: Vec<Client>,
+    pub(crate) history: History,
+    pub(crate) plan: FaultPlan,
+    pub(crate) partition_epoch: u64,
+    pub(crate) healed_at: Option<SimTime>,
+    pub(crate) leader_at: Option<SimTime>,
+    pub(crate) ops_done_at: Option<SimTime>,
+    pub(crate) liveness_failure: Option<String>,
+    pub(crate) events: u64,
+    actions: Vec<Action>,
+    effects: Vec<ClientEffect>,
+}
+
+impl World {
+    /// Builds the world of `params` (nodes not yet started).
+    pub fn new(params: SimParams, options: RunOptions) -> World {
+        let mut streams = Streams::new(params.seed);
+        let n = params.nodes_count as usize;
+        let plan = options.plan.unwrap_or_else(|| {
+            FaultPlan::draw(&mut streams.fault, &params.faults, params.fault_phase_ms)
+        });
+        let voters: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
+        let mut hosts = Vec::with_capacity(n);
+        for id in &voters {
+            let mut config = Config::new(*id, voters.iter().copied());
+            config.seed = streams.node.next_u64();
+            config.pre_vote = params.pre_vote;
+            config.check_quorum = params.check_quorum;
+            let drift = i64::from(params.clock_drift.0);
+            let skew_ppm = streams.clock.between(0, 2 * drift as u64) as i64 - drift;
+            let tick_us = (TICK_US as i64 * (1_000_000 + skew_ppm) / 1_000_000) as u64;
+            hosts.push(NodeHost::new(*id, config, tick_us));
+        }
+        let clients = (1..=u64::from(params.workload.clients_count))
+            .map(|c| {
+                let guess = NodeId(streams.client.between(1, n as u64));
+                Client::new(c, n as u64, guess)
+            })
+            .collect();
+        let env = Env {
+            sched: Scheduler::new(),
+            net: Network::new(n, params.network),
+            election: ElectionChecker::new(),
+            logs: LogMatchingChecker::new(n),
+            commits: CommitChecker::new(n),
+            coverage: Coverage::default(),
+            digest: Digest::new(),
+            trace: options.trace,
+            timeline: options.timeline.then(Timeline::new),
+            violation: None,
+            proposal_next: 1,
+            read_next: 1,
+            streams,
+            params,
+        };
+        World {
+            env,
+            hosts,
+            clients,
+            history: History::new(),
+            plan,
+            partition_epoch: 0,
+            healed_at: None,
+            leader_at: None,
+            ops_done_at: None,
+            liveness_failure: None,
+            events: 0,
+            actions: Vec::new(),
+            effects: Vec::new(),
+        }
+    }
+
+    /// The parameters of this run.
+    pub fn params(&self) -> &SimParams {
+        &self.env.params
+    }
+
+    /// Boots every node and schedules the first ticks, client wake-ups and faults.
+    fn start(&mut self) {
+        for i in 0..self.hosts.len() {
+            let id = self.hosts[i].id;
+            self.boot(id);
+        }
+        for c in 0..self.clients.len() {
+            let delay_us = self.env.streams.client.between(0, 20_000);
+            self.env.schedule_in(delay_us, Ev::ClientWake { client: c });
+        }
+        for (index, fault) in self.plan.faults.clone().iter().enumerate() {
+            let at = SimTime::ZERO.plus_us(u64::from(fault.at_ms) * 1_000);
+            if let Err(full) = self.env.sched.schedule_at(at, Ev::Fault { index }) {
+                let _ = full;
+            }
+        }
+        let end = u64::from(self.env.params.fault_phase_ms) * 1_000;
+        self.env.schedule_in(end, Ev::EndFaultPhase);
+    }
+
+    /// Boots (or restarts) node `id` from its disk and starts its clock.
+    pub(crate) fn boot(&mut self, id: NodeId) {
+        let host = &mut self.hosts[id.0 as usize - 1];
+        if let Err(reason) = host.boot() {
+            self.env
+                .violate(Violation::at_node(ViolationKind::Contract, id, reason));
+            return;
+        }
+        let raft = host.raft.as_ref().expect("booted");
+        let reset = self.env.logs.reset_from(id, raft);
+        self.env.check(reset);
+        self.env
+            .commits
+            .on_restart(id, raft.commit_index(), raft.applied_index());
+        let (life, tick_us) = (host.life, host.tick_us);
+        let phase_us = self.env.streams.clock.between(1, tick_us);
+        self.env.schedule_in(phase_us, Ev::Tick { node: id, life });
+        if let Some(t) = &mut self.env.timeline {
+            t.mark(Mark::Role {
+                node: id,
+                at: self.env.sched.now(),
+                role: RoleKind::Follower,
+                term: raft.term(),
+            });
+        }
+    }
+
+    /// Runs to the end and returns how many events were processed.
+    pub fn run(&mut self) -> u64 {
+        self.start();
+        while self.events < EVENTS_MAX {
+            let Some((_, ev)) = self.env.sched.pop() else {
+                break;
+            };
+            self.events += 1;
+            self.handle(ev);
+            if self.env.violation.is_some() || self.liveness_failure.is_some() {
+                break;
+            }
+            if self.healed_at.is_some() && self.check_liveness_progress() {
+                break;
+            }
+        }
+        self.events
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        let now = self.env.sched.now();
+        self.env.digest.write_u64(now.as_us());
+        match ev {
+            Ev::Tick { node, life } => self.on_tick(node, life),
+            Ev::Deliver {
+                from,
+                to,
+                bytes,
+                sent,
+            } => self.on_deliver(from, to, &bytes, sent),
+            Ev::FsyncDone { node, epoch } => self.on_fsync_done(node, epoch),
+            Ev::Request { to, request } => self.on_request(to, request),
+            Ev::Reply { client, reply } => {
+                self.env.digest.write_u64(reply.seq.0);
+                let mut out = std::mem::take(&mut self.effects);
+                self.clients[client].on_reply(
+                    reply,
+                    &mut self.env.streams.client,
+                    &self.env.params.workload,
+                    &mut self.history,
+                    now,
+                    &mut out,
+                );
+                self.apply_client_effects(client, &mut out);
+                self.effects = out;
+            }
+            Ev::ClientWake { client } => {
+                let mut out = std::mem::take(&mut self.effects);
+                self.clients[client].on_wake(
+                    &mut self.env.streams.client,
+                    &self.env.params.workload,
+                    &mut self.history,
+                    now,
+                    &mut out,
+                );
+                self.apply_client_effects(client, &mut out);
+                self.effects = out;
+            }
+            Ev::ClientTimeout {
+                client,
+                seq,
+                attempt,
+            } => {
+                let mut out = std::mem::take(&mut self.effects);
+                self.clients[client].on_timeout(
+                    seq,
+                    attempt,
+                    &mut self.env.streams.client,
+                    &self.env.params.workload,
+                    &mut self.history,
+                    now,
+                    &mut out,
+                );
+                self.apply_client_effects(client, &mut out);
+                self.effects = out;
+            }
+            Ev::Fault { index } => self.fire_fault(index),
+            Ev::HealPartition { epoch } => self.heal_partition(epoch),
+            Ev::Restart { node, life } => self.restart(node, life),
+            Ev::Compact { node, life } => self.compact(node, life),
+            Ev::EndFaultPhase => self.end_fault_phase(),
+        }
+    }
+
+    fn on_tick(&mut self, node: NodeId, life: u32) {
+        let host = &self.hosts[node.0 as usize - 1];
+        if host.life != life || !host.is_up() {
+            return;
+        }
+        let tick_us = host.tick_us;
+        self.step(node, Event::Tick);
+        self.env.schedule_in(tick_us, Ev::Tick { node, life });
+    }
+
+    fn on_deliver(&mut self, from: NodeId, to: NodeId, bytes: &[u8], sent: SimTime) {
+        self.env.digest.write(bytes);
+        if !self.hosts[to.0 as usize - 1].is_up() {
+            self.env.coverage.msgs_to_crashed += 1;
+            return;
+        }
+        let msg: Message = match postcard::from_bytes(bytes) {
+            Ok(msg) => msg,
+            Err(e) => {
+                let detail = format!("a message from {from} does not decode: {e}");
+                self.env
+                    .violate(Violation::at_node(ViolationKind::Contract, to, detail));
+                return;
+            }
+        };
+        self.env.coverage.msgs_delivered += 1;
+        if let Some(t) = &mut self.env.timeline {
+            t.arrow(Arrow {
+                from,
+                to,
+                sent,
+                arrived: Some(self.env.sched.now()),
+                kind: msg.body.kind(),
+            });
+        }
+        self.step(to, Event::Message(msg));
+    }
+
+    fn on_fsync_done(&mut self, node: NodeId, epoch: u32) {
+        let host = &mut self.hosts[node.0 as usize - 1];
+        match host.disk.complete_fsync(epoch) {
+            Ok(Some(through)) => {
+                self.env.coverage.fsyncs += 1;
+                self.env.digest.write_u64(through.0);
+                if host.is_up() {
+                    self.step(node, Event::Persisted { through });
+                }
+                crate::exec::maybe_start_fsync(&mut self.hosts[node.0 as usize - 1], &mut self.env);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let detail = format!("persist {}: {}", e.seq, e.reason);
+                self.env
+                    .violate(Violation::at_node(ViolationKind::Contract, node, detail));
+            }
+        }
+    }
+
+    /// Steps one node with one event and carries out its actions.
+    pub(crate) fn step(&mut self, node: NodeId, event: Event) {
+        let index = node.0 as usize - 1;
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        {
+            let Some(raft) = self.hosts[index].raft.as_mut() else {
+                self.actions = actions;
+                return;
+            };
+            if self.env.trace.is_on() {
+                let line = crate::exec::describe_event(node, &event);
+                self.env.trace(|| line);
+            }
+            raft.step_into(event, &mut actions);
+        }
+        crate::exec::observe_step(&mut self.hosts[index], &mut self.env);
+        crate::exec::execute(&mut self.hosts[index], &mut self.env, &mut actions);
+        if let Some(raft) = &self.hosts[index].raft {
+            let tail = self.env.logs.verify_tail(node, raft);
+            self.env.check(tail);
+        }
+        self.actions = actions;
+    }
+
+    fn apply_client_effects(&mut self, client: usize, out: &mut Vec<ClientEffect>) {
+        for effect in out.drain(..) {
+            match effect {
+                ClientEffect::Send {
+                    to,
+                    request,
+                    delay_us,
+                } => {
+                    let delay_us = delay_us + self.env.client_delay_us();
+                    self.env.schedule_in(delay_us, Ev::Request { to, request });
+                }
+                ClientEffect::Timeout {
+                    seq,
+                    attempt,
+                    after_us,
+                } => self.env.schedule_in(
+                    after_us,
+                    Ev::ClientTimeout {
+                        client,
+                        seq,
+                        attempt,
+                    },
+                ),
+                ClientEffect::Wake { after_us } => {
+                    self.env.schedule_in(after_us, Ev::ClientWake { client })
+                }
+            }
+        }
+    }
+}
