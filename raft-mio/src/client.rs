@@ -6,6 +6,7 @@
 //! together are stepped into the core as one batch (one log append, one message per
 //! follower).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use raft_core::{
 use serde::Serialize;
 
 use crate::reply::{slot, Pending, Reply, WaitError};
-use crate::transport::PeerStatus;
+use crate::transport::PeerConnection;
 
 /// Where the leader is, as far as this node knows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,8 +125,12 @@ pub struct NodeStatus {
     pub persisted_index: LogIndex,
     /// The membership in force.
     pub membership: Membership,
-    /// The peers and the state of the connections to them.
-    pub peers: Vec<PeerStatus>,
+    /// The index of the newest snapshot (0 if none).
+    pub snapshot_index: LogIndex,
+    /// The peers and the state of this node's connections to them.
+    pub peers: Vec<PeerConnection>,
+    /// On a leader, each follower's replication progress (empty elsewhere).
+    pub replication: BTreeMap<NodeId, raft_core::PeerStatus>,
     /// The address this node listens on.
     pub listen_addr: SocketAddr,
 }
@@ -288,6 +293,15 @@ impl Proposal {
     /// Whether the outcome is known.
     pub fn is_done(&self) -> bool {
         self.pending.is_done()
+    }
+
+    /// The outcome if it is known, without blocking (`None`: still pending).
+    pub fn try_result(&self) -> Option<Result<LogIndex, AppendError>> {
+        match self.pending.try_take() {
+            Ok(result) => Some(result),
+            Err(WaitError::Timeout) => None,
+            Err(_) => Some(Err(AppendError::Shutdown)),
+        }
     }
 }
 

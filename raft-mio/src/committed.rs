@@ -186,7 +186,7 @@ impl<T: DeserializeOwned> CommittedStream<T> {
             EntryPayload::Membership(membership) => Committed::Membership {
                 index,
                 term,
-                membership,
+                membership: *membership,
             },
         }
     }

@@ -47,7 +47,7 @@ pub mod clock;
 pub mod committed;
 pub mod config;
 pub mod error;
-// CORE-PENDING mod node;
+mod node;
 mod reply;
 pub mod storage;
 pub mod transport;
@@ -56,5 +56,5 @@ pub use client::{AppendError, Client, LeaderHint, NodeStatus, Proposal, ReadErro
 pub use committed::{Committed, CommittedStream};
 pub use config::{ConfigError, Listen, RaftConfig};
 pub use error::{LoopError, StartError};
-// CORE-PENDING pub use node::{run, Flow, NodeLoop};
-pub use transport::PeerStatus;
+pub use node::{run, Flow, NodeLoop};
+pub use transport::PeerConnection;

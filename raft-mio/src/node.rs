@@ -23,13 +23,15 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Waker};
 use raft_core::{
-    Action, DropReason, Entry, EntryPayload, Event, LogIndex, Message, NodeId, ProposalId, RaftNode,
-    ReadId, SharedBytes,
+    Action, DropReason, Entry, EntryPayload, Event, LogIndex, Message, NodeId, ProposalId,
+    RaftNode, ReadId, SharedBytes,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::client::{AppendError, Client, Inbox, LeaderHint, Mailbox, NodeStatus, ReadError, Request};
+use crate::client::{
+    AppendError, Client, Inbox, LeaderHint, Mailbox, NodeStatus, ReadError, Request,
+};
 use crate::clock::{self, Ticker};
 use crate::committed::{CommittedStream, Delivery};
 use crate::config::{Listen, RaftConfig};
@@ -95,13 +97,19 @@ impl NodeLoop {
         config: RaftConfig,
     ) -> Result<(NodeLoop, Client<T>, CommittedStream<T>), StartError> {
         config.validate().map_err(StartError::Config)?;
-        let (storage, restored) = Storage::open(&config.data_dir, config.storage.clone()).map_err(StartError::Storage)?;
+        let (storage, restored) =
+            Storage::open(&config.data_dir, config.storage.clone()).map_err(StartError::Storage)?;
         let snapshot = restored.snapshot.clone();
         let core = RaftNode::new(config.core.clone(), restored).map_err(StartError::Core)?;
         let listener = bind_listener(&config)?;
-        let listen_addr = listener.local_addr().map_err(|e| StartError::io("read the listener's address", "", e))?;
+        let listen_addr = listener
+            .local_addr()
+            .map_err(|e| StartError::io("read the listener's address", "", e))?;
         let poll = Poll::new().map_err(|e| StartError::io("create the poll", "", e))?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN).map_err(|e| StartError::io("create the waker", "", e))?);
+        let waker = Arc::new(
+            Waker::new(poll.registry(), WAKER_TOKEN)
+                .map_err(|e| StartError::io("create the waker", "", e))?,
+        );
         let now = clock::now();
         let transport = Transport::new(
             listener,
@@ -118,7 +126,10 @@ impl NodeLoop {
         let mut applied_index = LogIndex(0);
         if let Some(snapshot) = snapshot {
             applied_index = snapshot.meta.last_index;
-            let _ = committed_tx.send(Delivery::Restore { meta: snapshot.meta, data: snapshot.data });
+            let _ = committed_tx.send(Delivery::Restore {
+                meta: snapshot.meta,
+                data: snapshot.data,
+            });
         }
         tracing::info!(
             node = %config.id, %listen_addr, data_dir = %config.data_dir.display(),
@@ -131,7 +142,10 @@ impl NodeLoop {
             poll,
             events: Events::with_capacity(EVENTS_PER_POLL_MAX),
             ticker: Ticker::new(config.tick_interval, now),
-            inbox: Inbox { rx, wake_pending: Arc::clone(&wake_pending) },
+            inbox: Inbox {
+                rx,
+                wake_pending: Arc::clone(&wake_pending),
+            },
             committed_tx,
             actions: Vec::new(),
             incoming: Vec::new(),
@@ -151,7 +165,12 @@ impl NodeLoop {
             shutting_down: false,
             committed_receiver_gone: false,
         };
-        let client = Client::new(Mailbox::new(tx, waker, wake_pending), None, listen_addr, config.peers);
+        let client = Client::new(
+            Mailbox::new(tx, waker, wake_pending),
+            None,
+            listen_addr,
+            config.peers,
+        );
         Ok((node, client, CommittedStream::new(committed_rx)))
     }
 
@@ -207,7 +226,12 @@ impl NodeLoop {
         let timeout = if busy {
             Duration::ZERO
         } else {
-            let deadline = self.transport.next_deadline().map_or(self.ticker.next_deadline(), |d| d.min(self.ticker.next_deadline()));
+            let deadline = self
+                .transport
+                .next_deadline()
+                .map_or(self.ticker.next_deadline(), |d| {
+                    d.min(self.ticker.next_deadline())
+                });
             clock::time_until(deadline, now)
         };
         match self.poll.poll(&mut self.events, Some(timeout)) {
@@ -227,7 +251,8 @@ impl NodeLoop {
             if event.token() == WAKER_TOKEN {
                 woken = true;
             } else {
-                self.transport.on_event(registry, event.token(), now, &mut self.incoming);
+                self.transport
+                    .on_event(registry, event.token(), now, &mut self.incoming);
             }
         }
         self.transport.read_pending(registry, &mut self.incoming);
@@ -243,7 +268,9 @@ impl NodeLoop {
         self.inbox.wake_pending.store(false, Ordering::Release);
         self.requests_left = false;
         for _ in 0..self.requests_per_turn_max {
-            let Ok(request) = self.inbox.rx.try_recv() else { return };
+            let Ok(request) = self.inbox.rx.try_recv() else {
+                return;
+            };
             self.on_request(request, now);
         }
         self.requests_left = true;
@@ -264,8 +291,14 @@ impl NodeLoop {
                 self.other_events.push(Event::Read { id });
             }
             Request::Status { reply } => reply.send(self.status()),
-            Request::TransferLeadership { to } => self.other_events.push(Event::TransferLeadership { to }),
-            Request::ChangeMembership { changes, addrs, reply } => {
+            Request::TransferLeadership { to } => {
+                self.other_events.push(Event::TransferLeadership { to })
+            }
+            Request::ChangeMembership {
+                changes,
+                addrs,
+                reply,
+            } => {
                 for (id, addr) in addrs {
                     if id != self.core.id() {
                         self.transport.add_peer(id, addr.clone(), now);
@@ -275,9 +308,12 @@ impl NodeLoop {
                 let id = ProposalId(self.next_proposal_id);
                 self.next_proposal_id += 1;
                 self.pending_proposals.insert(id, reply);
-                self.other_events.push(Event::ChangeMembership { id, changes });
+                self.other_events
+                    .push(Event::ChangeMembership { id, changes });
             }
-            Request::Compact { up_to, data } => self.other_events.push(Event::Compact { up_to, data }),
+            Request::Compact { up_to, data } => {
+                self.other_events.push(Event::Compact { up_to, data })
+            }
             Request::Shutdown => self.shutting_down = true,
         }
     }
@@ -285,12 +321,16 @@ impl NodeLoop {
     /// Steps everything gathered into the core; actions pile up in `self.actions`.
     fn step_gathered(&mut self, now: Instant) {
         for message in self.incoming.drain(..) {
-            self.core.step_into(Event::Message(message), &mut self.actions);
+            self.core
+                .step_into(Event::Message(message), &mut self.actions);
         }
         while !self.proposals.is_empty() {
-            let rest = self.proposals.split_off(self.proposals.len().min(self.proposal_batch_max));
+            let rest = self
+                .proposals
+                .split_off(self.proposals.len().min(self.proposal_batch_max));
             let batch = std::mem::replace(&mut self.proposals, rest);
-            self.core.step_into(Event::ProposeBatch(batch), &mut self.actions);
+            self.core
+                .step_into(Event::ProposeBatch(batch), &mut self.actions);
         }
         for event in self.other_events.drain(..) {
             self.core.step_into(event, &mut self.actions);
@@ -306,7 +346,8 @@ impl NodeLoop {
             let Some(through) = self.storage.sync().map_err(LoopError::Storage)? else {
                 return Ok(());
             };
-            self.core.step_into(Event::Persisted { through }, &mut self.actions);
+            self.core
+                .step_into(Event::Persisted { through }, &mut self.actions);
             self.execute_actions()?;
         }
         Ok(())
@@ -326,7 +367,9 @@ impl NodeLoop {
 
     fn execute(&mut self, action: Action) -> Result<(), LoopError> {
         match action {
-            Action::PersistHardState { .. } | Action::AppendToLog { .. } | Action::PersistSnapshot { .. } => {
+            Action::PersistHardState { .. }
+            | Action::AppendToLog { .. }
+            | Action::PersistSnapshot { .. } => {
                 self.storage.write(&action).map_err(LoopError::Storage)?;
             }
             Action::Send(message) => self.transport.send(&message),
@@ -334,7 +377,10 @@ impl NodeLoop {
             Action::RestoreSnapshot(snapshot) => {
                 self.deliver_applies();
                 self.applied_index = snapshot.meta.last_index;
-                self.deliver(Delivery::Restore { meta: snapshot.meta, data: snapshot.data });
+                self.deliver(Delivery::Restore {
+                    meta: snapshot.meta,
+                    data: snapshot.data,
+                });
             }
             Action::ReadReady { id, read_index } => {
                 // The application must see the applies this read depends on first.
@@ -366,10 +412,12 @@ impl NodeLoop {
             Action::LeaderChanged { leader, term } => {
                 tracing::info!(node = %self.core.id(), leader = ?leader, %term, "leader changed");
             }
-            Action::TransferAbandoned { to, reason } => {
-                tracing::info!(node = %self.core.id(), %to, ?reason, "leadership transfer abandoned");
+            Action::TransferAborted { to, reason } => {
+                tracing::info!(node = %self.core.id(), %to, ?reason, "leadership transfer aborted");
             }
-            Action::Ignored(reason) => tracing::trace!(node = %self.core.id(), ?reason, "event ignored"),
+            Action::Ignored(reason) => {
+                tracing::trace!(node = %self.core.id(), ?reason, "event ignored")
+            }
         }
         Ok(())
     }
@@ -381,7 +429,9 @@ impl NodeLoop {
             "applies are consecutive"
         );
         self.applied_index = last.index;
-        let membership_changed = entries.iter().any(|e| matches!(e.payload, EntryPayload::Membership(_)));
+        let membership_changed = entries
+            .iter()
+            .any(|e| matches!(e.payload, EntryPayload::Membership(_)));
         if self.apply_batch.is_empty() {
             self.apply_batch = entries;
         } else {
@@ -395,11 +445,17 @@ impl NodeLoop {
     /// Closes the connections of peers the committed membership no longer holds.
     fn forget_removed_peers(&mut self) {
         let members = self.core.membership().members();
-        let removed: Vec<NodeId> = self.peer_addrs.keys().filter(|id| !members.contains(id)).copied().collect();
+        let removed: Vec<NodeId> = self
+            .peer_addrs
+            .keys()
+            .filter(|id| !members.contains(id))
+            .copied()
+            .collect();
         for id in removed {
             if id != self.core.id() {
                 tracing::info!(node = %self.core.id(), peer = %id, "peer removed from the membership");
-                self.transport.remove_peer(id, self.poll.registry(), clock::now());
+                self.transport
+                    .remove_peer(id, self.poll.registry(), clock::now());
             }
             self.peer_addrs.remove(&id);
         }
@@ -423,28 +479,36 @@ impl NodeLoop {
     }
 
     fn leader_hint(&self, leader: Option<NodeId>) -> Option<LeaderHint> {
-        leader.map(|id| LeaderHint { id, addr: self.peer_addrs.get(&id).cloned() })
+        leader.map(|id| LeaderHint {
+            id,
+            addr: self.peer_addrs.get(&id).cloned(),
+        })
     }
 
     fn append_error(&self, reason: DropReason) -> AppendError {
         match reason {
-            DropReason::NotLeader { leader_hint } => AppendError::NotLeader(self.leader_hint(leader_hint)),
+            DropReason::NotLeader { leader_hint } => {
+                AppendError::NotLeader(self.leader_hint(leader_hint))
+            }
             other => AppendError::Dropped(other),
         }
     }
 
     fn status(&self) -> NodeStatus {
+        let core = self.core.status();
         NodeStatus {
-            id: self.core.id(),
-            role: self.core.role(),
-            term: self.core.term(),
-            leader: self.leader_hint(self.core.leader()),
-            commit_index: self.core.commit_index(),
+            id: core.id,
+            role: core.role,
+            term: core.term,
+            leader: self.leader_hint(core.leader),
+            commit_index: core.commit_index,
             applied_index: self.applied_index,
-            last_index: self.core.last_index(),
-            persisted_index: self.core.persisted_index(),
-            membership: self.core.membership().clone(),
+            last_index: core.last_index,
+            persisted_index: core.persisted_index,
+            snapshot_index: core.snapshot_index,
+            membership: core.membership,
             peers: self.transport.peer_status(),
+            replication: core.peers,
             listen_addr: self.listen_addr,
         }
     }
@@ -453,20 +517,28 @@ impl NodeLoop {
 /// Binds the peer listener as configured (non-blocking, for mio).
 fn bind_listener(config: &RaftConfig) -> Result<mio::net::TcpListener, StartError> {
     let std_listener = match &config.listen {
-        Some(Listen::Listener(listener)) => listener.try_clone().map_err(|e| StartError::io("clone the listener", "", e))?,
-        Some(Listen::Addr(addr)) => std::net::TcpListener::bind(addr).map_err(|e| StartError::io("bind", addr, e))?,
+        Some(Listen::Listener(listener)) => listener
+            .try_clone()
+            .map_err(|e| StartError::io("clone the listener", "", e))?,
+        Some(Listen::Addr(addr)) => {
+            std::net::TcpListener::bind(addr).map_err(|e| StartError::io("bind", addr, e))?
+        }
         None => {
             let addr = &config.peers[&config.id];
             std::net::TcpListener::bind(addr).map_err(|e| StartError::io("bind", addr, e))?
         }
     };
-    std_listener.set_nonblocking(true).map_err(|e| StartError::io("set the listener non-blocking", "", e))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| StartError::io("set the listener non-blocking", "", e))?;
     Ok(mio::net::TcpListener::from_std(std_listener))
 }
 
 /// Starts a node on a thread of its own. Returns the client handle and the stream of
 /// committed commands.
-pub fn run<T: Serialize + DeserializeOwned>(config: RaftConfig) -> Result<(Client<T>, CommittedStream<T>), StartError> {
+pub fn run<T: Serialize + DeserializeOwned>(
+    config: RaftConfig,
+) -> Result<(Client<T>, CommittedStream<T>), StartError> {
     let name = format!("raft-node-{}", config.id.0);
     let (node, client, committed) = NodeLoop::new::<T>(config)?;
     let thread = std::thread::Builder::new()

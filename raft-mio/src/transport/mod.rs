@@ -65,7 +65,7 @@ pub struct TransportSettings {
 
 /// What the transport knows of one peer, for status pages.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerStatus {
+pub struct PeerConnection {
     /// The peer.
     pub id: NodeId,
     /// Its address.
@@ -427,7 +427,7 @@ impl Transport {
         }
         let droppable = matches!(
             message.body,
-            MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. }
+            MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot(_)
         );
         match peer.queue.push(frame, droppable) {
             Pushed::Queued => {}
@@ -455,10 +455,10 @@ impl Transport {
     }
 
     /// What the transport knows of each peer.
-    pub fn peer_status(&self) -> Vec<PeerStatus> {
+    pub fn peer_status(&self) -> Vec<PeerConnection> {
         self.peers
             .values()
-            .map(|p| PeerStatus {
+            .map(|p| PeerConnection {
                 id: p.id,
                 addr: p.addr.clone(),
                 connected: p.is_established(),
