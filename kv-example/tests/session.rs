@@ -117,7 +117,10 @@ impl Supervisor {
                 assert!(status.success(), "the cluster command exited with {status}");
                 return;
             }
-            assert!(Instant::now() < deadline, "the cluster command did not exit");
+            assert!(
+                Instant::now() < deadline,
+                "the cluster command did not exit"
+            );
             std::thread::sleep(support::POLL);
         }
     }
@@ -166,7 +169,10 @@ fn the_readme_session_the_console_and_a_restart_of_the_whole_cluster() {
     assert_eq!(nc.request_line("get 1").unwrap(), "Ok: bar");
     let del = nc.request("del 1").unwrap();
     assert!(del.appended_index().expect("Ok: Appended at N") > put_index);
-    assert_eq!(nc.request_line("get 1").unwrap(), "Error: value does not exist");
+    assert_eq!(
+        nc.request_line("get 1").unwrap(),
+        "Error: value does not exist"
+    );
     // A write to a follower names the leader's client address.
     assert_eq!(
         ask(&addr(follower), "put 1 bar"),

@@ -56,7 +56,12 @@ pub fn request(
         headers: response
             .headers
             .iter()
-            .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+            .map(|h| {
+                (
+                    h.name.to_string(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
             .collect(),
         body: String::from_utf8_lossy(&raw[head_len..]).into_owned(),
     })

@@ -93,11 +93,19 @@ impl Cluster {
     }
 
     pub fn client_addr(&self, id: u64) -> &str {
-        &self.layout.node(id).expect("a node of the cluster").client_addr
+        &self
+            .layout
+            .node(id)
+            .expect("a node of the cluster")
+            .client_addr
     }
 
     pub fn http_addr(&self, id: u64) -> &str {
-        &self.layout.node(id).expect("a node of the cluster").http_addr
+        &self
+            .layout
+            .node(id)
+            .expect("a node of the cluster")
+            .http_addr
     }
 
     /// Waits until node `id` answers on its text port.
@@ -175,13 +183,14 @@ impl Cluster {
 
     /// A linearizable read on node `id`, retried while it fails for passing reasons.
     pub fn get(&self, id: u64, key: &str) -> Option<String> {
-        wait_for(&format!("a linearizable read of {key} on node {id}"), || {
-            match self.request(id, &format!("get {key}")) {
+        wait_for(
+            &format!("a linearizable read of {key} on node {id}"),
+            || match self.request(id, &format!("get {key}")) {
                 Ok(Answer::Ok(value)) => Some(Some(value)),
                 Ok(Answer::Error(e)) if e == "value does not exist" => Some(None),
                 _ => None,
-            }
-        })
+            },
+        )
     }
 
     /// A stale (local) read on node `id`; `None` if the key is absent or the node
@@ -234,7 +243,11 @@ impl Cluster {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let tail = &lines[lines.len().saturating_sub(40)..];
-            out.push_str(&format!("--- node {id} ({}) ---\n{}\n", path.display(), tail.join("\n")));
+            out.push_str(&format!(
+                "--- node {id} ({}) ---\n{}\n",
+                path.display(),
+                tail.join("\n")
+            ));
         }
         out
     }

@@ -82,7 +82,15 @@ impl NetLab {
         let hub = self.hub();
         run(&["ip", "netns", "add", &hub])?;
         run(&["ip", "-n", &hub, "link", "set", "lo", "up"])?;
-        run(&["ip", "netns", "exec", &hub, "sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &hub,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ])?;
         for id in 1..=self.nodes {
             let ns = self.node_ns(id);
             let hub_end = format!("h{id}");
@@ -92,11 +100,38 @@ impl NetLab {
                 "ip", "-n", &hub, "link", "add", &hub_end, "type", "veth", "peer", "name", "eth0",
                 "netns", &ns,
             ])?;
-            run(&["ip", "-n", &hub, "addr", "add", &format!("10.77.{id}.1/24"), "dev", &hub_end])?;
+            run(&[
+                "ip",
+                "-n",
+                &hub,
+                "addr",
+                "add",
+                &format!("10.77.{id}.1/24"),
+                "dev",
+                &hub_end,
+            ])?;
             run(&["ip", "-n", &hub, "link", "set", &hub_end, "up"])?;
-            run(&["ip", "-n", &ns, "addr", "add", &format!("10.77.{id}.2/24"), "dev", "eth0"])?;
+            run(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("10.77.{id}.2/24"),
+                "dev",
+                "eth0",
+            ])?;
             run(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
-            run(&["ip", "-n", &ns, "route", "add", "default", "via", &format!("10.77.{id}.1")])?;
+            run(&[
+                "ip",
+                "-n",
+                &ns,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("10.77.{id}.1"),
+            ])?;
         }
         Ok(())
     }
@@ -116,8 +151,18 @@ impl NetLab {
         let ip = self.node_ip(id);
         for direction in ["-s", "-d"] {
             run(&[
-                "ip", "netns", "exec", &self.hub(), "iptables", "-w", "-I", "FORWARD", direction,
-                &ip, "-j", "DROP",
+                "ip",
+                "netns",
+                "exec",
+                &self.hub(),
+                "iptables",
+                "-w",
+                "-I",
+                "FORWARD",
+                direction,
+                &ip,
+                "-j",
+                "DROP",
             ])
             .expect("add a partition rule");
         }
@@ -125,8 +170,17 @@ impl NetLab {
 
     /// Removes every partition.
     pub fn heal(&self) {
-        run(&["ip", "netns", "exec", &self.hub(), "iptables", "-w", "-F", "FORWARD"])
-            .expect("flush the partition rules");
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.hub(),
+            "iptables",
+            "-w",
+            "-F",
+            "FORWARD",
+        ])
+        .expect("flush the partition rules");
     }
 
     /// Moves the calling thread into the hub namespace: sockets it opens from now on
