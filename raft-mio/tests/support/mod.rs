@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -130,6 +131,57 @@ impl Cluster {
                 collector,
             },
         );
+    }
+
+    /// Starts node `id` on a loop driven by a thread of the test, which a flag kills:
+    /// the loop is dropped between two turns without a clean shutdown (no final
+    /// Shutdown request, pending clients abandoned), as a crashed process would leave
+    /// it after its last fsync.
+    pub fn launch_killable(
+        &mut self,
+        id: NodeId,
+        listener: Option<std::net::TcpListener>,
+    ) -> Arc<AtomicBool> {
+        let mut config = self.config(id);
+        if let Some(listener) = listener {
+            config = config.listener(listener);
+        }
+        let (mut node, client, committed) =
+            raft_mio::NodeLoop::new::<Cmd>(config).expect("node starts");
+        let kill = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&kill);
+        std::thread::spawn(move || {
+            for _ in 0..10_000_000u64 {
+                if flag.load(Ordering::Acquire) {
+                    break;
+                }
+                if node.turn().expect("turn") == raft_mio::Flow::Stop {
+                    break;
+                }
+            }
+            drop(node);
+        });
+        let applied = Applied::default();
+        let collector = Some(collect(committed, Arc::clone(&applied)));
+        self.nodes.insert(
+            id,
+            TestNode {
+                id,
+                client,
+                applied,
+                collector,
+            },
+        );
+        kill
+    }
+
+    /// Kills a node started with [`launch_killable`](Self::launch_killable).
+    pub fn kill(&mut self, id: NodeId, flag: &AtomicBool) {
+        flag.store(true, Ordering::Release);
+        let mut node = self.nodes.remove(&id).expect("running");
+        if let Some(collector) = node.collector.take() {
+            collector.join().unwrap();
+        }
     }
 
     pub fn node(&self, id: NodeId) -> &TestNode {
