@@ -7,8 +7,9 @@
 //! cargo run --release -p raft-mio --example bench -- --inflight 1,256 --seconds 5
 //! ```
 //! One client thread keeps N proposals of 64-byte commands in flight on the leader
-//! (`Client::submit`), replacing each as it commits; latency is from submission to
-//! the moment the client sees the commit. Each in-flight level runs on a fresh cluster.
+//! (`Client::submit`): it waits for the oldest, collects every proposal already
+//! committed behind it, and refills the window. Latency is from submission to the
+//! moment the client sees the commit. Each in-flight level runs on a fresh cluster.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -148,15 +149,25 @@ fn drive(
         while submitting && window.len() < inflight {
             window.push_back((Instant::now(), client.submit(&command).expect("submit")));
         }
+        // Wait for the oldest, then take every proposal already done behind it before
+        // refilling the window, so that refills reach the leader together.
         let Some((submitted, proposal)) = window.pop_front() else {
             break;
         };
         proposal
             .wait()
             .expect("a proposal on a stable leader commits");
-        commits += 1;
+        let mut done = vec![submitted];
+        while window.front().is_some_and(|(_, p)| p.is_done()) {
+            let (submitted, proposal) = window.pop_front().expect("front exists");
+            proposal
+                .wait()
+                .expect("a proposal on a stable leader commits");
+            done.push(submitted);
+        }
+        commits += done.len() as u64;
         if record {
-            latencies_ns.push(submitted.elapsed().as_nanos() as u64);
+            latencies_ns.extend(done.iter().map(|s| s.elapsed().as_nanos() as u64));
         }
         if submitting && start.elapsed() >= duration {
             submitting = false;

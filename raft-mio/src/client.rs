@@ -276,9 +276,7 @@ pub struct Proposal {
 impl Proposal {
     /// Blocks until the proposal commits (its index) or is dropped (why).
     pub fn wait(self) -> Result<LogIndex, AppendError> {
-        self.pending
-            .wait()
-            .unwrap_or_else(|_| Err(AppendError::Shutdown))
+        self.pending.wait().unwrap_or(Err(AppendError::Shutdown))
     }
 
     /// Waits at most `timeout`; `None` if the outcome is still unknown.
