@@ -56,18 +56,28 @@ impl TestNode {
     }
 }
 
-/// Applies the committed stream into `applied` until the node stops.
+/// Applies the committed stream into `applied` until the node stops. A snapshot's
+/// data is the postcard encoding of the applied list itself.
 pub fn collect(mut committed: CommittedStream<Cmd>, applied: Applied) -> JoinHandle<()> {
     std::thread::spawn(move || {
         while let Ok(item) = committed.recv() {
-            if let Committed::Command { index, command, .. } = item {
-                applied.lock().unwrap().push((index, command));
+            match item {
+                Committed::Command { index, command, .. } => {
+                    applied.lock().unwrap().push((index, command))
+                }
+                Committed::Restore { data, .. } => {
+                    *applied.lock().unwrap() =
+                        postcard::from_bytes(&data).expect("a snapshot of ours");
+                }
+                _ => {}
             }
         }
     })
 }
 
 pub struct Cluster {
+    /// Applied to every node's configuration.
+    pub tweak: fn(RaftConfig) -> RaftConfig,
     pub dir: tempfile::TempDir,
     pub addrs: BTreeMap<NodeId, String>,
     pub nodes: BTreeMap<NodeId, TestNode>,
@@ -76,6 +86,11 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes (ids 1..=n).
     pub fn start(n: u64) -> Cluster {
+        Cluster::start_with(n, |c| c)
+    }
+
+    /// Starts `n` nodes whose configuration `tweak` adjusts.
+    pub fn start_with(n: u64, tweak: fn(RaftConfig) -> RaftConfig) -> Cluster {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_max_level(tracing::Level::INFO)
@@ -92,6 +107,7 @@ impl Cluster {
             })
             .collect();
         let mut cluster = Cluster {
+            tweak,
             dir: tempfile::tempdir().unwrap(),
             addrs,
             nodes: BTreeMap::new(),
@@ -107,10 +123,11 @@ impl Cluster {
     }
 
     pub fn config(&self, id: NodeId) -> RaftConfig {
-        RaftConfig::new(id, self.addrs.clone())
+        let config = RaftConfig::new(id, self.addrs.clone())
             .data_dir(self.data_dir(id))
             .tick_interval(Duration::from_millis(10))
-            .core(|c| c.seed = 7)
+            .core(|c| c.seed = 7);
+        (self.tweak)(config)
     }
 
     /// Starts (or restarts) node `id` on its address and data directory.
