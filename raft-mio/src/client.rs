@@ -160,6 +160,10 @@ pub(crate) enum Request {
         up_to: LogIndex,
         data: SharedBytes,
     },
+    SetPeerAddress {
+        id: NodeId,
+        addr: String,
+    },
     Shutdown,
 }
 
@@ -406,6 +410,20 @@ impl<T: Serialize> Client<T> {
         self.shared.mailbox.send(Request::Compact {
             up_to,
             data: data.into(),
+        })
+    }
+
+    /// Teaches this node where node `id` listens (for a node being added at runtime:
+    /// every member must learn the new node's address, since addresses are not part
+    /// of the replicated log).
+    pub fn set_peer_address(
+        &self,
+        id: NodeId,
+        addr: impl Into<String>,
+    ) -> Result<(), ShutdownError> {
+        self.shared.mailbox.send(Request::SetPeerAddress {
+            id,
+            addr: addr.into(),
         })
     }
 

@@ -327,6 +327,12 @@ impl NodeLoop {
             Request::Compact { up_to, data } => {
                 self.other_events.push(Event::Compact { up_to, data })
             }
+            Request::SetPeerAddress { id, addr } => {
+                if id != self.core.id() {
+                    self.transport.add_peer(id, addr.clone(), now);
+                }
+                self.peer_addrs.insert(id, addr);
+            }
             Request::Shutdown => self.shutting_down = true,
         }
     }
@@ -482,25 +488,28 @@ impl NodeLoop {
             self.apply_batch.extend(entries);
         }
         if membership_changed {
-            self.forget_removed_peers();
+            self.reconcile_peers();
         }
     }
 
-    /// Closes the connections of peers the committed membership no longer holds.
-    fn forget_removed_peers(&mut self) {
+    /// Brings the transport in line with the membership in force: members are heard
+    /// (and dialed, where their address is known); removed nodes are dropped.
+    fn reconcile_peers(&mut self) {
         let members = self.core.membership().members();
+        let me = self.core.id();
+        for id in members.iter().copied().filter(|id| *id != me) {
+            self.transport.allow_peer(id);
+        }
         let removed: Vec<NodeId> = self
             .peer_addrs
             .keys()
-            .filter(|id| !members.contains(id))
+            .filter(|id| !members.contains(id) && **id != me)
             .copied()
             .collect();
         for id in removed {
-            if id != self.core.id() {
-                tracing::info!(node = %self.core.id(), peer = %id, "peer removed from the membership");
-                self.transport
-                    .remove_peer(id, self.poll.registry(), clock::now());
-            }
+            tracing::info!(node = %me, peer = %id, "peer removed from the membership");
+            self.transport
+                .remove_peer(id, self.poll.registry(), clock::now());
             self.peer_addrs.remove(&id);
         }
     }

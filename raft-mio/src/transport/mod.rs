@@ -154,6 +154,14 @@ impl Transport {
         }
     }
 
+    /// Accepts connections from `id` (a member whose address this node does not know:
+    /// it can hear the member, not dial it).
+    pub fn allow_peer(&mut self, id: NodeId) {
+        if id != self.me {
+            self.members.insert(id);
+        }
+    }
+
     /// Forgets a peer at runtime, closing its connections.
     pub fn remove_peer(&mut self, id: NodeId, registry: &Registry, now: Instant) {
         self.members.remove(&id);
