@@ -160,6 +160,10 @@ pub(crate) enum Request {
         up_to: LogIndex,
         data: SharedBytes,
     },
+    SetPeerAddress {
+        id: NodeId,
+        addr: String,
+    },
     Shutdown,
 }
 
@@ -276,9 +280,7 @@ pub struct Proposal {
 impl Proposal {
     /// Blocks until the proposal commits (its index) or is dropped (why).
     pub fn wait(self) -> Result<LogIndex, AppendError> {
-        self.pending
-            .wait()
-            .unwrap_or_else(|_| Err(AppendError::Shutdown))
+        self.pending.wait().unwrap_or(Err(AppendError::Shutdown))
     }
 
     /// Waits at most `timeout`; `None` if the outcome is still unknown.
@@ -408,6 +410,20 @@ impl<T: Serialize> Client<T> {
         self.shared.mailbox.send(Request::Compact {
             up_to,
             data: data.into(),
+        })
+    }
+
+    /// Teaches this node where node `id` listens (for a node being added at runtime:
+    /// every member must learn the new node's address, since addresses are not part
+    /// of the replicated log).
+    pub fn set_peer_address(
+        &self,
+        id: NodeId,
+        addr: impl Into<String>,
+    ) -> Result<(), ShutdownError> {
+        self.shared.mailbox.send(Request::SetPeerAddress {
+            id,
+            addr: addr.into(),
         })
     }
 

@@ -126,6 +126,15 @@ impl RaftConfig {
         self
     }
 
+    /// Starts this node as one that waits to be added to an existing cluster (with
+    /// `Client::change_membership` on the leader) instead of founding a new one:
+    /// it neither campaigns nor votes until the leader's log names it a member.
+    pub fn join_existing(mut self) -> Self {
+        self.core.initial_voters.clear();
+        self.core.initial_learners.clear();
+        self
+    }
+
     /// Adjusts the core's configuration.
     pub fn core(mut self, adjust: impl FnOnce(&mut raft_core::Config)) -> Self {
         adjust(&mut self.core);

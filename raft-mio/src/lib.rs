@@ -47,6 +47,7 @@ pub mod clock;
 pub mod committed;
 pub mod config;
 pub mod error;
+mod fsync_thread;
 mod node;
 mod reply;
 pub mod storage;

@@ -9,9 +9,12 @@
 //!    queued, applies are batched for the application.
 //! 4. Flush the sockets: a leader's new entries reach its followers while it fsyncs
 //!    its own copy (thesis §10.2.1).
-//! 5. Group commit: one `fdatasync` for everything the turn wrote, one
-//!    `Event::Persisted`, and the actions it releases (vote grants, append
-//!    acknowledgements: thesis §3.8) are carried out like the rest.
+//! 5. Group commit: if no sync is running, start one `fdatasync` covering everything
+//!    written so far, on the node's fsync thread. The loop keeps turning meanwhile
+//!    (reading acknowledgements, taking proposals, writing the next batch); when the
+//!    sync reports, one `Event::Persisted` is stepped and the actions it releases
+//!    (vote grants, append acknowledgements: thesis §3.8) are carried out like the
+//!    rest.
 //! 6. Hand the applied entries to the committed stream, answer clients, flush again.
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,8 +39,9 @@ use crate::clock::{self, Ticker};
 use crate::committed::{CommittedStream, Delivery};
 use crate::config::{Listen, RaftConfig};
 use crate::error::{LoopError, StartError};
+use crate::fsync_thread::FsyncThread;
 use crate::reply::Reply;
-use crate::storage::Storage;
+use crate::storage::{Storage, SyncStart};
 use crate::transport::{Transport, WAKER_TOKEN};
 
 /// Readiness events taken from one poll.
@@ -61,6 +65,7 @@ pub enum Flow {
 pub struct NodeLoop {
     core: RaftNode,
     storage: Storage,
+    fsync: FsyncThread,
     transport: Transport,
     poll: Poll,
     events: Events,
@@ -120,6 +125,8 @@ impl NodeLoop {
             now,
         )
         .map_err(|e| StartError::io("register the listener", &listen_addr.to_string(), e))?;
+        let fsync = FsyncThread::spawn(format!("raft-fsync-{}", config.id.0), Arc::clone(&waker))
+            .map_err(|e| StartError::io("spawn the fsync thread", "", e))?;
         let (tx, rx) = sync_channel(config.client_queue_max);
         let wake_pending = Arc::new(AtomicBool::new(false));
         let (committed_tx, committed_rx) = sync_channel(config.committed_queue_max);
@@ -138,6 +145,7 @@ impl NodeLoop {
         let node = NodeLoop {
             core,
             storage,
+            fsync,
             transport,
             poll,
             events: Events::with_capacity(EVENTS_PER_POLL_MAX),
@@ -207,6 +215,7 @@ impl NodeLoop {
         self.wait_for_events()?;
         let now = clock::now();
         self.gather(now);
+        self.take_finished_sync()?;
         self.step_gathered(now);
         self.execute_actions()?;
         // The leader's entries go out while it syncs its own copy.
@@ -215,6 +224,7 @@ impl NodeLoop {
         self.deliver_applies();
         self.transport.flush(self.poll.registry(), now);
         if self.shutting_down {
+            self.finish_for_shutdown()?;
             return Ok(Flow::Stop);
         }
         Ok(Flow::Continue)
@@ -222,7 +232,10 @@ impl NodeLoop {
 
     fn wait_for_events(&mut self) -> Result<(), LoopError> {
         let now = clock::now();
-        let busy = self.requests_left || self.transport.has_pending_reads() || self.shutting_down;
+        let busy = self.requests_left
+            || self.transport.has_pending_reads()
+            || self.shutting_down
+            || !self.other_events.is_empty();
         let timeout = if busy {
             Duration::ZERO
         } else {
@@ -314,6 +327,12 @@ impl NodeLoop {
             Request::Compact { up_to, data } => {
                 self.other_events.push(Event::Compact { up_to, data })
             }
+            Request::SetPeerAddress { id, addr } => {
+                if id != self.core.id() {
+                    self.transport.add_peer(id, addr.clone(), now);
+                }
+                self.peer_addrs.insert(id, addr);
+            }
             Request::Shutdown => self.shutting_down = true,
         }
     }
@@ -340,16 +359,47 @@ impl NodeLoop {
         }
     }
 
-    /// Makes the turn's writes durable with one fsync and reports it to the core.
+    /// Steps `Persisted` for a sync the fsync thread finished.
+    fn take_finished_sync(&mut self) -> Result<(), LoopError> {
+        if let Some(result) = self.fsync.try_done() {
+            let synced = result.map_err(LoopError::Storage)?;
+            if let Some(through) = self.storage.end_sync(synced) {
+                self.other_events.push(Event::Persisted { through });
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the next group commit if none is running. Writes that are durable at
+    /// once (fsync off, or hard state written synchronously) are reported at once.
     fn group_commit(&mut self) -> Result<(), LoopError> {
         for _ in 0..PERSIST_ROUNDS_PER_TURN_MAX {
-            let Some(through) = self.storage.sync().map_err(LoopError::Storage)? else {
+            if self.fsync.is_busy() {
                 return Ok(());
-            };
-            self.core
-                .step_into(Event::Persisted { through }, &mut self.actions);
-            self.execute_actions()?;
+            }
+            match self.storage.begin_sync().map_err(LoopError::Storage)? {
+                SyncStart::Nothing => return Ok(()),
+                SyncStart::Job(job) => {
+                    self.fsync.submit(job);
+                    return Ok(());
+                }
+                SyncStart::Durable(through) => {
+                    self.core
+                        .step_into(Event::Persisted { through }, &mut self.actions);
+                    self.execute_actions()?;
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Finishes the outstanding sync and makes everything written durable before the
+    /// loop stops (a clean shutdown loses nothing it wrote).
+    fn finish_for_shutdown(&mut self) -> Result<(), LoopError> {
+        if let Some(result) = self.fsync.wait_done() {
+            result.map_err(LoopError::Storage)?;
+        }
+        self.storage.sync().map_err(LoopError::Storage)?;
         Ok(())
     }
 
@@ -438,25 +488,28 @@ impl NodeLoop {
             self.apply_batch.extend(entries);
         }
         if membership_changed {
-            self.forget_removed_peers();
+            self.reconcile_peers();
         }
     }
 
-    /// Closes the connections of peers the committed membership no longer holds.
-    fn forget_removed_peers(&mut self) {
+    /// Brings the transport in line with the membership in force: members are heard
+    /// (and dialed, where their address is known); removed nodes are dropped.
+    fn reconcile_peers(&mut self) {
         let members = self.core.membership().members();
+        let me = self.core.id();
+        for id in members.iter().copied().filter(|id| *id != me) {
+            self.transport.allow_peer(id);
+        }
         let removed: Vec<NodeId> = self
             .peer_addrs
             .keys()
-            .filter(|id| !members.contains(id))
+            .filter(|id| !members.contains(id) && **id != me)
             .copied()
             .collect();
         for id in removed {
-            if id != self.core.id() {
-                tracing::info!(node = %self.core.id(), peer = %id, "peer removed from the membership");
-                self.transport
-                    .remove_peer(id, self.poll.registry(), clock::now());
-            }
+            tracing::info!(node = %me, peer = %id, "peer removed from the membership");
+            self.transport
+                .remove_peer(id, self.poll.registry(), clock::now());
             self.peer_addrs.remove(&id);
         }
     }

@@ -1,8 +1,10 @@
 //! A one-shot reply slot between the loop and a client thread: the loop fills it once,
 //! the client waits on it (blocking, with or without a timeout) or polls it.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
+
+use crate::clock;
 
 #[derive(Debug)]
 enum State<T> {
@@ -15,8 +17,17 @@ enum State<T> {
 
 #[derive(Debug)]
 struct Shared<T> {
-    state: Mutex<State<T>>,
+    state: Mutex<Slot<T>>,
     ready: Condvar,
+}
+
+/// The state and whether a thread sleeps on the condvar: most answers arrive before
+/// anyone waits (many proposals in flight), and skipping the notify then saves a
+/// futex syscall per answer on the event loop.
+#[derive(Debug)]
+struct Slot<T> {
+    state: State<T>,
+    sleepers: u32,
 }
 
 /// The client's side: wait for the answer.
@@ -34,7 +45,10 @@ pub struct Reply<T> {
 /// A fresh slot.
 pub fn slot<T>() -> (Reply<T>, Pending<T>) {
     let shared = Arc::new(Shared {
-        state: Mutex::new(State::Waiting),
+        state: Mutex::new(Slot {
+            state: State::Waiting,
+            sleepers: 0,
+        }),
         ready: Condvar::new(),
     });
     (
@@ -54,10 +68,13 @@ impl<T> Reply<T> {
     fn finish(&mut self, state: State<T>) {
         if let Some(shared) = self.shared.take() {
             let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            debug_assert!(matches!(*guard, State::Waiting));
-            *guard = state;
+            debug_assert!(matches!(guard.state, State::Waiting));
+            guard.state = state;
+            let sleepers = guard.sleepers;
             drop(guard);
-            shared.ready.notify_all();
+            if sleepers > 0 {
+                shared.ready.notify_all();
+            }
         }
     }
 }
@@ -82,40 +99,52 @@ pub enum WaitError {
 impl<T> Pending<T> {
     /// Blocks until the answer comes.
     pub fn wait(&self) -> Result<T, WaitError> {
-        let mut guard = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        while matches!(*guard, State::Waiting) {
+        let mut guard = self.lock();
+        while matches!(guard.state, State::Waiting) {
+            guard.sleepers += 1;
             guard = self
                 .shared
                 .ready
                 .wait(guard)
                 .unwrap_or_else(|e| e.into_inner());
+            guard.sleepers -= 1;
         }
-        take(&mut guard)
+        take(&mut guard.state)
     }
 
     /// Blocks until the answer comes or `timeout` passes.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<T, WaitError> {
-        let guard = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut guard, _) = self
-            .shared
-            .ready
-            .wait_timeout_while(guard, timeout, |s| matches!(s, State::Waiting))
-            .unwrap_or_else(|e| e.into_inner());
-        take(&mut guard)
+        let deadline = clock::now() + timeout;
+        let mut guard = self.lock();
+        while matches!(guard.state, State::Waiting) {
+            let left = clock::time_until(deadline, clock::now());
+            if left.is_zero() {
+                break;
+            }
+            guard.sleepers += 1;
+            guard = self
+                .shared
+                .ready
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            guard.sleepers -= 1;
+        }
+        take(&mut guard.state)
     }
 
     /// The answer if it is there, without blocking.
     pub fn try_take(&self) -> Result<T, WaitError> {
-        let mut guard = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        take(&mut guard)
+        take(&mut self.lock().state)
     }
 
     /// Whether the answer is there (or will never come).
     pub fn is_done(&self) -> bool {
-        !matches!(
-            *self.shared.state.lock().unwrap_or_else(|e| e.into_inner()),
-            State::Waiting
-        )
+        !matches!(self.lock().state, State::Waiting)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -9,6 +9,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use raft_core::{Entry, LogIndex};
 
@@ -43,7 +44,8 @@ pub struct SegmentedLog {
     dir: PathBuf,
     /// Segments in index order; the last one is active (open for appends).
     segments: Vec<Segment>,
-    active: File,
+    /// Shared with a sync job on the fsync thread while it runs.
+    active: Arc<File>,
     /// Records encoded but not yet written to `active`.
     pending: Vec<u8>,
     /// The active file's length on disk (what was written, synced or not).
@@ -140,7 +142,7 @@ impl SegmentedLog {
         Ok(SegmentedLog {
             dir: dir.to_path_buf(),
             segments: all,
-            active,
+            active: Arc::new(active),
             pending: Vec::new(),
             written_bytes: SEGMENT_HEADER_BYTES as u64,
             last_index: first_index.prev(),
@@ -184,7 +186,7 @@ impl SegmentedLog {
         Ok(SegmentedLog {
             dir: dir.to_path_buf(),
             segments: all,
-            active,
+            active: Arc::new(active),
             pending: Vec::new(),
             written_bytes,
             last_index,
@@ -257,7 +259,7 @@ impl SegmentedLog {
             return Ok(());
         }
         let path = &self.segments.last().expect("active segment").path;
-        self.active
+        (&*self.active)
             .write_all(&self.pending)
             .map_err(StorageError::io(path, "write"))?;
         self.written_bytes += self.pending.len() as u64;
@@ -279,6 +281,19 @@ impl SegmentedLog {
         Ok(())
     }
 
+    /// Writes every buffered append and returns the file to `fdatasync` (on another
+    /// thread) if it has writes not yet synced. Appends made after this call need
+    /// another sync.
+    pub fn begin_sync(&mut self) -> Result<Option<(Arc<File>, PathBuf)>, StorageError> {
+        self.write_pending()?;
+        if !self.dirty {
+            return Ok(None);
+        }
+        self.dirty = false;
+        let path = self.segments.last().expect("active segment").path.clone();
+        Ok(Some((Arc::clone(&self.active), path)))
+    }
+
     /// Hands every buffered append to the operating system without `fdatasync`: it
     /// survives a crash of the process but not of the machine.
     pub fn flush_without_sync(&mut self) -> Result<(), StorageError> {
@@ -293,7 +308,7 @@ impl SegmentedLog {
         // only the last segment: recovery treats damage anywhere else as corruption.
         self.sync()?;
         let (active, segment) = create_segment(&self.dir, first_index, self.segment_bytes_max)?;
-        self.active = active;
+        self.active = Arc::new(active);
         self.segments.push(segment);
         self.written_bytes = SEGMENT_HEADER_BYTES as u64;
         Ok(())
@@ -329,16 +344,17 @@ impl SegmentedLog {
         let path = segment.path.clone();
         self.last_index = LogIndex(segment.first_index.0 + keep as u64).prev();
         if removed_any {
-            self.active = OpenOptions::new()
+            let file = OpenOptions::new()
                 .write(true)
                 .open(&path)
                 .map_err(StorageError::io(&path, "open"))?;
+            self.active = Arc::new(file);
         }
         self.active
             .set_len(cut_at)
             .map_err(StorageError::io(&path, "truncate"))?;
         preallocate(&self.active, &path, self.segment_bytes_max);
-        self.active
+        (&*self.active)
             .seek(SeekFrom::Start(cut_at))
             .map_err(StorageError::io(&path, "seek"))?;
         self.written_bytes = cut_at;
@@ -374,7 +390,7 @@ impl SegmentedLog {
             remove_if_exists(path)?;
         }
         sync_dir(&self.dir)?;
-        self.active = active;
+        self.active = Arc::new(active);
         self.segments.push(segment);
         self.written_bytes = SEGMENT_HEADER_BYTES as u64;
         self.last_index = first_index.prev();

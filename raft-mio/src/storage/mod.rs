@@ -17,8 +17,9 @@ pub mod record;
 pub mod segment;
 pub mod snapshot_file;
 
-use std::fs;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use raft_core::{Action, Entry, HardState, LogIndex, PersistSeq, Restored, Snapshot, SnapshotMeta};
 
@@ -62,6 +63,9 @@ pub struct Storage {
     written_seq: Option<PersistSeq>,
     /// The highest sequence number made durable.
     durable_seq: Option<PersistSeq>,
+    /// The highest sequence number returned by `sync`, `begin_sync` or `end_sync`
+    /// (each is reported to the core once).
+    announced_seq: Option<PersistSeq>,
 }
 
 impl Storage {
@@ -97,6 +101,7 @@ impl Storage {
             options,
             written_seq: None,
             durable_seq: None,
+            announced_seq: None,
         };
         Ok((storage, restored))
     }
@@ -140,6 +145,8 @@ impl Storage {
                 self.sync_log()?;
                 write_hard_state(&self.dir, *hard_state)?;
                 self.hard_state = *hard_state;
+                // Everything written so far is durable now (the log was synced first).
+                self.durable_seq = Some(*seq);
                 *seq
             }
             Action::PersistSnapshot {
@@ -149,6 +156,7 @@ impl Storage {
             } => {
                 self.sync_log()?;
                 self.write_snapshot(snapshot, *discard_log)?;
+                self.durable_seq = Some(*seq);
                 *seq
             }
             other => {
@@ -165,15 +173,61 @@ impl Storage {
     }
 
     /// Makes everything written durable (one `fdatasync` of the log, if it has
-    /// anything new) and returns the highest sequence number now durable, if it
-    /// advanced.
+    /// anything new) and returns the highest sequence number now durable, if that
+    /// was not returned before.
     pub fn sync(&mut self) -> Result<Option<PersistSeq>, StorageError> {
         self.sync_log()?;
-        if self.written_seq == self.durable_seq {
-            return Ok(None);
-        }
         self.durable_seq = self.written_seq;
-        Ok(self.durable_seq)
+        Ok(self.announce(self.durable_seq))
+    }
+
+    /// Starts a group commit without waiting for the disk: writes everything buffered
+    /// and says what remains to be done. [`SyncStart::Job`] must be run (on any
+    /// thread) and then reported with [`end_sync`](Self::end_sync); only one job
+    /// should be outstanding at a time (writes made meanwhile wait for the next).
+    pub fn begin_sync(&mut self) -> Result<SyncStart, StorageError> {
+        if self.written_seq > self.durable_seq {
+            let through = self.written_seq.expect("something was written");
+            if !self.options.fsync {
+                self.log.flush_without_sync()?;
+                self.durable_seq = Some(through);
+            } else if let Some((file, path)) = self.log.begin_sync()? {
+                return Ok(SyncStart::Job(SyncJob {
+                    file,
+                    path,
+                    through,
+                }));
+            } else {
+                // Only synchronous writes (hard state, snapshot) since the last sync.
+                self.durable_seq = Some(through);
+            }
+        }
+        Ok(match self.announce(self.durable_seq) {
+            Some(through) => SyncStart::Durable(through),
+            None => SyncStart::Nothing,
+        })
+    }
+
+    /// Records that a job from [`begin_sync`](Self::begin_sync) finished. Returns the
+    /// sequence number to report, unless a synchronous write already reported it.
+    pub fn end_sync(&mut self, through: PersistSeq) -> Option<PersistSeq> {
+        debug_assert!(self.written_seq >= Some(through));
+        self.durable_seq = self.durable_seq.max(Some(through));
+        self.announce(Some(through))
+    }
+
+    /// Returns `durable` if it is newer than anything returned before, and remembers it.
+    fn announce(&mut self, durable: Option<PersistSeq>) -> Option<PersistSeq> {
+        if durable > self.announced_seq {
+            self.announced_seq = durable;
+            return durable;
+        }
+        None
+    }
+
+    /// The highest sequence number known durable.
+    pub fn durable_seq(&self) -> Option<PersistSeq> {
+        self.durable_seq
     }
 
     fn sync_log(&mut self) -> Result<(), StorageError> {
@@ -199,6 +253,41 @@ impl Storage {
         }
         self.snapshot_meta = snapshot.meta.clone();
         Ok(())
+    }
+}
+
+/// What [`Storage::begin_sync`] found to do.
+#[derive(Debug)]
+pub enum SyncStart {
+    /// Nothing was written since the last sync.
+    Nothing,
+    /// Everything through this sequence number is durable already.
+    Durable(PersistSeq),
+    /// The log needs an `fdatasync`; run the job, then report it.
+    Job(SyncJob),
+}
+
+/// One `fdatasync` of the active segment, covering every write made before
+/// [`Storage::begin_sync`] returned it.
+#[derive(Debug)]
+pub struct SyncJob {
+    file: Arc<File>,
+    path: PathBuf,
+    through: PersistSeq,
+}
+
+impl SyncJob {
+    /// The sequence number durable once the job is done.
+    pub fn through(&self) -> PersistSeq {
+        self.through
+    }
+
+    /// Runs the `fdatasync` (blocking).
+    pub fn run(&self) -> Result<PersistSeq, StorageError> {
+        self.file
+            .sync_data()
+            .map_err(StorageError::io(&self.path, "fdatasync"))?;
+        Ok(self.through)
     }
 }
 

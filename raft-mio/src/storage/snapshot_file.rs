@@ -95,7 +95,7 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<(LogIndex, PathBuf)>, StorageErr
             found.push((index, item.path()));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(index, _)| std::cmp::Reverse(*index));
     Ok(found)
 }
 

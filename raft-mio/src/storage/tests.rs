@@ -253,7 +253,7 @@ fn a_snapshot_drops_whole_segments_below_it_and_recovery_starts_from_it() {
         let segments_before = storage.segment_count();
         let action = Action::PersistSnapshot {
             seq: seq.next(),
-            snapshot: snapshot(20, 1),
+            snapshot: Box::new(snapshot(20, 1)),
             discard_log: false,
         };
         storage.write(&action).unwrap();
@@ -287,7 +287,7 @@ fn a_snapshot_beyond_or_against_the_log_replaces_the_log() {
         // A leader's snapshot that disagrees with this log at its last index.
         let action = Action::PersistSnapshot {
             seq: seq.next(),
-            snapshot: snapshot(8, 4),
+            snapshot: Box::new(snapshot(8, 4)),
             discard_log: true,
         };
         storage.write(&action).unwrap();

@@ -150,7 +150,18 @@ impl Transport {
         }
         let peer = Peer::new(self.me, id, addr, &self.settings, now);
         if let Some(old) = self.peers.insert(id, peer) {
+            // Dropping the old peer closes its socket (epoll forgets a closed socket);
+            // its token must not route events to the new one.
+            self.outbound_tokens.retain(|_, peer| *peer != id);
             tracing::info!(peer = %id, old_addr = %old.addr, "peer address changed");
+        }
+    }
+
+    /// Accepts connections from `id` (a member whose address this node does not know:
+    /// it can hear the member, not dial it).
+    pub fn allow_peer(&mut self, id: NodeId) {
+        if id != self.me {
+            self.members.insert(id);
         }
     }
 

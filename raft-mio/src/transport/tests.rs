@@ -320,3 +320,29 @@ fn a_restarted_peer_is_reconnected() {
         "the restarted node never heard its peer"
     );
 }
+
+#[test]
+fn a_peer_named_by_host_name_is_resolved_off_the_loop_and_reached() {
+    let mut sides = sides(&[1, 2], &[1, 1]);
+    // Re-address node 1 as "localhost:<port>": a name, not an IP literal.
+    let port = sides[0].transport.local_addr().unwrap().port();
+    sides[1]
+        .transport
+        .add_peer(NodeId(1), format!("localhost:{port}"), clock::now());
+    assert_eq!(
+        sides[1].transport.peer_addr(NodeId(1)),
+        Some(format!("localhost:{port}").as_str())
+    );
+    for attempt in 0..50 {
+        sides[1].transport.send(&read_request(2, 1, 2000 + attempt));
+        if pump_for(&mut sides, Duration::from_millis(200), |s| {
+            !s[0].received.is_empty()
+        }) {
+            break;
+        }
+    }
+    assert!(
+        !sides[0].received.is_empty(),
+        "never reached a peer named localhost"
+    );
+}

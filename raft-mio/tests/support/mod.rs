@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -55,18 +56,28 @@ impl TestNode {
     }
 }
 
-/// Applies the committed stream into `applied` until the node stops.
+/// Applies the committed stream into `applied` until the node stops. A snapshot's
+/// data is the postcard encoding of the applied list itself.
 pub fn collect(mut committed: CommittedStream<Cmd>, applied: Applied) -> JoinHandle<()> {
     std::thread::spawn(move || {
         while let Ok(item) = committed.recv() {
-            if let Committed::Command { index, command, .. } = item {
-                applied.lock().unwrap().push((index, command));
+            match item {
+                Committed::Command { index, command, .. } => {
+                    applied.lock().unwrap().push((index, command))
+                }
+                Committed::Restore { data, .. } => {
+                    *applied.lock().unwrap() =
+                        postcard::from_bytes(&data).expect("a snapshot of ours");
+                }
+                _ => {}
             }
         }
     })
 }
 
 pub struct Cluster {
+    /// Applied to every node's configuration.
+    pub tweak: fn(RaftConfig) -> RaftConfig,
     pub dir: tempfile::TempDir,
     pub addrs: BTreeMap<NodeId, String>,
     pub nodes: BTreeMap<NodeId, TestNode>,
@@ -75,6 +86,11 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes (ids 1..=n).
     pub fn start(n: u64) -> Cluster {
+        Cluster::start_with(n, |c| c)
+    }
+
+    /// Starts `n` nodes whose configuration `tweak` adjusts.
+    pub fn start_with(n: u64, tweak: fn(RaftConfig) -> RaftConfig) -> Cluster {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_max_level(tracing::Level::INFO)
@@ -91,6 +107,7 @@ impl Cluster {
             })
             .collect();
         let mut cluster = Cluster {
+            tweak,
             dir: tempfile::tempdir().unwrap(),
             addrs,
             nodes: BTreeMap::new(),
@@ -106,10 +123,11 @@ impl Cluster {
     }
 
     pub fn config(&self, id: NodeId) -> RaftConfig {
-        RaftConfig::new(id, self.addrs.clone())
+        let config = RaftConfig::new(id, self.addrs.clone())
             .data_dir(self.data_dir(id))
             .tick_interval(Duration::from_millis(10))
-            .core(|c| c.seed = 7)
+            .core(|c| c.seed = 7);
+        (self.tweak)(config)
     }
 
     /// Starts (or restarts) node `id` on its address and data directory.
@@ -130,6 +148,57 @@ impl Cluster {
                 collector,
             },
         );
+    }
+
+    /// Starts node `id` on a loop driven by a thread of the test, which a flag kills:
+    /// the loop is dropped between two turns without a clean shutdown (no final
+    /// Shutdown request, pending clients abandoned), as a crashed process would leave
+    /// it after its last fsync.
+    pub fn launch_killable(
+        &mut self,
+        id: NodeId,
+        listener: Option<std::net::TcpListener>,
+    ) -> Arc<AtomicBool> {
+        let mut config = self.config(id);
+        if let Some(listener) = listener {
+            config = config.listener(listener);
+        }
+        let (mut node, client, committed) =
+            raft_mio::NodeLoop::new::<Cmd>(config).expect("node starts");
+        let kill = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&kill);
+        std::thread::spawn(move || {
+            for _ in 0..10_000_000u64 {
+                if flag.load(Ordering::Acquire) {
+                    break;
+                }
+                if node.turn().expect("turn") == raft_mio::Flow::Stop {
+                    break;
+                }
+            }
+            drop(node);
+        });
+        let applied = Applied::default();
+        let collector = Some(collect(committed, Arc::clone(&applied)));
+        self.nodes.insert(
+            id,
+            TestNode {
+                id,
+                client,
+                applied,
+                collector,
+            },
+        );
+        kill
+    }
+
+    /// Kills a node started with [`launch_killable`](Self::launch_killable).
+    pub fn kill(&mut self, id: NodeId, flag: &AtomicBool) {
+        flag.store(true, Ordering::Release);
+        let mut node = self.nodes.remove(&id).expect("running");
+        if let Some(collector) = node.collector.take() {
+            collector.join().unwrap();
+        }
     }
 
     pub fn node(&self, id: NodeId) -> &TestNode {
