@@ -210,7 +210,8 @@ impl World {
             self.env.streams.fault.shuffle(&mut ids);
             kept_down = ids[..count as usize].to_vec();
         }
-        self.mark_network(format!("heal all; keep down {kept_down:?}"));
+        let down: Vec<String> = kept_down.iter().map(|id| id.to_string()).collect();
+        self.mark_network(format!("heal all; keep down [{}]", down.join(",")));
         for id in (1..=n).map(NodeId) {
             if kept_down.contains(&id) {
                 self.crash(id);

@@ -47,6 +47,11 @@ pub struct SimParams {
     pub compact_every_entries: Option<u64>,
     /// After the heal, a minority of nodes stays down (the rest is the quorum core).
     pub minority_stays_down: bool,
+    /// The most entries per AppendEntries (small values make entries trickle one at
+    /// a time, which opens the windows of the commit rule, §5.4.2).
+    pub msg_entries_max: usize,
+    /// The most AppendEntries in flight to one follower.
+    pub inflight_msgs_max: usize,
     /// After the heal, a leader must be known within this many ticks.
     pub liveness_leader_ticks_max: u64,
     /// After the heal, every pending client operation must complete within this many ticks.
@@ -142,6 +147,9 @@ impl SimParams {
         };
         let compact_every_entries = maybe(&mut rng, half, 5, 100);
         let minority_stays_down = rng.chance(half);
+        // Drawn last so that adding them left every earlier draw of a seed unchanged.
+        let msg_entries_max = *rng.pick(&[1usize, 2, 8, 512]);
+        let inflight_msgs_max = *rng.pick(&[1usize, 4, 64]);
         let mut params = SimParams {
             seed,
             nodes_count,
@@ -157,6 +165,8 @@ impl SimParams {
             workload,
             compact_every_entries,
             minority_stays_down,
+            msg_entries_max,
+            inflight_msgs_max,
             liveness_leader_ticks_max: 300,
             liveness_ops_ticks_max: 600,
         };
@@ -230,10 +240,12 @@ impl fmt::Display for SimParams {
         let w = &self.workload;
         writeln!(
             f,
-            "cluster:  nodes={} pre_vote={} check_quorum={} compact_every={} drift=±{}",
+            "cluster:  nodes={} pre_vote={} check_quorum={} msg_entries_max={} inflight_msgs_max={} compact_every={} drift=±{}",
             self.nodes_count,
             on_off(self.pre_vote),
             on_off(self.check_quorum),
+            self.msg_entries_max,
+            self.inflight_msgs_max,
             self.compact_every_entries
                 .map_or("never".into(), |e| format!("{e}entries")),
             self.clock_drift

@@ -78,10 +78,13 @@ const LANE_PX: f64 = 60.0;
 const BAND_PX: f64 = 22.0;
 const LEFT_PX: f64 = 60.0;
 const TOP_PX: f64 = 40.0;
+/// Rows for fault labels under the lanes, so that close faults do not overprint.
+const LABEL_ROWS: usize = 4;
 
 fn term_colour(term: Term) -> String {
-    // Golden-angle hues: neighbouring terms get clearly different colours.
-    let hue = (term.0 * 137) % 360;
+    // Golden-angle hues, kept out of the yellows that mark candidates: neighbouring
+    // terms get clearly different colours.
+    let hue = ((term.0 * 137) % 300 + 90) % 360;
     format!("hsl({hue},70%,55%)")
 }
 
@@ -116,7 +119,7 @@ impl Timeline {
         let x = |t: SimTime| LEFT_PX + t.as_us() as f64 / 1_000.0 * px_per_ms;
         let lane_y = |n: NodeId| TOP_PX + (n.0 as f64 - 0.5) * LANE_PX;
         let width = x(end) + 40.0;
-        let height = TOP_PX + f64::from(nodes_count) * LANE_PX + 30.0;
+        let height = TOP_PX + f64::from(nodes_count) * LANE_PX + LABEL_ROWS as f64 * 12.0 + 20.0;
         let mut svg = String::new();
         let _ = writeln!(
             svg,
@@ -296,6 +299,8 @@ impl Timeline {
         lane_y: &impl Fn(NodeId) -> f64,
         height: f64,
     ) {
+        let lanes_bottom = height - LABEL_ROWS as f64 * 12.0 - 20.0;
+        let mut label_row = 0;
         for mark in &self.marks {
             match mark {
                 Mark::Crash { node, at } => {
@@ -312,14 +317,15 @@ impl Timeline {
                 }
                 Mark::Network { at, text } => {
                     let nx = x(*at);
+                    let label_y = lanes_bottom + 14.0 + (label_row % LABEL_ROWS) as f64 * 12.0;
+                    label_row += 1;
                     let _ = writeln!(
                         svg,
-                        r##"<line x1="{nx:.1}" y1="{:.0}" x2="{nx:.1}" y2="{:.0}" stroke="#d00" stroke-dasharray="4,3"><title>{}</title></line><text x="{:.1}" y="{:.0}" fill="#d00">{}</text>"##,
+                        r##"<line x1="{nx:.1}" y1="{:.0}" x2="{nx:.1}" y2="{:.0}" stroke="#d00" stroke-dasharray="4,3"><title>{}</title></line><text x="{:.1}" y="{label_y:.0}" fill="#d00">{}</text>"##,
                         TOP_PX - 8.0,
-                        height - 20.0,
+                        label_y - 10.0,
                         escape(text),
                         nx + 2.0,
-                        height - 8.0,
                         escape(text)
                     );
                 }

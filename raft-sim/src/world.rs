@@ -178,9 +178,10 @@ pub struct RunOptions {
     pub plan: Option<FaultPlan>,
 }
 
-/// The most events one run may process: far above any healthy run, it turns a
-/// livelock of the simulator itself into a failure instead of a hang.
-pub const EVENTS_MAX: u64 = 20_000_000;
+/// The most events one run may process: a healthy run takes thousands to tens of
+/// thousands, so reaching this means a message storm or a livelock, which is
+/// reported as a liveness failure instead of a hang.
+pub const EVENTS_MAX: u64 = 2_000_000;
 
 /// The state of a run.
 pub struct World {
@@ -214,6 +215,8 @@ impl World {
             config.seed = streams.node.next_u64();
             config.pre_vote = params.pre_vote;
             config.check_quorum = params.check_quorum;
+            config.msg_entries_max = params.msg_entries_max;
+            config.inflight_msgs_max = params.inflight_msgs_max;
             let drift = i64::from(params.clock_drift.0);
             let skew_ppm = streams.clock.between(0, 2 * drift as u64) as i64 - drift;
             let tick_us = (TICK_US as i64 * (1_000_000 + skew_ppm) / 1_000_000) as u64;
@@ -325,6 +328,12 @@ impl World {
             if self.healed_at.is_some() && self.check_liveness_progress() {
                 break;
             }
+        }
+        if self.events >= EVENTS_MAX && self.liveness_failure.is_none() {
+            self.liveness_failure = Some(format!(
+                "the run used up its budget of {EVENTS_MAX} events at {} (a message storm or livelock)",
+                self.env.sched.now()
+            ));
         }
         self.events
     }

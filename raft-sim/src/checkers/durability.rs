@@ -1,7 +1,9 @@
 //! The persistence contract (thesis §3.8): a message that depends on durable state
 //! goes out only after that state is durable. The simulator knows exactly what each
 //! disk holds, so it checks every such message as it is sent:
-//! - a granted vote: the durable hard state holds the message's term and the vote;
+//! - a granted vote: the durable hard state holds the message's term and the vote, or
+//!   a later term (hard states are written in order, so the vote was durable before
+//!   it, and a node never votes again in a term it has left);
 //! - an append acknowledgement: the durable log holds the acknowledged entry, with the
 //!   term the node's log has for it, and the term is durable;
 //! - an append rejection: the term it carries is durable (a rejection after a term
@@ -32,7 +34,9 @@ pub fn check_send(
         MessageBody::VoteResponse {
             pre_vote: false,
             granted: true,
-        } if durable_term != msg.term || durable.hard_state.voted_for != Some(msg.to) => {
+        } if durable_term < msg.term
+            || (durable_term == msg.term && durable.hard_state.voted_for != Some(msg.to)) =>
+        {
             return fail(format!(
                 "granted its {} vote to {} while the disk holds term {durable_term}, vote {:?}",
                 msg.term, msg.to, durable.hard_state.voted_for
