@@ -20,6 +20,10 @@ use raft_mio::{Client, Committed, CommittedStream};
 /// writes applied within one timeout.
 pub const OUTCOMES_MAX: usize = 1 << 16;
 
+/// The most committed items applied under one lock (bounds the time front ends
+/// wait for the lock behind a long catch-up).
+pub const APPLY_BATCH_MAX: usize = 1024;
+
 /// Why a wait for the applied index ended without reaching it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitError {
@@ -37,6 +41,40 @@ struct State {
     /// Entries applied since the last snapshot was handed to raft-mio.
     since_snapshot: u64,
     stopped: bool,
+}
+
+impl State {
+    fn apply(&mut self, item: Committed<Command>) -> Result<(), String> {
+        match item {
+            Committed::Command { index, command, .. } => {
+                let outcome = self.store.apply(index.0, &command);
+                if self.outcomes.len() >= OUTCOMES_MAX {
+                    self.outcomes.pop_front();
+                }
+                self.outcomes.push_back((index.0, outcome));
+                self.since_snapshot += 1;
+            }
+            Committed::Noop { index, .. } | Committed::Membership { index, .. } => {
+                self.store.apply_noop(index.0);
+                self.since_snapshot += 1;
+            }
+            Committed::Undecodable { index, error, .. } => {
+                // Every replica sees the same bytes and skips them alike.
+                tracing::warn!(%index, %error, "skipping a committed entry that does not decode");
+                self.store.apply_noop(index.0);
+                self.since_snapshot += 1;
+            }
+            Committed::Restore { meta, data } => {
+                self.store
+                    .restore(&data)
+                    .map_err(|e| format!("snapshot at {}: {e}", meta.last_index))?;
+                self.outcomes.clear();
+                self.since_snapshot = 0;
+                tracing::info!(last_index = %meta.last_index, keys = self.store.len(), "restored a snapshot");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The store and the applied index, shared by the applier and the front ends.
@@ -75,39 +113,27 @@ impl Replica {
     /// Applies one item of the committed stream. An error means the replica cannot go
     /// on (a snapshot that does not decode): the node must stop.
     pub fn apply(&self, item: Committed<Command>) -> Result<(), String> {
+        self.apply_all(std::iter::once(item))
+    }
+
+    /// Applies items of the committed stream under one lock, then wakes the waiters
+    /// once: a batch of commits costs each waiting request one wake-up, not one per
+    /// entry.
+    pub fn apply_all(
+        &self,
+        items: impl IntoIterator<Item = Committed<Command>>,
+    ) -> Result<(), String> {
         let mut state = self.lock();
-        match item {
-            Committed::Command { index, command, .. } => {
-                let outcome = state.store.apply(index.0, &command);
-                if state.outcomes.len() >= OUTCOMES_MAX {
-                    state.outcomes.pop_front();
-                }
-                state.outcomes.push_back((index.0, outcome));
-                state.since_snapshot += 1;
-            }
-            Committed::Noop { index, .. } | Committed::Membership { index, .. } => {
-                state.store.apply_noop(index.0);
-                state.since_snapshot += 1;
-            }
-            Committed::Undecodable { index, error, .. } => {
-                // Every replica sees the same bytes and skips them alike.
-                tracing::warn!(%index, %error, "skipping a committed entry that does not decode");
-                state.store.apply_noop(index.0);
-                state.since_snapshot += 1;
-            }
-            Committed::Restore { meta, data } => {
-                state
-                    .store
-                    .restore(&data)
-                    .map_err(|e| format!("snapshot at {}: {e}", meta.last_index))?;
-                state.outcomes.clear();
-                state.since_snapshot = 0;
-                tracing::info!(last_index = %meta.last_index, keys = state.store.len(), "restored a snapshot");
+        let mut result = Ok(());
+        for item in items {
+            result = state.apply(item);
+            if result.is_err() {
+                break;
             }
         }
         drop(state);
         self.applied.notify_all();
-        Ok(())
+        result
     }
 
     /// Marks the replica stopped and wakes every waiter.
@@ -205,8 +231,16 @@ pub fn spawn_applier(
     std::thread::Builder::new()
         .name("kv-applier".into())
         .spawn(move || {
-            while let Ok(item) = committed.recv() {
-                if let Err(e) = replica.apply(item) {
+            while let Ok(first) = committed.recv() {
+                // Take whatever else is ready too, up to a bound, and apply it at once.
+                let mut batch = vec![first];
+                while batch.len() < APPLY_BATCH_MAX {
+                    match committed.try_recv() {
+                        Ok(item) => batch.push(item),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = replica.apply_all(batch) {
                     tracing::error!("cannot apply the committed stream: {e}; stopping");
                     break;
                 }
