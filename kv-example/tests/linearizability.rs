@@ -25,7 +25,7 @@ use support::Cluster;
 
 const KEYS: [&str; 3] = ["a", "b", "c"];
 const CLIENTS: u64 = 4;
-/// How long the clients run while the nemesis works.
+/// How long the clients run while the nemesis works (the soaks: `KV_SOAK_SECS`).
 const RUN: Duration = Duration::from_secs(8);
 /// How long a write that started before the end may keep retrying.
 const WRITE_GRACE: Duration = Duration::from_secs(10);
@@ -34,6 +34,9 @@ const WRITE_ATTEMPTS_MAX: u32 = 200;
 /// The most search steps per key before the checker gives up.
 const CHECK_STEPS_MAX: u64 = 20_000_000;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Keys change every this often, so that no key's history outgrows the checker's
+/// search in a long soak (linearizability is per key).
+const KEY_GENERATION: Duration = Duration::from_secs(30);
 
 /// The shared logical clock and the history.
 struct Recorder {
@@ -67,6 +70,7 @@ impl Conns {
 }
 
 fn client(id: u64, addrs: Vec<String>, recorder: &Recorder, stop_at: Instant) {
+    let started = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(id);
     let n = addrs.len();
     let mut conns = Conns {
@@ -76,7 +80,9 @@ fn client(id: u64, addrs: Vec<String>, recorder: &Recorder, stop_at: Instant) {
     let mut leader = 0usize;
     let mut seq = 0u64;
     while Instant::now() < stop_at {
+        let generation = started.elapsed().as_secs() / KEY_GENERATION.as_secs();
         let key = KEYS[(rng.next_u64() % KEYS.len() as u64) as usize];
+        let key = format!("{key}{generation}");
         if rng.next_u64() % 2 == 0 {
             seq += 1;
             let value = format!("{id}-{seq}");
@@ -110,7 +116,7 @@ fn client(id: u64, addrs: Vec<String>, recorder: &Recorder, stop_at: Instant) {
                 ret,
             };
             recorder.ops.lock().unwrap().push(KeyedOperation {
-                key: key.into(),
+                key: key.clone(),
                 op,
             });
         } else {
@@ -129,7 +135,7 @@ fn client(id: u64, addrs: Vec<String>, recorder: &Recorder, stop_at: Instant) {
                 ret: Some((recorder.tick(), output)),
             };
             recorder.ops.lock().unwrap().push(KeyedOperation {
-                key: key.into(),
+                key: key.clone(),
                 op,
             });
         }
@@ -149,6 +155,7 @@ fn current_leader(cluster: &Cluster) -> Option<u64> {
 /// things, then checks the history. `enter` runs first on every client thread.
 fn run_and_check(
     mut cluster: Cluster,
+    run: Duration,
     enter: &(dyn Fn() + Sync),
     mut nemesis: impl FnMut(&mut Cluster, u32),
 ) {
@@ -162,7 +169,7 @@ fn run_and_check(
         .iter()
         .map(|id| cluster.client_addr(*id).to_string())
         .collect();
-    let stop_at = Instant::now() + RUN;
+    let stop_at = Instant::now() + run;
     std::thread::scope(|scope| {
         for id in 0..CLIENTS {
             let addrs = addrs.clone();
@@ -220,15 +227,33 @@ fn kill_leaders(down: &mut Option<u64>) -> impl FnMut(&mut Cluster, u32) + '_ {
     }
 }
 
-#[test]
-fn a_concurrent_history_with_leader_kills_is_linearizable() {
+/// The soaks' run time: `KV_SOAK_SECS` seconds (default 300).
+fn soak_duration() -> Duration {
+    let secs = std::env::var("KV_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(secs)
+}
+
+fn with_leader_kills(run: Duration) {
     let cluster = Cluster::start(3);
     let mut down = None;
-    run_and_check(cluster, &|| {}, kill_leaders(&mut down));
+    run_and_check(cluster, run, &|| {}, kill_leaders(&mut down));
 }
 
 #[test]
-fn a_concurrent_history_with_partitions_and_leader_kills_is_linearizable() {
+fn a_concurrent_history_with_leader_kills_is_linearizable() {
+    with_leader_kills(RUN);
+}
+
+#[test]
+#[ignore = "a soak: KV_SOAK_SECS=300 cargo test -p kv-example --release -- --ignored"]
+fn soak_a_long_history_with_leader_kills_is_linearizable() {
+    with_leader_kills(soak_duration());
+}
+
+fn with_partitions_and_leader_kills(run: Duration) {
     if let Some(reason) = NetLab::unavailable() {
         println!("SKIPPED the partition half of the linearizability check: {reason}");
         return;
@@ -257,22 +282,30 @@ fn a_concurrent_history_with_partitions_and_leader_kills_is_linearizable() {
                 let cluster = Cluster::start_with(layout, dir, options, |id| lab.wrapper(id));
                 let mut down = None;
                 let mut kill = kill_leaders(&mut down);
-                let mut isolated = None;
-                // Rounds alternate: cut the leader off / heal / kill the leader /
-                // restart it.
+                // Rounds cycle: cut the leader off, heal, kill the leader, restart it.
                 let nemesis = |cluster: &mut Cluster, round: u32| match round % 4 {
                     0 => {
-                        isolated = current_leader(cluster);
-                        if let Some(id) = isolated {
+                        if let Some(id) = current_leader(cluster) {
                             lab.isolate(id);
                         }
                     }
                     1 => lab.heal(),
                     _ => kill(cluster, round),
                 };
-                run_and_check(cluster, &|| lab.enter_hub(), nemesis);
+                run_and_check(cluster, run, &|| lab.enter_hub(), nemesis);
             })
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     });
+}
+
+#[test]
+fn a_concurrent_history_with_partitions_and_leader_kills_is_linearizable() {
+    with_partitions_and_leader_kills(RUN);
+}
+
+#[test]
+#[ignore = "a soak: KV_SOAK_SECS=300 cargo test -p kv-example --release -- --ignored"]
+fn soak_a_long_history_with_partitions_and_leader_kills_is_linearizable() {
+    with_partitions_and_leader_kills(soak_duration());
 }
