@@ -252,6 +252,9 @@ pub trait Backend: Send + Sync + 'static {
     fn get(&self, key: &str, consistency: Consistency) -> Result<String, KvError>;
     /// The node's view of the cluster.
     fn status(&self) -> Result<StatusReport, KvError>;
+    /// Snapshots the store now, so that the log before it can be dropped; the index
+    /// the snapshot covers.
+    fn snapshot(&self) -> Result<u64, KvError>;
 }
 
 /// The most bytes in a key or value.

@@ -205,6 +205,15 @@ fn execute(command: ConsoleCommand, layout: &Layout, nodes: &mut BTreeMap<u64, N
             }
         }
         ConsoleCommand::Start(id) => start(id, nodes),
+        ConsoleCommand::Snapshot(target) => {
+            let ids = match target {
+                None => layout.ids(),
+                Some(target) => resolve(target, layout).into_iter().collect(),
+            };
+            for id in ids {
+                snapshot(id, layout, nodes);
+            }
+        }
         ConsoleCommand::Restart(target) => {
             if let Some(id) = resolve(target, layout) {
                 stop(id, nodes);
@@ -246,6 +255,21 @@ fn start(id: u64, nodes: &mut BTreeMap<u64, NodeProcess>) {
     match node.start() {
         Ok(()) => println!("node {id} started (pid {})", node.pid().unwrap_or_default()),
         Err(e) => println!("cannot start node {id}: {e}"),
+    }
+}
+
+fn snapshot(id: u64, layout: &Layout, nodes: &mut BTreeMap<u64, NodeProcess>) {
+    let node = nodes.get_mut(&id).expect("the console checks ids");
+    if !node.is_running() {
+        println!("node {id} is not running");
+        return;
+    }
+    let addr = &layout.node(id).expect("a node of the layout").client_addr;
+    let answer = TextClient::connect(addr, STATUS_TIMEOUT).and_then(|mut c| c.request("snapshot"));
+    match answer {
+        Ok(Answer::Ok(text)) => println!("node {id}: {text}"),
+        Ok(Answer::Error(reason)) => println!("node {id}: no snapshot: {reason}"),
+        Err(e) => println!("node {id}: no answer: {e}"),
     }
 }
 

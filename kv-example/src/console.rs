@@ -34,6 +34,8 @@ pub enum ConsoleCommand {
     Restart(Target),
     /// Kill a node with SIGKILL (a crash).
     Kill(Target),
+    /// Snapshot the store of one node, or of every running node (`None`).
+    Snapshot(Option<Target>),
     /// Show the commands.
     Help,
     /// Stop every node and exit (like Ctrl-C).
@@ -48,6 +50,7 @@ console commands:
   start N           start node N again
   restart N         stop node N cleanly and start it again (N may be `leader`)
   kill N            kill node N with SIGKILL, a crash (N may be `leader`)
+  snapshot [N]      snapshot node N's store now (every running node without N)
   help              this text
   quit              stop every node and exit (Ctrl-C does the same)";
 
@@ -85,6 +88,8 @@ pub fn parse(line: &str, ids: &[u64]) -> Result<Option<ConsoleCommand>, String> 
         },
         "restart" => ConsoleCommand::Restart(target(true)?),
         "kill" => ConsoleCommand::Kill(target(true)?),
+        "snapshot" if args.is_empty() => ConsoleCommand::Snapshot(None),
+        "snapshot" => ConsoleCommand::Snapshot(Some(target(true)?)),
         "help" | "?" => no_args(ConsoleCommand::Help)?,
         "quit" | "exit" => no_args(ConsoleCommand::Quit)?,
         other => return Err(format!("unknown command `{other}`; type `help`")),
@@ -107,6 +112,11 @@ mod tests {
             ("restart 2", ConsoleCommand::Restart(Target::Node(2))),
             ("kill 2", ConsoleCommand::Kill(Target::Node(2))),
             ("kill leader", ConsoleCommand::Kill(Target::Leader)),
+            ("snapshot", ConsoleCommand::Snapshot(None)),
+            (
+                "snapshot 3",
+                ConsoleCommand::Snapshot(Some(Target::Node(3))),
+            ),
             ("  KILL   3 ", ConsoleCommand::Kill(Target::Node(3))),
             ("help", ConsoleCommand::Help),
             ("quit", ConsoleCommand::Quit),
@@ -135,7 +145,9 @@ mod tests {
 
     #[test]
     fn the_help_names_every_command() {
-        for command in ["status", "stop", "start", "restart", "kill", "quit"] {
+        for command in [
+            "status", "stop", "start", "restart", "kill", "snapshot", "quit",
+        ] {
             assert!(HELP.contains(command), "{command}");
         }
     }

@@ -58,6 +58,10 @@ impl Backend for MemoryBackend {
         store.get(key).map(str::to_string).ok_or(KvError::NotFound)
     }
 
+    fn snapshot(&self) -> Result<u64, KvError> {
+        Ok(self.store.lock().unwrap().applied_index())
+    }
+
     fn status(&self) -> Result<StatusReport, KvError> {
         let store = self.store.lock().unwrap();
         Ok(StatusReport {

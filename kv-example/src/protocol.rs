@@ -5,6 +5,7 @@
 //! get [--stale] KEY                  -> Ok: VALUE      | Error: value does not exist
 //! del [--req CLIENT:SEQ] KEY         -> Ok: Appended at INDEX
 //! status                             -> Ok: node=1 role=leader term=2 leader=1 ...
+//! snapshot                           -> Ok: snapshot at INDEX
 //! help                               -> Ok: the commands
 //! ```
 //! A write sent to a follower answers `Error: Leader is HOST:PORT` (the leader's text
@@ -47,13 +48,15 @@ pub enum Request {
     },
     /// `status`.
     Status,
+    /// `snapshot`: snapshot the store now (the log before it can then be dropped).
+    Snapshot,
     /// `help`.
     Help,
 }
 
 /// The answer to `help`.
 pub const HELP: &str = "commands: put [--req CLIENT:SEQ] KEY VALUE | get [--stale] KEY | \
-                        del [--req CLIENT:SEQ] KEY | status | help";
+                        del [--req CLIENT:SEQ] KEY | status | snapshot | help";
 
 /// Parses one request line (without its line ending). The error is the text after
 /// `Error: `.
@@ -112,6 +115,11 @@ pub fn parse(line: &str) -> Result<Request, String> {
             no_more_flags("status", &flags)?;
             exact_args::<0>("status", "status", &args)?;
             Ok(Request::Status)
+        }
+        "snapshot" => {
+            no_more_flags("snapshot", &flags)?;
+            exact_args::<0>("snapshot", "snapshot", &args)?;
+            Ok(Request::Snapshot)
         }
         "help" => Ok(Request::Help),
         _ => Err(format!("unknown command `{}`; {HELP}", shorten(command))),
@@ -236,6 +244,7 @@ mod tests {
             })
         );
         assert_eq!(parse("status"), Ok(Request::Status));
+        assert_eq!(parse("snapshot"), Ok(Request::Snapshot));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kv_model::{Command, Operation, Outcome};
-use raft_core::{DropReason, NodeId, ReadFailure};
+use raft_core::{DropReason, LogIndex, NodeId, ReadFailure};
 use raft_mio::{AppendError, Client, LeaderHint, ReadError};
 
 use crate::addrs::Directory;
@@ -94,6 +94,20 @@ impl KvService {
 }
 
 impl Backend for KvService {
+    fn snapshot(&self) -> Result<u64, KvError> {
+        let (index, data) = self.replica.snapshot();
+        if index == 0 {
+            return Err(KvError::Unavailable(
+                "nothing is applied yet; there is nothing to snapshot".into(),
+            ));
+        }
+        // raft-mio ignores a snapshot that is not newer than the one it has.
+        self.client
+            .compact(LogIndex(index), data)
+            .map_err(|_| KvError::Stopped)?;
+        Ok(index)
+    }
+
     fn write(&self, id: RequestId, op: Operation) -> Result<WriteAck, KvError> {
         let deadline = Instant::now() + self.request_timeout;
         let command = Command {

@@ -97,6 +97,9 @@ impl<B: Backend> TextHandler<B> {
                 backend.get(&key, consistency).map(Reply::Value)
             }
             Request::Status => backend.status().map(|s| Reply::Info(s.to_line())),
+            Request::Snapshot => backend
+                .snapshot()
+                .map(|index| Reply::Info(format!("snapshot at {index}"))),
             Request::Help => Ok(Reply::Info(HELP.to_string())),
         };
         result.unwrap_or_else(|e| Reply::Error(e.to_string()))

@@ -109,3 +109,71 @@ fn a_cleanly_stopped_follower_keeps_its_data_and_a_retried_write_applies_once() 
         assert_eq!(cluster.get(id, "a").as_deref(), Some("other"), "node {id}");
     }
 }
+
+fn status_json(cluster: &Cluster, id: u64) -> serde_json::Value {
+    let status = support::http::request(cluster.http_addr(id), "GET", "/status", None).unwrap();
+    serde_json::from_str(&status.body).unwrap()
+}
+
+fn applied_index(cluster: &Cluster, id: u64) -> u64 {
+    status_json(cluster, id)["applied_index"].as_u64().unwrap()
+}
+
+#[test]
+fn a_follower_behind_the_leaders_snapshot_catches_up_through_it() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.wait_for_leader();
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    let mut acked = BTreeMap::new();
+    cluster.put("s0", "v0");
+    acked.insert("s0".to_string(), "v0".to_string());
+    let behind = applied_index(&cluster, follower);
+    // The follower misses everything from here on...
+    cluster.stop(follower);
+    for i in 1..30 {
+        cluster.put(&format!("s{i}"), &format!("v{i}"));
+        acked.insert(format!("s{i}"), format!("v{i}"));
+    }
+    // ...and the running nodes snapshot: their logs before that are gone.
+    for id in cluster.ids().into_iter().filter(|id| *id != follower) {
+        let answer = cluster.request(id, "snapshot").unwrap();
+        let Answer::Ok(text) = answer else {
+            panic!("node {id} did not snapshot: {answer:?}");
+        };
+        let index: u64 = text.strip_prefix("snapshot at ").unwrap().parse().unwrap();
+        assert!(index > behind + 1, "node {id} snapshotted at {index}");
+    }
+    for i in 30..40 {
+        cluster.put(&format!("s{i}"), &format!("v{i}"));
+        acked.insert(format!("s{i}"), format!("v{i}"));
+    }
+
+    // A leader keeps what it sent to a node that is down in the connection's queue
+    // and delivers it on reconnection; a restart empties the queues (and makes the
+    // leader recover from its own snapshot). Then the follower, back, can only
+    // catch up from a snapshot.
+    cluster.stop(leader);
+    cluster.restart(leader);
+    let running: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != follower)
+        .collect();
+    cluster.wait_for_leader_among(&running);
+    for id in &running {
+        assert_eq!(cluster.get(*id, "s5").as_deref(), Some("v5"), "node {id}");
+    }
+    cluster.restart(follower);
+    wait_for("the follower to catch up", || {
+        acked
+            .iter()
+            .all(|(k, v)| cluster.get_stale(follower, k).as_deref() == Some(v))
+            .then_some(())
+    });
+    let json = status_json(&cluster, follower);
+    assert!(
+        json["snapshot_index"].as_u64().unwrap() > behind,
+        "the follower caught up through a snapshot: {json}"
+    );
+    assert_all_present(&cluster, &cluster.ids(), &acked);
+}

@@ -200,6 +200,11 @@ fn the_readme_session_the_console_and_a_restart_of_the_whole_cluster() {
             .ok()?;
         (answer == "Ok: two").then_some(())
     });
+    // Snapshots on demand, on every running node.
+    cluster.console("snapshot");
+    for id in 1..=3 {
+        cluster.expect_line(&format!("node {id}: snapshot at "));
+    }
     // A clean restart of the leader: someone leads again and takes writes.
     cluster.console("restart leader");
     cluster.expect_line(&format!("node {leader} stopped (exit status: 0)"));

@@ -6,6 +6,7 @@
 //! | `PUT /kv/{key}`, the value as the body (one trailing newline dropped) | 200 `Appended at N` | 307 to the leader |
 //! | `DELETE /kv/{key}` | 200 `Appended at N` | 307 to the leader |
 //! | `GET /status` | 200, JSON | |
+//! | `POST /snapshot` | 200 `Snapshot at N` | 503 nothing applied yet |
 //!
 //! Writes also answer `X-Raft-Index: N`. A write may carry `X-Client-Id` and
 //! `X-Request-Seq` (positive integers) for duplicate suppression; otherwise the
@@ -34,6 +35,15 @@ pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: 
                 Err(e) => error_response(&e, head),
             },
             _ => method_not_allowed("GET"),
+        };
+    }
+    if path == "/snapshot" {
+        return match method {
+            "POST" => match backend.snapshot() {
+                Ok(index) => Response::text(200, format!("Snapshot at {index}")),
+                Err(e) => error_response(&e, head),
+            },
+            _ => method_not_allowed("POST"),
         };
     }
     if path == "/" {
@@ -78,7 +88,7 @@ pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: 
 
 /// The text of `GET /`.
 const INDEX: &str = "kv-example: GET /kv/KEY (?stale for a local read), PUT /kv/KEY with the \
-                     value as the body, DELETE /kv/KEY, GET /status";
+                     value as the body, DELETE /kv/KEY, GET /status, POST /snapshot";
 
 fn write<B: Backend>(
     backend: &B,
