@@ -206,7 +206,8 @@ impl Conn {
 fn client_loop(i: u64, workload: &Workload, stop_at: Instant, done: &AtomicU64) -> ClientStats {
     let mut rng = ChaCha8Rng::seed_from_u64(workload.seed.wrapping_add(i));
     let n = workload.addrs.len() as u64;
-    let mut reader = Conn::new(workload.addrs[(i % n) as usize].clone());
+    let mut reads_from = i % n;
+    let mut reader = Conn::new(workload.addrs[reads_from as usize].clone());
     let mut writer = Conn::new(workload.addrs[0].clone());
     let mut stats = ClientStats {
         reads: OpStats::new(),
@@ -233,6 +234,9 @@ fn client_loop(i: u64, workload: &Workload, stop_at: Instant, done: &AtomicU64) 
                 Ok(Answer::Error(_)) => stats.reads.record_error(),
                 Err(_) => {
                     stats.reads.record_error();
+                    // The node may be down: read from the next one.
+                    reads_from = (reads_from + 1) % n;
+                    reader.redirect(&workload.addrs[reads_from as usize]);
                     std::thread::sleep(RECONNECT_DELAY);
                 }
             }
