@@ -17,10 +17,10 @@
 //!    rest.
 //! 6. Hand the applied entries to the committed stream, answer clients, flush again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,10 @@ pub struct NodeLoop {
     ticker: Ticker,
     inbox: Inbox,
     committed_tx: SyncSender<Delivery>,
+    /// Deliveries the committed stream has not taken yet (it was full), in order.
+    undelivered: VecDeque<Delivery>,
+    undelivered_entries: usize,
+    committed_backlog_entries_max: usize,
     /// The reused action buffer of `step_into`.
     actions: Vec<Action>,
     incoming: Vec<Message>,
@@ -155,6 +159,9 @@ impl NodeLoop {
                 wake_pending: Arc::clone(&wake_pending),
             },
             committed_tx,
+            undelivered: VecDeque::new(),
+            undelivered_entries: 0,
+            committed_backlog_entries_max: config.committed_backlog_entries_max,
             actions: Vec::new(),
             incoming: Vec::new(),
             proposals: Vec::new(),
@@ -222,6 +229,7 @@ impl NodeLoop {
         self.transport.flush(self.poll.registry(), now);
         self.group_commit()?;
         self.deliver_applies();
+        self.flush_deliveries();
         self.transport.flush(self.poll.registry(), now);
         if self.shutting_down {
             self.finish_for_shutdown()?;
@@ -522,12 +530,53 @@ impl NodeLoop {
         }
     }
 
-    /// Sends to the committed stream, waiting while the application is behind
-    /// (back-pressure); an application that dropped its stream just loses the items.
+    /// Queues a delivery for the committed stream and hands over what the stream
+    /// takes. A slow application does not stall the loop (heartbeats, votes and
+    /// acknowledgements go on): deliveries wait here, merged into one batch, and only
+    /// when `committed_backlog_entries_max` entries are waiting does the loop block
+    /// on the application (back-pressure with bounded memory).
     fn deliver(&mut self, delivery: Delivery) {
-        if self.committed_tx.send(delivery).is_err() && !self.committed_receiver_gone {
-            self.committed_receiver_gone = true;
-            tracing::warn!(node = %self.core.id(), "the committed stream was dropped; committed entries are discarded");
+        match (self.undelivered.back_mut(), delivery) {
+            (Some(Delivery::Entries(waiting)), Delivery::Entries(more)) => {
+                self.undelivered_entries += more.len();
+                waiting.extend(more);
+            }
+            (_, delivery) => {
+                if let Delivery::Entries(entries) = &delivery {
+                    self.undelivered_entries += entries.len();
+                }
+                self.undelivered.push_back(delivery);
+            }
+        }
+        self.flush_deliveries();
+    }
+
+    /// Hands waiting deliveries to the committed stream, in order.
+    fn flush_deliveries(&mut self) {
+        while let Some(delivery) = self.undelivered.pop_front() {
+            let entries = match &delivery {
+                Delivery::Entries(entries) => entries.len(),
+                Delivery::Restore { .. } => 0,
+            };
+            let sent = match self.committed_tx.try_send(delivery) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(delivery))
+                    if self.undelivered_entries > self.committed_backlog_entries_max =>
+                {
+                    tracing::debug!(node = %self.core.id(), backlog = self.undelivered_entries, "waiting for the application");
+                    self.committed_tx.send(delivery).map_err(|_| ())
+                }
+                Err(TrySendError::Full(delivery)) => {
+                    self.undelivered.push_front(delivery);
+                    return;
+                }
+                Err(TrySendError::Disconnected(_)) => Err(()),
+            };
+            self.undelivered_entries -= entries;
+            if sent.is_err() && !self.committed_receiver_gone {
+                self.committed_receiver_gone = true;
+                tracing::warn!(node = %self.core.id(), "the committed stream was dropped; committed entries are discarded");
+            }
         }
     }
 
