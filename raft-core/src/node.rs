@@ -425,7 +425,15 @@ impl RaftNode {
 
     // ---- role transitions ----
 
+    /// Carries out the role change a handler asked for (the common case is none).
+    #[inline]
     pub(crate) fn transition(&mut self, next: Next) {
+        if next != Next::Stay {
+            self.change_role(next);
+        }
+    }
+
+    fn change_role(&mut self, next: Next) {
         match next {
             Next::Stay => {}
             Next::StepDown => self.become_follower(self.shared.term, None),
