@@ -49,6 +49,7 @@ pub mod config;
 pub mod error;
 mod fsync_thread;
 mod node;
+mod outlet;
 mod reply;
 pub mod storage;
 pub mod transport;

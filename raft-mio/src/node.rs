@@ -17,10 +17,10 @@
 //!    rest.
 //! 6. Hand the applied entries to the committed stream, answer clients, flush again.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,7 @@ use crate::committed::{CommittedStream, Delivery};
 use crate::config::{Listen, RaftConfig};
 use crate::error::{LoopError, StartError};
 use crate::fsync_thread::FsyncThread;
+use crate::outlet::Outlet;
 use crate::reply::Reply;
 use crate::storage::{Storage, SyncStart};
 use crate::transport::{Transport, WAKER_TOKEN};
@@ -71,11 +72,8 @@ pub struct NodeLoop {
     events: Events,
     ticker: Ticker,
     inbox: Inbox,
-    committed_tx: SyncSender<Delivery>,
-    /// Deliveries the committed stream has not taken yet (it was full), in order.
-    undelivered: VecDeque<Delivery>,
-    undelivered_entries: usize,
-    committed_backlog_entries_max: usize,
+    /// The committed stream's sending end.
+    outlet: Outlet,
     /// The reused action buffer of `step_into`.
     actions: Vec<Action>,
     incoming: Vec<Message>,
@@ -95,7 +93,6 @@ pub struct NodeLoop {
     /// Requests may be left in the queue (the drain stopped at its bound).
     requests_left: bool,
     shutting_down: bool,
-    committed_receiver_gone: bool,
 }
 
 impl NodeLoop {
@@ -158,10 +155,7 @@ impl NodeLoop {
                 rx,
                 wake_pending: Arc::clone(&wake_pending),
             },
-            committed_tx,
-            undelivered: VecDeque::new(),
-            undelivered_entries: 0,
-            committed_backlog_entries_max: config.committed_backlog_entries_max,
+            outlet: Outlet::new(committed_tx, config.committed_backlog_entries_max),
             actions: Vec::new(),
             incoming: Vec::new(),
             proposals: Vec::new(),
@@ -178,7 +172,6 @@ impl NodeLoop {
             requests_per_turn_max: config.client_queue_max,
             requests_left: false,
             shutting_down: false,
-            committed_receiver_gone: false,
         };
         let client = Client::new(
             Mailbox::new(tx, waker, wake_pending),
@@ -229,7 +222,7 @@ impl NodeLoop {
         self.transport.flush(self.poll.registry(), now);
         self.group_commit()?;
         self.deliver_applies();
-        self.flush_deliveries();
+        self.outlet.flush();
         self.transport.flush(self.poll.registry(), now);
         if self.shutting_down {
             self.finish_for_shutdown()?;
@@ -530,54 +523,9 @@ impl NodeLoop {
         }
     }
 
-    /// Queues a delivery for the committed stream and hands over what the stream
-    /// takes. A slow application does not stall the loop (heartbeats, votes and
-    /// acknowledgements go on): deliveries wait here, merged into one batch, and only
-    /// when `committed_backlog_entries_max` entries are waiting does the loop block
-    /// on the application (back-pressure with bounded memory).
+    /// Queues a delivery for the application (see [`Outlet`]).
     fn deliver(&mut self, delivery: Delivery) {
-        match (self.undelivered.back_mut(), delivery) {
-            (Some(Delivery::Entries(waiting)), Delivery::Entries(more)) => {
-                self.undelivered_entries += more.len();
-                waiting.extend(more);
-            }
-            (_, delivery) => {
-                if let Delivery::Entries(entries) = &delivery {
-                    self.undelivered_entries += entries.len();
-                }
-                self.undelivered.push_back(delivery);
-            }
-        }
-        self.flush_deliveries();
-    }
-
-    /// Hands waiting deliveries to the committed stream, in order.
-    fn flush_deliveries(&mut self) {
-        while let Some(delivery) = self.undelivered.pop_front() {
-            let entries = match &delivery {
-                Delivery::Entries(entries) => entries.len(),
-                Delivery::Restore { .. } => 0,
-            };
-            let sent = match self.committed_tx.try_send(delivery) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Full(delivery))
-                    if self.undelivered_entries > self.committed_backlog_entries_max =>
-                {
-                    tracing::debug!(node = %self.core.id(), backlog = self.undelivered_entries, "waiting for the application");
-                    self.committed_tx.send(delivery).map_err(|_| ())
-                }
-                Err(TrySendError::Full(delivery)) => {
-                    self.undelivered.push_front(delivery);
-                    return;
-                }
-                Err(TrySendError::Disconnected(_)) => Err(()),
-            };
-            self.undelivered_entries -= entries;
-            if sent.is_err() && !self.committed_receiver_gone {
-                self.committed_receiver_gone = true;
-                tracing::warn!(node = %self.core.id(), "the committed stream was dropped; committed entries are discarded");
-            }
-        }
+        self.outlet.push(delivery);
     }
 
     fn leader_hint(&self, leader: Option<NodeId>) -> Option<LeaderHint> {
