@@ -6,6 +6,10 @@
 //! cargo run --release -p raft-mio --example bench -- --no-fsync
 //! cargo run --release -p raft-mio --example bench -- --inflight 1,256 --seconds 5
 //! ```
+//! The last column is the CPU time (user + system, all threads of the process: three
+//! nodes, their fsync threads, the applications, the client) per commit, which does
+//! not depend on what else the machine is running.
+//!
 //! One client thread keeps N proposals of 64-byte commands in flight on the leader
 //! (`Client::submit`): it waits for the oldest, collects every proposal already
 //! committed behind it, and refills the window. Latency is from submission to the
@@ -180,6 +184,16 @@ fn drive(
     }
 }
 
+/// The CPU time this process has used (user + system), from /proc (Linux; `None`
+/// elsewhere). Clock ticks are taken as 100 per second, the Linux default.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn percentile_us(sorted_ns: &[u64], fraction: f64) -> f64 {
     let at = ((sorted_ns.len() as f64 * fraction) as usize).min(sorted_ns.len() - 1);
     sorted_ns[at] as f64 / 1000.0
@@ -204,8 +218,8 @@ fn main() {
         options.seconds
     );
     println!(
-        "{:>9} {:>12} {:>10} {:>10} {:>10}",
-        "inflight", "commits/s", "p50 us", "p99 us", "p999 us"
+        "{:>9} {:>12} {:>10} {:>10} {:>10} {:>14}",
+        "inflight", "commits/s", "p50 us", "p99 us", "p999 us", "cpu us/commit"
     );
     for &inflight in &options.inflight {
         let cluster = start_cluster(options.fsync);
@@ -219,6 +233,7 @@ fn main() {
             Duration::from_millis(500),
             false,
         );
+        let cpu_before = process_cpu();
         let mut run = drive(
             client,
             inflight,
@@ -226,14 +241,23 @@ fn main() {
             Duration::from_secs_f64(options.seconds),
             true,
         );
+        // All three nodes, their fsync threads, the applications and the client.
+        let cpu_per_commit_us = match (cpu_before, process_cpu()) {
+            (Some(before), Some(after)) => format!(
+                "{:.1}",
+                (after - before).as_secs_f64() * 1e6 / run.commits as f64
+            ),
+            _ => "-".to_string(),
+        };
         run.latencies_ns.sort_unstable();
         println!(
-            "{:>9} {:>12.0} {:>10.0} {:>10.0} {:>10.0}",
+            "{:>9} {:>12.0} {:>10.0} {:>10.0} {:>10.0} {:>14}",
             inflight,
             run.commits as f64 / run.elapsed.as_secs_f64(),
             percentile_us(&run.latencies_ns, 0.50),
             percentile_us(&run.latencies_ns, 0.99),
             percentile_us(&run.latencies_ns, 0.999),
+            cpu_per_commit_us,
         );
         let Cluster {
             clients,
