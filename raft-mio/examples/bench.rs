@@ -32,6 +32,7 @@ struct Options {
     inflight: Vec<usize>,
     seconds: f64,
     payload_bytes: usize,
+    fsync_threads: usize,
 }
 
 fn parse_options() -> Options {
@@ -40,6 +41,7 @@ fn parse_options() -> Options {
         inflight: vec![1, 16, 256, 1024],
         seconds: 3.0,
         payload_bytes: 64,
+        fsync_threads: 3,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -64,9 +66,15 @@ fn parse_options() -> Options {
                     .and_then(|s| s.parse().ok())
                     .expect("--payload needs bytes")
             }
+            "--fsync-threads" => {
+                options.fsync_threads = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--fsync-threads needs a number")
+            }
             "-h" | "--help" => {
                 println!(
-                    "bench [--no-fsync] [--inflight 1,16,256,1024] [--seconds 3] [--payload 64]"
+                    "bench [--no-fsync] [--inflight 1,16,256,1024] [--seconds 3] [--payload 64] [--fsync-threads 3]"
                 );
                 std::process::exit(0);
             }
@@ -82,7 +90,7 @@ struct Cluster {
     drains: Vec<std::thread::JoinHandle<()>>,
 }
 
-fn start_cluster(fsync: bool) -> Cluster {
+fn start_cluster(fsync: bool, fsync_threads: usize) -> Cluster {
     let dir = tempfile::tempdir().expect("temp dir");
     let listeners: Vec<_> = (0..3)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
@@ -95,10 +103,11 @@ fn start_cluster(fsync: bool) -> Cluster {
     let mut clients = BTreeMap::new();
     let mut drains = Vec::new();
     for (listener, id) in listeners.into_iter().zip(addrs.keys().copied()) {
-        let config = RaftConfig::new(id, addrs.clone())
+        let mut config = RaftConfig::new(id, addrs.clone())
             .data_dir(dir.path().join(format!("node{}", id.0)))
             .listener(listener)
             .fsync(fsync);
+        config.fsyncs_in_flight_max = fsync_threads;
         let (client, mut committed) = raft_mio::run::<Command>(config).expect("node starts");
         // The application: consume (and decode) every committed command.
         drains.push(std::thread::spawn(
@@ -222,7 +231,7 @@ fn main() {
         "inflight", "commits/s", "p50 us", "p99 us", "p999 us", "cpu us/commit"
     );
     for &inflight in &options.inflight {
-        let cluster = start_cluster(options.fsync);
+        let cluster = start_cluster(options.fsync, options.fsync_threads);
         let leader = wait_for_leader(&cluster);
         let client = &cluster.clients[&leader];
         // Warm up: connections, allocator, page cache of the segments.

@@ -59,6 +59,11 @@ pub struct RaftConfig {
     /// loop (which keeps serving its peers); beyond it the loop blocks until the
     /// application catches up (back-pressure with bounded memory).
     pub committed_backlog_entries_max: usize,
+    /// The most `fdatasync`s in flight at once (one thread each). With more than one,
+    /// a write made while a sync runs is covered by the next one at once instead of
+    /// after the running one finishes (bench, 16 in flight: 1 thread 26k commits/s,
+    /// 2 threads 36k, 3 threads 42-45k; the CPU per commit does not grow).
+    pub fsyncs_in_flight_max: usize,
     /// The most proposals stepped into the core as one batch.
     pub proposal_batch_max: usize,
 }
@@ -90,6 +95,7 @@ impl RaftConfig {
             committed_queue_max: 4_096,
             committed_backlog_entries_max: 1 << 20,
             proposal_batch_max: 4_096,
+            fsyncs_in_flight_max: 3,
         }
     }
 
@@ -193,6 +199,7 @@ impl RaftConfig {
         if self.client_queue_max == 0
             || self.committed_queue_max == 0
             || self.committed_backlog_entries_max == 0
+            || self.fsyncs_in_flight_max == 0
             || self.proposal_batch_max == 0
         {
             return bad("client_queue_max", "queue bounds must be at least 1");

@@ -9,8 +9,8 @@
 //!    queued, applies are batched for the application.
 //! 4. Flush the sockets: a leader's new entries reach its followers while it fsyncs
 //!    its own copy (thesis §10.2.1).
-//! 5. Group commit: if no sync is running, start one `fdatasync` covering everything
-//!    written so far, on the node's fsync thread. The loop keeps turning meanwhile
+//! 5. Group commit: if an fsync thread is idle and something was written since the
+//!    last sync started, start one `fdatasync` covering everything written so far. The loop keeps turning meanwhile
 //!    (reading acknowledgements, taking proposals, writing the next batch); when the
 //!    sync reports, one `Event::Persisted` is stepped and the actions it releases
 //!    (vote grants, append acknowledgements: thesis §3.8) are carried out like the
@@ -39,7 +39,7 @@ use crate::clock::{self, Ticker};
 use crate::committed::{CommittedStream, Delivery};
 use crate::config::{Listen, RaftConfig};
 use crate::error::{LoopError, StartError};
-use crate::fsync_thread::FsyncThread;
+use crate::fsync_thread::FsyncThreads;
 use crate::outlet::Outlet;
 use crate::reply::Reply;
 use crate::storage::{Storage, SyncStart};
@@ -66,7 +66,7 @@ pub enum Flow {
 pub struct NodeLoop {
     core: RaftNode,
     storage: Storage,
-    fsync: FsyncThread,
+    fsync: FsyncThreads,
     transport: Transport,
     poll: Poll,
     events: Events,
@@ -126,7 +126,8 @@ impl NodeLoop {
             now,
         )
         .map_err(|e| StartError::io("register the listener", &listen_addr.to_string(), e))?;
-        let fsync = FsyncThread::spawn(format!("raft-fsync-{}", config.id.0), Arc::clone(&waker))
+        let name = format!("raft-fsync-{}", config.id.0);
+        let fsync = FsyncThreads::spawn(&name, config.fsyncs_in_flight_max, Arc::clone(&waker))
             .map_err(|e| StartError::io("spawn the fsync thread", "", e))?;
         let (tx, rx) = sync_channel(config.client_queue_max);
         let wake_pending = Arc::new(AtomicBool::new(false));
@@ -362,7 +363,7 @@ impl NodeLoop {
 
     /// Steps `Persisted` for a sync the fsync thread finished.
     fn take_finished_sync(&mut self) -> Result<(), LoopError> {
-        if let Some(result) = self.fsync.try_done() {
+        while let Some(result) = self.fsync.try_done() {
             let synced = result.map_err(LoopError::Storage)?;
             if let Some(through) = self.storage.end_sync(synced) {
                 self.other_events.push(Event::Persisted { through });
@@ -375,13 +376,13 @@ impl NodeLoop {
     /// once (fsync off, or hard state written synchronously) are reported at once.
     fn group_commit(&mut self) -> Result<(), LoopError> {
         for _ in 0..PERSIST_ROUNDS_PER_TURN_MAX {
-            if self.fsync.is_busy() {
+            if self.fsync.is_full() {
                 return Ok(());
             }
             match self.storage.begin_sync().map_err(LoopError::Storage)? {
                 SyncStart::Nothing => return Ok(()),
                 SyncStart::Job(job) => {
-                    self.fsync.submit(job);
+                    self.fsync.submit(job).map_err(LoopError::Storage)?;
                     return Ok(());
                 }
                 SyncStart::Durable(through) => {
@@ -397,9 +398,7 @@ impl NodeLoop {
     /// Finishes the outstanding sync and makes everything written durable before the
     /// loop stops (a clean shutdown loses nothing it wrote).
     fn finish_for_shutdown(&mut self) -> Result<(), LoopError> {
-        if let Some(result) = self.fsync.wait_done() {
-            result.map_err(LoopError::Storage)?;
-        }
+        self.fsync.wait_all().map_err(LoopError::Storage)?;
         self.storage.sync().map_err(LoopError::Storage)?;
         Ok(())
     }
