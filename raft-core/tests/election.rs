@@ -164,6 +164,33 @@ fn s5_2_split_votes_resolve_through_randomized_timeouts() {
     }
 }
 
+#[test]
+fn s5_2_a_denied_vote_request_does_not_restart_the_election_timer() {
+    // How many ticks node 3 waits before campaigning, undisturbed.
+    let ticks_to_campaign = {
+        let mut c = Cluster::new(3);
+        (1..=100).find(|_| {
+            c.tick(3);
+            c.node(3).role() != RoleKind::Follower
+        })
+    }
+    .unwrap();
+    // The same node, disturbed just before its timeout by a stale candidate whose
+    // newer term it adopts but whose vote it denies.
+    let mut c = Cluster::with_logs(&[(&[], 0), (&[], 0), (&[1], 1)]);
+    for _ in 0..ticks_to_campaign - 1 {
+        c.tick(3);
+    }
+    c.step(3, vote_request(1, 3, 5, 0, 0, false));
+    assert_eq!(granted_votes(&c, 3), vec![(1, false)]);
+    c.tick(3);
+    assert_ne!(
+        c.node(3).role(),
+        RoleKind::Follower,
+        "the timer kept running"
+    );
+}
+
 // ---- §5.4.1 election restriction ----
 
 #[test]

@@ -6,6 +6,10 @@
 //! cargo run --release -p raft-mio --example bench -- --no-fsync
 //! cargo run --release -p raft-mio --example bench -- --inflight 1,256 --seconds 5
 //! ```
+//! The last column is the CPU time (user + system, all threads of the process: three
+//! nodes, their fsync threads, the applications, the client) per commit, which does
+//! not depend on what else the machine is running.
+//!
 //! One client thread keeps N proposals of 64-byte commands in flight on the leader
 //! (`Client::submit`): it waits for the oldest, collects every proposal already
 //! committed behind it, and refills the window. Latency is from submission to the
@@ -28,6 +32,7 @@ struct Options {
     inflight: Vec<usize>,
     seconds: f64,
     payload_bytes: usize,
+    fsync_threads: usize,
 }
 
 fn parse_options() -> Options {
@@ -36,6 +41,7 @@ fn parse_options() -> Options {
         inflight: vec![1, 16, 256, 1024],
         seconds: 3.0,
         payload_bytes: 64,
+        fsync_threads: 3,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -60,9 +66,15 @@ fn parse_options() -> Options {
                     .and_then(|s| s.parse().ok())
                     .expect("--payload needs bytes")
             }
+            "--fsync-threads" => {
+                options.fsync_threads = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--fsync-threads needs a number")
+            }
             "-h" | "--help" => {
                 println!(
-                    "bench [--no-fsync] [--inflight 1,16,256,1024] [--seconds 3] [--payload 64]"
+                    "bench [--no-fsync] [--inflight 1,16,256,1024] [--seconds 3] [--payload 64] [--fsync-threads 3]"
                 );
                 std::process::exit(0);
             }
@@ -78,7 +90,7 @@ struct Cluster {
     drains: Vec<std::thread::JoinHandle<()>>,
 }
 
-fn start_cluster(fsync: bool) -> Cluster {
+fn start_cluster(fsync: bool, fsync_threads: usize) -> Cluster {
     let dir = tempfile::tempdir().expect("temp dir");
     let listeners: Vec<_> = (0..3)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
@@ -91,10 +103,11 @@ fn start_cluster(fsync: bool) -> Cluster {
     let mut clients = BTreeMap::new();
     let mut drains = Vec::new();
     for (listener, id) in listeners.into_iter().zip(addrs.keys().copied()) {
-        let config = RaftConfig::new(id, addrs.clone())
+        let mut config = RaftConfig::new(id, addrs.clone())
             .data_dir(dir.path().join(format!("node{}", id.0)))
             .listener(listener)
             .fsync(fsync);
+        config.fsyncs_in_flight_max = fsync_threads;
         let (client, mut committed) = raft_mio::run::<Command>(config).expect("node starts");
         // The application: consume (and decode) every committed command.
         drains.push(std::thread::spawn(
@@ -180,6 +193,16 @@ fn drive(
     }
 }
 
+/// The CPU time this process has used (user + system), from /proc (Linux; `None`
+/// elsewhere). Clock ticks are taken as 100 per second, the Linux default.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn percentile_us(sorted_ns: &[u64], fraction: f64) -> f64 {
     let at = ((sorted_ns.len() as f64 * fraction) as usize).min(sorted_ns.len() - 1);
     sorted_ns[at] as f64 / 1000.0
@@ -204,11 +227,11 @@ fn main() {
         options.seconds
     );
     println!(
-        "{:>9} {:>12} {:>10} {:>10} {:>10}",
-        "inflight", "commits/s", "p50 us", "p99 us", "p999 us"
+        "{:>9} {:>12} {:>10} {:>10} {:>10} {:>14}",
+        "inflight", "commits/s", "p50 us", "p99 us", "p999 us", "cpu us/commit"
     );
     for &inflight in &options.inflight {
-        let cluster = start_cluster(options.fsync);
+        let cluster = start_cluster(options.fsync, options.fsync_threads);
         let leader = wait_for_leader(&cluster);
         let client = &cluster.clients[&leader];
         // Warm up: connections, allocator, page cache of the segments.
@@ -219,6 +242,7 @@ fn main() {
             Duration::from_millis(500),
             false,
         );
+        let cpu_before = process_cpu();
         let mut run = drive(
             client,
             inflight,
@@ -226,14 +250,23 @@ fn main() {
             Duration::from_secs_f64(options.seconds),
             true,
         );
+        // All three nodes, their fsync threads, the applications and the client.
+        let cpu_per_commit_us = match (cpu_before, process_cpu()) {
+            (Some(before), Some(after)) => format!(
+                "{:.1}",
+                (after - before).as_secs_f64() * 1e6 / run.commits as f64
+            ),
+            _ => "-".to_string(),
+        };
         run.latencies_ns.sort_unstable();
         println!(
-            "{:>9} {:>12.0} {:>10.0} {:>10.0} {:>10.0}",
+            "{:>9} {:>12.0} {:>10.0} {:>10.0} {:>10.0} {:>14}",
             inflight,
             run.commits as f64 / run.elapsed.as_secs_f64(),
             percentile_us(&run.latencies_ns, 0.50),
             percentile_us(&run.latencies_ns, 0.99),
             percentile_us(&run.latencies_ns, 0.999),
+            cpu_per_commit_us,
         );
         let Cluster {
             clients,

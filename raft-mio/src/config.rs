@@ -53,9 +53,17 @@ pub struct RaftConfig {
     pub handshake_timeout: Duration,
     /// The most client commands waiting for the loop; a full queue blocks callers.
     pub client_queue_max: usize,
-    /// The most committed batches waiting for the application; a full queue makes the
-    /// loop wait for the application (back-pressure).
+    /// The most committed batches queued for the application's stream.
     pub committed_queue_max: usize,
+    /// When the stream is full, up to this many committed entries wait inside the
+    /// loop (which keeps serving its peers); beyond it the loop blocks until the
+    /// application catches up (back-pressure with bounded memory).
+    pub committed_backlog_entries_max: usize,
+    /// The most `fdatasync`s in flight at once (one thread each). With more than one,
+    /// a write made while a sync runs is covered by the next one at once instead of
+    /// after the running one finishes (bench, 16 in flight: 1 thread 26k commits/s,
+    /// 2 threads 36k, 3 threads 42-45k; the CPU per commit does not grow).
+    pub fsyncs_in_flight_max: usize,
     /// The most proposals stepped into the core as one batch.
     pub proposal_batch_max: usize,
 }
@@ -85,7 +93,9 @@ impl RaftConfig {
             handshake_timeout: Duration::from_secs(5),
             client_queue_max: 65_536,
             committed_queue_max: 4_096,
+            committed_backlog_entries_max: 1 << 20,
             proposal_batch_max: 4_096,
+            fsyncs_in_flight_max: 3,
         }
     }
 
@@ -188,6 +198,8 @@ impl RaftConfig {
         }
         if self.client_queue_max == 0
             || self.committed_queue_max == 0
+            || self.committed_backlog_entries_max == 0
+            || self.fsyncs_in_flight_max == 0
             || self.proposal_batch_max == 0
         {
             return bad("client_queue_max", "queue bounds must be at least 1");

@@ -1,8 +1,12 @@
-//! The fsync thread: runs a node's `fdatasync`s so that the event loop goes on
+//! The fsync threads: they run a node's `fdatasync`s so that the event loop goes on
 //! reading messages, taking proposals and writing while the disk works.
 //!
-//! At most one sync is outstanding; writes made meanwhile wait for the next one, which
-//! the loop starts as soon as this one reports (group commit without a timer).
+//! Up to `threads` syncs are outstanding. A write made while one sync runs need not
+//! wait for it to finish: the next idle thread starts a sync that covers it, so a
+//! write waits about one sync instead of one and a half (measured with the bench).
+//! Each `fdatasync` makes durable everything written before it started, so the
+//! loop reports the highest sequence number of any finished sync, whatever order
+//! they finish in.
 
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -13,84 +17,116 @@ use raft_core::PersistSeq;
 
 use crate::storage::{StorageError, SyncJob};
 
-/// A thread that runs sync jobs one at a time and rings the loop's waker after each.
+/// One worker: its job channel and thread.
 #[derive(Debug)]
-pub struct FsyncThread {
+struct Worker {
     jobs: Option<Sender<SyncJob>>,
-    done: Receiver<Result<PersistSeq, StorageError>>,
     thread: Option<JoinHandle<()>>,
     busy: bool,
 }
 
-impl FsyncThread {
-    /// Starts the thread.
-    pub fn spawn(name: String, waker: Arc<Waker>) -> std::io::Result<FsyncThread> {
-        let (jobs, job_rx) = channel::<SyncJob>();
+/// Threads that run sync jobs and ring the loop's waker after each.
+#[derive(Debug)]
+pub struct FsyncThreads {
+    workers: Vec<Worker>,
+    done: Receiver<(usize, Result<PersistSeq, StorageError>)>,
+}
+
+impl FsyncThreads {
+    /// Starts `threads` workers (at least one).
+    pub fn spawn(name: &str, threads: usize, waker: Arc<Waker>) -> std::io::Result<FsyncThreads> {
+        debug_assert!(threads > 0);
         let (done_tx, done) = channel();
-        let thread = std::thread::Builder::new().name(name).spawn(move || {
-            for job in job_rx {
-                if done_tx.send(job.run()).is_err() {
-                    return;
-                }
-                // The loop may be gone (shutting down); then no one needs waking.
-                let _ = waker.wake();
-            }
-        })?;
-        Ok(FsyncThread {
-            jobs: Some(jobs),
-            done,
-            thread: Some(thread),
-            busy: false,
-        })
+        let mut workers = Vec::with_capacity(threads);
+        for worker_index in 0..threads.max(1) {
+            let (jobs, job_rx) = channel::<SyncJob>();
+            let done_tx = done_tx.clone();
+            let waker = Arc::clone(&waker);
+            let thread = std::thread::Builder::new()
+                .name(format!("{name}-{worker_index}"))
+                .spawn(move || {
+                    for job in job_rx {
+                        if done_tx.send((worker_index, job.run())).is_err() {
+                            return;
+                        }
+                        // The loop may be gone (shutting down); then no one needs waking.
+                        let _ = waker.wake();
+                    }
+                })?;
+            workers.push(Worker {
+                jobs: Some(jobs),
+                thread: Some(thread),
+                busy: false,
+            });
+        }
+        Ok(FsyncThreads { workers, done })
     }
 
-    /// Whether a sync is outstanding.
+    /// Whether every worker is busy.
+    pub fn is_full(&self) -> bool {
+        self.workers.iter().all(|w| w.busy)
+    }
+
+    /// Whether any sync is outstanding.
     pub fn is_busy(&self) -> bool {
-        self.busy
+        self.workers.iter().any(|w| w.busy)
     }
 
-    /// Hands the thread a job; the caller must not have one outstanding.
-    pub fn submit(&mut self, job: SyncJob) {
-        debug_assert!(!self.busy, "one sync at a time");
-        let jobs = self.jobs.as_ref().expect("the thread runs until drop");
-        if let Err(unsent) = jobs.send(job) {
-            // The thread died (it only does when the loop is gone); sync here instead.
-            let result = unsent.0.run();
-            self.busy = true;
-            let (tx, rx) = channel();
-            let _ = tx.send(result);
-            self.done = rx;
-            return;
+    /// Hands an idle worker a job; the caller checks [`is_full`](Self::is_full) first.
+    pub fn submit(&mut self, job: SyncJob) -> Result<(), StorageError> {
+        let worker = self
+            .workers
+            .iter_mut()
+            .find(|w| !w.busy)
+            .expect("an idle worker");
+        match worker
+            .jobs
+            .as_ref()
+            .expect("workers run until drop")
+            .send(job)
+        {
+            Ok(()) => {
+                worker.busy = true;
+                Ok(())
+            }
+            // The worker died (only when the loop is going away): sync here instead.
+            Err(unsent) => unsent.0.run().map(|_| ()),
         }
-        self.busy = true;
     }
 
-    /// The outcome of the outstanding job, if it finished.
+    /// The outcome of a finished job, if any.
     pub fn try_done(&mut self) -> Option<Result<PersistSeq, StorageError>> {
-        if !self.busy {
-            return None;
-        }
-        let result = self.done.try_recv().ok()?;
-        self.busy = false;
+        let (worker, result) = self.done.try_recv().ok()?;
+        self.workers[worker].busy = false;
         Some(result)
     }
 
-    /// Waits for the outstanding job, if any (at shutdown).
-    pub fn wait_done(&mut self) -> Option<Result<PersistSeq, StorageError>> {
-        if !self.busy {
-            return None;
+    /// Waits for every outstanding job (at shutdown); the first error, if any.
+    pub fn wait_all(&mut self) -> Result<(), StorageError> {
+        let mut first_error = Ok(());
+        while self.is_busy() {
+            let Ok((worker, result)) = self.done.recv() else {
+                break;
+            };
+            self.workers[worker].busy = false;
+            if let (Err(e), Ok(())) = (result, &first_error) {
+                first_error = Err(e);
+            }
         }
-        self.busy = false;
-        self.done.recv().ok()
+        first_error
     }
 }
 
-impl Drop for FsyncThread {
+impl Drop for FsyncThreads {
     fn drop(&mut self) {
-        // Closing the job channel ends the thread after its current job.
-        self.jobs.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        // Closing the job channels ends the threads after their current jobs.
+        for worker in &mut self.workers {
+            worker.jobs.take();
+        }
+        for worker in &mut self.workers {
+            if let Some(thread) = worker.thread.take() {
+                let _ = thread.join();
+            }
         }
     }
 }

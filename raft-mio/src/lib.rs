@@ -26,14 +26,24 @@
 //! ```
 //!
 //! ## What the loop guarantees
-//! - Nothing is sent that depends on state not yet durable: the loop writes a turn's
-//!   persistence, fsyncs once (group commit), reports `Persisted` to the core, and only
-//!   the core releases the messages that waited for it (thesis §3.8).
+//! - Nothing is sent that depends on state not yet durable: the loop writes the
+//!   persistence its steps produce, runs `fdatasync` on its fsync threads (group
+//!   commit: one sync covers every write made before it started), reports
+//!   `Persisted` to the core, and only the core releases the messages that waited for
+//!   it (thesis §3.8). A leader's new entries go to its followers while its own sync
+//!   runs (thesis §10.2.1).
 //! - Committed entries reach the [`CommittedStream`] in index order, each once per
 //!   process lifetime (after a restart, from the snapshot on or from index 1).
 //! - A proposal's outcome is reported exactly once: its index, or why it was dropped
 //!   ([`AppendError::NotLeader`] carries the leader's id and address).
+//! - The loop never blocks on a socket, on name resolution, or on a slow application
+//!   (up to `committed_backlog_entries_max` entries wait inside the loop), so
+//!   heartbeats and votes keep flowing; every queue and buffer has a bound.
 //!
+//! ## Threads of a node
+//! The loop (`raft-node-N`), its fsync threads (`raft-fsync-N-i`, blocked in
+//! `fdatasync` or idle), and short-lived resolver threads for peers named by host.
+
 //! ## Modules
 //! [`storage`] (segments, hard state, snapshots, lock, recovery), [`transport`]
 //! (frames, handshake, backoff, write queues), [`clock`] (the only wall-clock code),
@@ -49,6 +59,7 @@ pub mod config;
 pub mod error;
 mod fsync_thread;
 mod node;
+mod outlet;
 mod reply;
 pub mod storage;
 pub mod transport;

@@ -9,8 +9,8 @@
 //!    queued, applies are batched for the application.
 //! 4. Flush the sockets: a leader's new entries reach its followers while it fsyncs
 //!    its own copy (thesis §10.2.1).
-//! 5. Group commit: if no sync is running, start one `fdatasync` covering everything
-//!    written so far, on the node's fsync thread. The loop keeps turning meanwhile
+//! 5. Group commit: if an fsync thread is idle and something was written since the
+//!    last sync started, start one `fdatasync` covering everything written so far. The loop keeps turning meanwhile
 //!    (reading acknowledgements, taking proposals, writing the next batch); when the
 //!    sync reports, one `Event::Persisted` is stepped and the actions it releases
 //!    (vote grants, append acknowledgements: thesis §3.8) are carried out like the
@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,8 @@ use crate::clock::{self, Ticker};
 use crate::committed::{CommittedStream, Delivery};
 use crate::config::{Listen, RaftConfig};
 use crate::error::{LoopError, StartError};
-use crate::fsync_thread::FsyncThread;
+use crate::fsync_thread::FsyncThreads;
+use crate::outlet::Outlet;
 use crate::reply::Reply;
 use crate::storage::{Storage, SyncStart};
 use crate::transport::{Transport, WAKER_TOKEN};
@@ -65,13 +66,14 @@ pub enum Flow {
 pub struct NodeLoop {
     core: RaftNode,
     storage: Storage,
-    fsync: FsyncThread,
+    fsync: FsyncThreads,
     transport: Transport,
     poll: Poll,
     events: Events,
     ticker: Ticker,
     inbox: Inbox,
-    committed_tx: SyncSender<Delivery>,
+    /// The committed stream's sending end.
+    outlet: Outlet,
     /// The reused action buffer of `step_into`.
     actions: Vec<Action>,
     incoming: Vec<Message>,
@@ -91,7 +93,6 @@ pub struct NodeLoop {
     /// Requests may be left in the queue (the drain stopped at its bound).
     requests_left: bool,
     shutting_down: bool,
-    committed_receiver_gone: bool,
 }
 
 impl NodeLoop {
@@ -125,7 +126,8 @@ impl NodeLoop {
             now,
         )
         .map_err(|e| StartError::io("register the listener", &listen_addr.to_string(), e))?;
-        let fsync = FsyncThread::spawn(format!("raft-fsync-{}", config.id.0), Arc::clone(&waker))
+        let name = format!("raft-fsync-{}", config.id.0);
+        let fsync = FsyncThreads::spawn(&name, config.fsyncs_in_flight_max, Arc::clone(&waker))
             .map_err(|e| StartError::io("spawn the fsync thread", "", e))?;
         let (tx, rx) = sync_channel(config.client_queue_max);
         let wake_pending = Arc::new(AtomicBool::new(false));
@@ -154,7 +156,7 @@ impl NodeLoop {
                 rx,
                 wake_pending: Arc::clone(&wake_pending),
             },
-            committed_tx,
+            outlet: Outlet::new(committed_tx, config.committed_backlog_entries_max),
             actions: Vec::new(),
             incoming: Vec::new(),
             proposals: Vec::new(),
@@ -171,7 +173,6 @@ impl NodeLoop {
             requests_per_turn_max: config.client_queue_max,
             requests_left: false,
             shutting_down: false,
-            committed_receiver_gone: false,
         };
         let client = Client::new(
             Mailbox::new(tx, waker, wake_pending),
@@ -222,6 +223,7 @@ impl NodeLoop {
         self.transport.flush(self.poll.registry(), now);
         self.group_commit()?;
         self.deliver_applies();
+        self.outlet.flush();
         self.transport.flush(self.poll.registry(), now);
         if self.shutting_down {
             self.finish_for_shutdown()?;
@@ -361,7 +363,7 @@ impl NodeLoop {
 
     /// Steps `Persisted` for a sync the fsync thread finished.
     fn take_finished_sync(&mut self) -> Result<(), LoopError> {
-        if let Some(result) = self.fsync.try_done() {
+        while let Some(result) = self.fsync.try_done() {
             let synced = result.map_err(LoopError::Storage)?;
             if let Some(through) = self.storage.end_sync(synced) {
                 self.other_events.push(Event::Persisted { through });
@@ -374,13 +376,13 @@ impl NodeLoop {
     /// once (fsync off, or hard state written synchronously) are reported at once.
     fn group_commit(&mut self) -> Result<(), LoopError> {
         for _ in 0..PERSIST_ROUNDS_PER_TURN_MAX {
-            if self.fsync.is_busy() {
+            if self.fsync.is_full() {
                 return Ok(());
             }
             match self.storage.begin_sync().map_err(LoopError::Storage)? {
                 SyncStart::Nothing => return Ok(()),
                 SyncStart::Job(job) => {
-                    self.fsync.submit(job);
+                    self.fsync.submit(job).map_err(LoopError::Storage)?;
                     return Ok(());
                 }
                 SyncStart::Durable(through) => {
@@ -396,9 +398,7 @@ impl NodeLoop {
     /// Finishes the outstanding sync and makes everything written durable before the
     /// loop stops (a clean shutdown loses nothing it wrote).
     fn finish_for_shutdown(&mut self) -> Result<(), LoopError> {
-        if let Some(result) = self.fsync.wait_done() {
-            result.map_err(LoopError::Storage)?;
-        }
+        self.fsync.wait_all().map_err(LoopError::Storage)?;
         self.storage.sync().map_err(LoopError::Storage)?;
         Ok(())
     }
@@ -522,13 +522,9 @@ impl NodeLoop {
         }
     }
 
-    /// Sends to the committed stream, waiting while the application is behind
-    /// (back-pressure); an application that dropped its stream just loses the items.
+    /// Queues a delivery for the application (see [`Outlet`]).
     fn deliver(&mut self, delivery: Delivery) {
-        if self.committed_tx.send(delivery).is_err() && !self.committed_receiver_gone {
-            self.committed_receiver_gone = true;
-            tracing::warn!(node = %self.core.id(), "the committed stream was dropped; committed entries are discarded");
-        }
+        self.outlet.push(delivery);
     }
 
     fn leader_hint(&self, leader: Option<NodeId>) -> Option<LeaderHint> {

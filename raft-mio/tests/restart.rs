@@ -43,13 +43,14 @@ fn a_restarted_node_recovers_its_term_vote_and_log() {
     cluster.stop(follower);
 
     let (restored, on_disk) = commands_on_disk(&cluster, follower);
-    assert_eq!(restored.hard_state.term, before.term, "term durable");
+    // At least what the node reported before it stopped (an election in between may
+    // have moved it on).
+    assert!(restored.hard_state.term >= before.term, "term durable");
     if let Some(vote) = restored.hard_state.voted_for {
         assert!(cluster.addrs.contains_key(&vote), "a vote for a member");
     }
-    assert_eq!(
-        restored.entries.last().map(|e| e.index),
-        Some(before.last_index),
+    assert!(
+        restored.entries.last().map(|e| e.index) >= Some(before.last_index),
         "log durable"
     );
     assert_eq!(on_disk, expected);

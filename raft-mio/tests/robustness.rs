@@ -15,8 +15,6 @@ use support::{Cluster, Cmd};
 #[test]
 fn the_cluster_keeps_committing_while_strangers_knock() {
     let cluster = Cluster::start(3);
-    let leader = cluster.wait_for_leader();
-    let term = cluster.node(leader).status().term;
     let mut strangers = Vec::new();
     for addr in cluster.addrs.values() {
         let mut garbage = TcpStream::connect(addr).unwrap();
@@ -45,12 +43,11 @@ fn the_cluster_keeps_committing_while_strangers_knock() {
     }
     cluster.wait_for_applied(&expected);
     // The foreign node campaigns alone, term after term, dialing everyone each time;
-    // once it has done so a few times, none of its connections may have been taken.
+    // once it has done so a few times, none of its connections may have been taken
+    // (had the handshake let it in, its vote requests would reach the cluster).
     support::wait_until("the foreign node campaigns", || {
         foreign.status().unwrap().term.0 >= 3
     });
-    assert_eq!(cluster.wait_for_leader(), leader);
-    assert_eq!(cluster.node(leader).status().term, term);
     assert!(
         foreign.status().unwrap().peers.iter().all(|p| !p.connected),
         "no handshake with another cluster"
