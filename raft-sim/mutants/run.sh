@@ -42,34 +42,81 @@ substitute() {
     printf '%s' "${content/"$old"/"$new"}" > "$file"
 }
 
-printf '%-38s %-10s %-8s %s\n' "mutant" "detected" "failing" "first detection (seed: violation)"
-all_caught=0
-for mutant in "${mutants[@]}"; do
-    name="$(basename "$mutant" .mutant)"
-    work="$(mktemp -d)"
-    trap 'rm -rf "$work"' EXIT
-    (cd "$root" && git ls-files -z | xargs -0 cp --parents -t "$work")
-    file="$(section "$mutant" file)"
-    substitute "$work/$file" "$(section "$mutant" old)" "$(section "$mutant" new)"
+# Builds the workspace copy in $1 (binary left in $target).
+build() {
+    local work="$1"
     if ! (cd "$work" && CARGO_TARGET_DIR="$target" cargo build --quiet --release -p raft-sim 2>"$work/build.log"); then
-        echo "$name: the mutant does not build:" >&2
+        echo "the workspace copy does not build:" >&2
         cat "$work/build.log" >&2
         exit 1
     fi
-    set +e
-    "$target/release/raft-sim" --seeds "1..=$seeds" --jobs "$jobs" >"$work/sweep.txt" 2>/dev/null
-    status=$?
-    set -e
-    first="$(awk '/^ +[0-9]+  / { sub(/^ +/, ""); print substr($0, 1, 110); exit }' "$work/sweep.txt")"
-    failing="$(grep -cE '^ +[0-9]+  ' "$work/sweep.txt" || true)"
-    if [ "$status" -eq 3 ] || [ "$status" -eq 4 ]; then
-        seed="${first%% *}"
-        printf '%-38s %-10s %-8s %s\n' "$name" "seed $seed" "$failing" "$first"
+    cp "$target/release/raft-sim" "$work/raft-sim-bin"
+}
+
+# Sweeps with the binary of workspace copy $1 and sweep arguments $2; output to $3.
+sweep() {
+    local work="$1" args="$2" out="$3"
+    # shellcheck disable=SC2086 # the arguments are words by design
+    "$work/raft-sim-bin" --seeds "1..=$seeds" --jobs "$jobs" $args >"$out" 2>/dev/null || true
+}
+
+# The failing-seed lines of a sweep: "SEED  kind: violation".
+failing_lines() {
+    awk '/^ +[0-9]+  / { sub(/^ +/, ""); print }' "$1"
+}
+
+copy_workspace() {
+    local work
+    work="$(mktemp -d)"
+    (cd "$root" && git ls-files -z | xargs -0 cp --parents -t "$work")
+    echo "$work"
+}
+
+# The unmutated core first: seeds that fail without any mutant (known core bugs) do
+# not count as detections. A mutant may name sweep arguments (`@@ args`) that pin the
+# world its bug needs; the baseline is swept with the same arguments.
+baseline="$(copy_workspace)"
+trap 'rm -rf "$baseline"' EXIT
+build "$baseline"
+baseline_failures() {
+    local args="$1" key
+    key="$(printf '%s' "$args" | cksum | cut -d' ' -f1)"
+    if [ ! -f "$baseline/failing-$key" ]; then
+        sweep "$baseline" "$args" "$baseline/sweep-$key.txt"
+        failing_lines "$baseline/sweep-$key.txt" | awk '{ print $1 }' >"$baseline/failing-$key"
+    fi
+    echo "$baseline/failing-$key"
+}
+
+printf '%-34s %-9s %-9s %s\n' "mutant" "detected" "failing" "first detection (seed  violation)"
+all_caught=0
+for mutant in "${mutants[@]}"; do
+    name="$(basename "$mutant" .mutant)"
+    args="$(section "$mutant" args | tr '\n' ' ')"
+    known="$(baseline_failures "$args")"
+    work="$(copy_workspace)"
+    file="$(section "$mutant" file)"
+    substitute "$work/$file" "$(section "$mutant" old)" "$(section "$mutant" new)"
+    build "$work"
+    sweep "$work" "$args" "$work/sweep.txt"
+    failing_lines "$work/sweep.txt" \
+        | awk 'NR == FNR { known[$1] = 1; next } !($1 in known)' "$known" - \
+        >"$work/new-failures"
+    count="$(wc -l <"$work/new-failures")"
+    first="$(awk 'NR == 1 { print substr($0, 1, 110) }' "$work/new-failures")"
+    first_safety="$(awk '/  safety: / { print substr($0, 1, 110); exit }' "$work/new-failures")"
+    if [ "$count" -gt 0 ]; then
+        printf '%-34s %-9s %-9s %s\n' "$name" "seed ${first%% *}" "$count/$seeds" "$first"
+        if [ -n "$first_safety" ] && [ "$first_safety" != "$first" ]; then
+            printf '%-34s %-9s %-9s %s\n' "" "safety:" "" "$first_safety"
+        fi
     else
-        printf '%-38s %-10s %-8s %s\n' "$name" "NO" "0" "(exit $status: not caught in $seeds seeds)"
+        printf '%-34s %-9s %-9s %s\n' "$name" "NO" "0/$seeds" "(not caught in $seeds seeds)"
         all_caught=1
     fi
+    if [ -n "$args" ]; then
+        printf '%-34s %-9s %-9s %s\n' "" "pinned:" "" "$args"
+    fi
     rm -rf "$work"
-    trap - EXIT
 done
 exit "$all_caught"

@@ -44,8 +44,64 @@ impl World {
         }
         let fault = self.plan.faults[index];
         match fault.fault {
+            Fault::Partition {
+                kind: PartitionKind::IsolateNextLeader,
+                ..
+            }
+            | Fault::Crash {
+                target: CrashTarget::NextLeader,
+                ..
+            } => {
+                if self.armed.len() < crate::faults::FAULTS_MAX {
+                    self.armed.push_back(fault.fault);
+                }
+            }
             Fault::Partition { kind, duration_ms } => self.partition(kind, duration_ms),
             Fault::Crash { target, down_ms } => self.crash_target(target, down_ms),
+        }
+    }
+
+    /// `node` just won an election: aim the oldest armed fault at it, a few
+    /// milliseconds from now (before its first entries are replicated).
+    pub(crate) fn aim_armed_fault(&mut self, node: NodeId) {
+        if self.healed_at.is_some() {
+            return;
+        }
+        let Some(fault) = self.armed.pop_front() else {
+            return;
+        };
+        let life = self.hosts[node.0 as usize - 1].life;
+        let delay_us = self.env.streams.fault.between(0, 20_000);
+        self.env
+            .schedule_in(delay_us, Ev::AimedFault { node, life, fault });
+    }
+
+    pub(crate) fn fire_aimed(&mut self, node: NodeId, life: u32, fault: Fault) {
+        let host = &self.hosts[node.0 as usize - 1];
+        let leads = host
+            .raft
+            .as_ref()
+            .is_some_and(|r| r.role() == RoleKind::Leader);
+        if self.healed_at.is_some() || host.life != life || !leads {
+            return;
+        }
+        match fault {
+            Fault::Crash { down_ms, .. } => {
+                self.crash(node);
+                let life = self.hosts[node.0 as usize - 1].life;
+                self.env
+                    .schedule_in(u64::from(down_ms) * 1_000, Ev::Restart { node, life });
+            }
+            Fault::Partition { duration_ms, .. } => {
+                self.env.net.heal();
+                self.env.net.isolate(node);
+                self.env.coverage.partitions += 1;
+                self.partition_epoch += 1;
+                let epoch = self.partition_epoch;
+                self.mark_network(format!("isolate new leader {node} for {duration_ms}ms"));
+                self.env
+                    .schedule_in(u64::from(duration_ms) * 1_000, Ev::HealPartition { epoch });
+            }
         }
     }
 
@@ -81,6 +137,7 @@ impl World {
                 let names: Vec<String> = ring.iter().map(|id| id.to_string()).collect();
                 format!("majorities ring {}", names.join("-"))
             }
+            PartitionKind::IsolateNextLeader => unreachable!("armed, not fired directly"),
             PartitionKind::OneWay => {
                 let node = self.random_node();
                 let deaf = self.env.streams.fault.chance(Ppm::from_percent(50.0));
@@ -128,6 +185,7 @@ impl World {
         let leader = self.current_leader();
         let victim = match (target, leader) {
             (CrashTarget::Leader, Some(leader)) => leader,
+            (CrashTarget::NextLeader, _) => unreachable!("armed, not fired directly"),
             (CrashTarget::Follower, Some(leader)) if up.len() > 1 => {
                 let followers: Vec<NodeId> =
                     up.iter().copied().filter(|id| *id != leader).collect();

@@ -19,9 +19,10 @@ use crate::world::{Env, Ev, World};
 /// Checks what a step changed before its actions run: the commit index (so that
 /// `Apply` can be checked against it), one leader per term, and a new leader's log.
 /// Role changes are detected from the accessors rather than from `RoleChanged`
-/// actions, so a core that forgot to announce one is still checked.
-pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) {
-    let Some(raft) = &host.raft else { return };
+/// actions, so a core that forgot to announce one is still checked. Returns whether
+/// the node just won an election.
+pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
+    let Some(raft) = &host.raft else { return false };
     let commit = env
         .commits
         .observe_commit(host.id, raft.term(), raft.commit_index(), raft);
@@ -32,11 +33,12 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) {
         env.check(election);
     }
     if (role, term) == host.role_last {
-        return;
+        return false;
     }
     let (was, was_term) = std::mem::replace(&mut host.role_last, (role, term));
+    let elected = role == RoleKind::Leader && (was != RoleKind::Leader || was_term != term);
     match role {
-        RoleKind::Leader if was != RoleKind::Leader || was_term != term => {
+        RoleKind::Leader if elected => {
             env.coverage.elections_won += 1;
             let complete = env.commits.check_leader_completeness(host.id, term, raft);
             env.check(complete);
@@ -57,6 +59,7 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) {
             term,
         });
     }
+    elected
 }
 
 /// Starts an fsync if writes are waiting and none is running.

@@ -24,6 +24,9 @@ pub enum PartitionKind {
     MajoritiesRing,
     /// Some links cut in one direction only: messages flow one way.
     OneWay,
+    /// Armed at its time; fires within a few milliseconds of the next election won,
+    /// cutting the new leader off before it has replicated its first entries.
+    IsolateNextLeader,
 }
 
 /// Which node a crash hits.
@@ -33,6 +36,10 @@ pub enum CrashTarget {
     Leader,
     /// A random node that is not the leader.
     Follower,
+    /// Armed at its time; crashes the next node to win an election within a few
+    /// milliseconds of its win, before its first entries are replicated: the moment
+    /// the commit rule of §5.4.2 (Figure 8) exists for.
+    NextLeader,
 }
 
 /// One fault.
@@ -114,6 +121,7 @@ impl FaultPlan {
                 PartitionKind::IsolateLeader,
                 PartitionKind::MajoritiesRing,
                 PartitionKind::OneWay,
+                PartitionKind::IsolateNextLeader,
             ];
             for at_ms in Self::arrivals(rng, mean, phase_ms) {
                 let kind = *rng.pick(&kinds);
@@ -126,7 +134,11 @@ impl FaultPlan {
         }
         if let Some(mean) = rates.crash_interval_ms_mean {
             for at_ms in Self::arrivals(rng, mean, phase_ms) {
-                let target = *rng.pick(&[CrashTarget::Leader, CrashTarget::Follower]);
+                let target = *rng.pick(&[
+                    CrashTarget::Leader,
+                    CrashTarget::Follower,
+                    CrashTarget::NextLeader,
+                ]);
                 let down_ms = rng.between(10, u64::from(rates.down_ms_max.max(10))) as u32;
                 faults.push(TimedFault {
                     at_ms,

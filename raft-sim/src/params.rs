@@ -87,6 +87,14 @@ pub struct Pins {
     pub drift_percent: Option<f64>,
     /// Whether a minority stays down after the heal.
     pub minority_stays_down: Option<bool>,
+    /// The mean time between crashes, ms (0: none).
+    pub crash_every_ms: Option<u32>,
+    /// The mean time between partitions, ms (0: none).
+    pub partition_every_ms: Option<u32>,
+    /// The most entries per AppendEntries.
+    pub msg_entries_max: Option<usize>,
+    /// The most AppendEntries in flight per follower.
+    pub inflight_msgs_max: Option<usize>,
 }
 
 fn maybe(rng: &mut SimRng, p_none: Ppm, low: u64, high: u64) -> Option<u64> {
@@ -218,6 +226,18 @@ impl SimParams {
         }
         if let Some(on) = pins.minority_stays_down {
             self.minority_stays_down = on;
+        }
+        if let Some(ms) = pins.crash_every_ms {
+            self.faults.crash_interval_ms_mean = (ms > 0).then_some(ms);
+        }
+        if let Some(ms) = pins.partition_every_ms {
+            self.faults.partition_interval_ms_mean = (ms > 0).then_some(ms);
+        }
+        if let Some(n) = pins.msg_entries_max {
+            self.msg_entries_max = n.max(1);
+        }
+        if let Some(n) = pins.inflight_msgs_max {
+            self.inflight_msgs_max = n.max(1);
         }
     }
 }

@@ -64,6 +64,12 @@ pub(crate) enum Ev {
     Compact { node: NodeId, life: u32 },
     /// The fault phase is over: heal, and check liveness.
     EndFaultPhase,
+    /// An armed fault fires at the leader it was aimed at (if still leading).
+    AimedFault {
+        node: NodeId,
+        life: u32,
+        fault: crate::faults::Fault,
+    },
 }
 
 /// Shared machinery every node's actions touch.
@@ -191,6 +197,8 @@ pub struct World {
     pub(crate) history: History,
     pub(crate) plan: FaultPlan,
     pub(crate) partition_epoch: u64,
+    /// Faults waiting for the next election (`NextLeader`, `IsolateNextLeader`).
+    pub(crate) armed: std::collections::VecDeque<crate::faults::Fault>,
     pub(crate) healed_at: Option<SimTime>,
     pub(crate) leader_at: Option<SimTime>,
     pub(crate) ops_done_at: Option<SimTime>,
@@ -251,6 +259,7 @@ impl World {
             history: History::new(),
             plan,
             partition_epoch: 0,
+            armed: std::collections::VecDeque::new(),
             healed_at: None,
             leader_at: None,
             ops_done_at: None,
@@ -400,6 +409,7 @@ impl World {
             Ev::Restart { node, life } => self.restart(node, life),
             Ev::Compact { node, life } => self.compact(node, life),
             Ev::EndFaultPhase => self.end_fault_phase(),
+            Ev::AimedFault { node, life, fault } => self.fire_aimed(node, life, fault),
         }
     }
 
@@ -477,7 +487,10 @@ impl World {
             }
             raft.step_into(event, &mut actions);
         }
-        crate::exec::observe_step(&mut self.hosts[index], &mut self.env);
+        let elected = crate::exec::observe_step(&mut self.hosts[index], &mut self.env);
+        if elected {
+            self.aim_armed_fault(node);
+        }
         crate::exec::execute(&mut self.hosts[index], &mut self.env, &mut actions);
         if let Some(raft) = &self.hosts[index].raft {
             let tail = self.env.logs.verify_tail(node, raft);

@@ -35,24 +35,25 @@ fn a_leader_may_compact_past_the_first_entry_of_its_term() {
     assert_eq!(report.verdict, Verdict::Pass, "{report}");
 }
 
-/// Seed 291 (5 nodes, PreVote off, CheckQuorum on, two nodes kept down after the
-/// heal): only n3 holds the longest log (i113@t7), so only n3 can win, and it needs the
-/// votes of both other live nodes. But every time n2 or n5 campaigns with a shorter
-/// log, n3 steps down to the new term and `become_follower` resets its election timer
-/// (raft-core/src/node.rs: on_newer_term -> become_follower -> reset_election_timer),
-/// although n3 denies the vote. Raft's Figure 2 resets the timer only on hearing the
-/// current leader or granting a vote. So the stale candidates keep restarting n3's
-/// timer, n3 rarely times out first, and 30 terms pass without a leader: no leader
-/// within 300 ticks of the heal. With the reset skipped on a denied vote, the same
-/// seed elects n3 9 ticks after the heal. PreVote masks it (stale candidates never
-/// get past the poll), which is why only about one PreVote-off seed in 2,000 fails.
+/// Seed 3666 (7 nodes, PreVote off, CheckQuorum on; n1, n2 and n4 kept down after
+/// the heal, so all four live nodes must vote for the winner): n5 (i440@t8), n6
+/// (i420@t6) and n7 (i420@t5) campaign again and again with logs behind n3's, which
+/// denies them. But each time, n3 steps down to the new term and `become_follower`
+/// resets its election timer (raft-core/src/node.rs: on_newer_term ->
+/// become_follower -> reset_election_timer), although it grants nothing. Raft's
+/// Figure 2 restarts the timer only on hearing the current leader or granting a vote.
+/// So the stale candidates keep restarting the timer of the only electable node, n3
+/// rarely times out first (3 campaigns in 3 s), and 37 terms pass without a leader:
+/// no leader within 300 ticks of the heal. With the reset skipped when the vote is
+/// denied, the same seed elects a leader 2 ticks after the heal. PreVote masks it
+/// (stale candidates never get past the poll), so about one seed in 6,000 fails.
 ///
 /// In a debug build this seed first trips the compaction assertion above; run it
 /// with `cargo test -p raft-sim --release --test core_regressions -- --ignored`.
 #[test]
 #[ignore = "core bug: a denied vote request still resets the election timer, so stale candidates starve the only electable node (raft-core/src/node.rs become_follower)"]
 fn stale_candidates_do_not_starve_the_only_electable_node() {
-    let params = SimParams::draw(291, &Pins::default());
+    let params = SimParams::draw(3666, &Pins::default());
     let report = run(&params, RunOptions::default());
     assert_eq!(report.verdict, Verdict::Pass, "{report}");
 }

@@ -17,12 +17,17 @@ fn fault() -> impl Strategy<Value = Fault> {
             PartitionKind::IsolateLeader,
             PartitionKind::MajoritiesRing,
             PartitionKind::OneWay,
+            PartitionKind::IsolateNextLeader,
         ]),
         50u32..800,
     )
         .prop_map(|(kind, duration_ms)| Fault::Partition { kind, duration_ms });
     let crash = (
-        prop::sample::select(vec![CrashTarget::Leader, CrashTarget::Follower]),
+        prop::sample::select(vec![
+            CrashTarget::Leader,
+            CrashTarget::Follower,
+            CrashTarget::NextLeader,
+        ]),
         10u32..600,
     )
         .prop_map(|(target, down_ms)| Fault::Crash { target, down_ms });

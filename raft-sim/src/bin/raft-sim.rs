@@ -83,6 +83,18 @@ struct Cli {
     /// Pin whether a minority stays down after the heal.
     #[arg(long)]
     minority_down: Option<bool>,
+    /// Pin the mean time between crashes, ms (0: none).
+    #[arg(long)]
+    crash_every_ms: Option<u32>,
+    /// Pin the mean time between partitions, ms (0: none).
+    #[arg(long)]
+    partition_every_ms: Option<u32>,
+    /// Pin the most entries per AppendEntries.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    msg_entries_max: Option<u64>,
+    /// Pin the most AppendEntries in flight per follower.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    inflight_msgs_max: Option<u64>,
 }
 
 fn default_jobs() -> usize {
@@ -122,6 +134,10 @@ impl Cli {
             check_quorum: self.check_quorum,
             drift_percent: self.drift,
             minority_stays_down: self.minority_down,
+            crash_every_ms: self.crash_every_ms,
+            partition_every_ms: self.partition_every_ms,
+            msg_entries_max: self.msg_entries_max.map(|n| n as usize),
+            inflight_msgs_max: self.inflight_msgs_max.map(|n| n as usize),
         }
     }
 }
