@@ -196,3 +196,23 @@ fn snapshot_install_survives_a_leader_change() {
     assert_eq!(c.applied_commands(3), c.applied_commands(2));
     assert_eq!(c.node(3).role(), RoleKind::Follower);
 }
+
+#[test]
+fn a_follower_that_lost_its_disk_catches_up_through_a_snapshot() {
+    let mut c = lagging_follower_cluster(1 << 20);
+    c.restart(3);
+    for _ in 0..4 {
+        c.tick_all();
+    }
+    assert_eq!(c.applied_commands(3).len(), 20);
+    // Node 3's disk is lost; it comes back empty under the same id.
+    c.crash(3);
+    c.test_node(3).disk = Default::default();
+    c.restart(3);
+    c.propose(1, 200, "after the wipe");
+    for _ in 0..6 {
+        c.tick_all();
+    }
+    assert_eq!(c.applied_commands(3), c.applied_commands(1));
+    assert_eq!(c.node(3).status().snapshot_index, LogIndex(21));
+}
