@@ -254,3 +254,46 @@ fn a_truncated_configuration_entry_is_undone() {
     };
     assert!(c.outputs(1).contains(&dropped));
 }
+
+#[test]
+fn a_node_is_replaced_while_clients_keep_writing() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    let mut proposal = 0;
+    let mut write = |c: &mut Cluster| {
+        proposal += 1;
+        let leader = c.leader().expect("a leader");
+        c.propose(leader, proposal, &format!("w{proposal}"));
+        c.tick_all();
+    };
+    write(&mut c);
+    c.add_node(4);
+    change(&mut c, 1, 100, &[MembershipChange::AddLearner(NodeId(4))]);
+    write(&mut c);
+    settle(&mut c);
+    change(
+        &mut c,
+        1,
+        101,
+        &[
+            MembershipChange::AddVoter(NodeId(4)),
+            MembershipChange::Remove(NodeId(3)),
+        ],
+    );
+    for _ in 0..5 {
+        write(&mut c);
+    }
+    settle(&mut c);
+    let leader = c.leader().unwrap();
+    assert_eq!(c.node(leader).membership().voters, ids(&[1, 2, 4]));
+    assert!(!c.node(leader).membership().is_joint());
+    c.crash(3);
+    write(&mut c);
+    settle(&mut c);
+    assert_eq!(c.applied_commands(4), c.applied_commands(1));
+    assert_eq!(
+        c.applied_commands(4).len(),
+        8,
+        "every write survived the replacement"
+    );
+}
