@@ -25,7 +25,14 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let wants = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    // An argument selects benchmarks by name, segment by segment: `cluster` selects
+    // every cluster configuration, `cluster/3/1` just one.
+    let wants = |name: &str| {
+        filter.is_empty()
+            || filter
+                .iter()
+                .any(|f| f.split('/').zip(name.split('/')).all(|(a, b)| a == b))
+    };
     let quick = std::env::var_os("RAFT_BENCH_QUICK").is_some();
     let run_for = if quick {
         Duration::from_millis(200)
@@ -41,6 +48,10 @@ fn main() {
             "nodes", "inflight", "commits/s", "p50 us", "p99 us", "msgs/entry"
         );
         for (nodes, inflight) in [(3, 1), (3, 64), (3, 256), (3, 1024), (5, 1)] {
+            // Each configuration is also selectable alone: `cluster/3/1024`.
+            if !wants(&format!("cluster/{nodes}/{inflight}")) {
+                continue;
+            }
             let r = bench_cluster(nodes, inflight, run_for);
             println!(
                 "{:>6} {:>9} {:>14.0} {:>10.2} {:>10.2} {:>12.2}",
