@@ -142,7 +142,7 @@ pub(crate) fn execute(host: &mut NodeHost, env: &mut Env, actions: &mut Vec<Acti
                 );
             }
             Action::Send(msg) => {
-                if let Some(raft) = &host.raft {
+                if let (Some(raft), true) = (&host.raft, env.checks.durability) {
                     let durable = durability::check_send(&msg, host.disk.durable(), raft);
                     env.check(durable);
                 }

@@ -5,6 +5,7 @@
 use raft_sim::params::Pins;
 use raft_sim::run::Verdict;
 use raft_sim::sweep::sweep;
+use raft_sim::world::Checks;
 
 /// Seeds in the default run: enough to hit every fault class, small enough for a
 /// debug build on two cores (the README gives the timing).
@@ -22,7 +23,7 @@ fn pins() -> Pins {
 }
 
 fn assert_sweep_passes(seeds: std::ops::Range<u64>) {
-    let report = sweep(seeds, 2, &pins(), &|_| {});
+    let report = sweep(seeds, 2, &pins(), Checks::default(), &|_| {});
     let failures: Vec<String> = report
         .failures()
         .iter()

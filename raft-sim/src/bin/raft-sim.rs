@@ -13,7 +13,7 @@ use raft_sim::params::{Pins, SimParams};
 use raft_sim::run::{install_quiet_panic_hook, run, Verdict, EXIT_DETERMINISM};
 use raft_sim::sweep::{run_one, sweep};
 use raft_sim::trace::Trace;
-use raft_sim::world::RunOptions;
+use raft_sim::world::{Checks, RunOptions};
 
 /// Deterministic fault simulator for raft-core: one seed, one world, every Raft
 /// promise checked.
@@ -38,6 +38,10 @@ struct Cli {
     /// Horizontal scale of the timeline.
     #[arg(long, default_value_t = 0.5)]
     timeline_px_per_ms: f64,
+    /// Skip the persistence-contract checker, to see what the end-to-end checkers
+    /// catch on their own.
+    #[arg(long)]
+    skip_durability_check: bool,
     /// Run each seed twice and compare the trace digests.
     #[arg(long)]
     check_determinism: bool,
@@ -119,6 +123,12 @@ fn parse_range(text: &str) -> Result<Range<u64>, String> {
 }
 
 impl Cli {
+    fn checks(&self) -> Checks {
+        Checks {
+            durability: !self.skip_durability_check,
+        }
+    }
+
     fn pins(&self) -> Pins {
         Pins {
             nodes: self.nodes,
@@ -159,6 +169,7 @@ fn main() -> ExitCode {
 fn run_seed(cli: &Cli, seed: u64) -> i32 {
     let params = SimParams::draw(seed, &cli.pins());
     let options = RunOptions {
+        checks: cli.checks(),
         trace: if cli.trace { Trace::Stdout } else { Trace::Off },
         timeline: cli.timeline.is_some(),
         plan: None,
@@ -182,6 +193,7 @@ fn run_seed(cli: &Cli, seed: u64) -> i32 {
         let replay = run(
             &params,
             RunOptions {
+                checks: cli.checks(),
                 trace: Trace::ring(cli.failure_context),
                 ..RunOptions::default()
             },
@@ -196,7 +208,13 @@ fn run_seed(cli: &Cli, seed: u64) -> i32 {
         println!("replay: raft-sim --seed {seed} --trace");
     }
     if cli.check_determinism {
-        let again = run(&params, RunOptions::default());
+        let again = run(
+            &params,
+            RunOptions {
+                checks: cli.checks(),
+                ..RunOptions::default()
+            },
+        );
         if again.digest != report.digest || again.to_string() != report.to_string() {
             println!(
                 "DETERMINISM FAILURE: seed {seed} gave digests {:016x} and {:016x}",
@@ -223,7 +241,7 @@ fn run_sweep(cli: &Cli, seeds: Range<u64>) -> i32 {
     }
     let failed = std::sync::atomic::AtomicU64::new(0);
     let started = Instant::now();
-    let report = sweep(seeds.clone(), cli.jobs, &pins, &|result| {
+    let report = sweep(seeds.clone(), cli.jobs, &pins, cli.checks(), &|result| {
         if result.verdict != Verdict::Pass {
             failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -247,7 +265,7 @@ fn run_sweep(cli: &Cli, seeds: Range<u64>) -> i32 {
     let mut code = report.exit_code();
     if cli.check_determinism {
         for result in &report.results {
-            let again = run_one(result.seed, &pins);
+            let again = run_one(result.seed, &pins, cli.checks());
             if again.digest != result.digest {
                 println!("DETERMINISM FAILURE: seed {}", result.seed);
                 code = EXIT_DETERMINISM;
