@@ -32,7 +32,8 @@ struct Cli {
     /// Print every event and action as it happens (with --seed).
     #[arg(long, requires = "seed")]
     trace: bool,
-    /// Write a space-time diagram of the run as SVG (with --seed).
+    /// Write a space-time diagram of the run as SVG, or as a page if the file name
+    /// ends in .html (with --seed).
     #[arg(long, value_name = "FILE.svg", requires = "seed")]
     timeline: Option<std::path::PathBuf>,
     /// Horizontal scale of the timeline.
@@ -184,7 +185,18 @@ fn run_seed(cli: &Cli, seed: u64) -> i32 {
             cli.timeline_px_per_ms,
             &title,
         );
-        if let Err(e) = std::fs::write(path, svg) {
+        // An .html file wraps the same SVG in a page (browsers scroll it comfortably).
+        let is_html = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("html"));
+        let contents = if is_html {
+            format!(
+                "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>raft-sim seed {seed}</title></head><body>\n{svg}</body></html>\n"
+            )
+        } else {
+            svg
+        };
+        if let Err(e) = std::fs::write(path, contents) {
             eprintln!("raft-sim: cannot write {}: {e}", path.display());
         }
     }
