@@ -166,10 +166,12 @@ fn bench_cluster(nodes: u64, inflight: usize, run_for: Duration) -> ClusterResul
     let mut batch = Vec::with_capacity(inflight);
     while start.elapsed() < run_for {
         // One event-loop iteration: top up the proposals in flight, then deliver.
+        // Proposals submitted together share their start time.
+        let now = Instant::now();
         while started.len() < inflight {
             next_id += 1;
             batch.push((ProposalId(next_id), command.clone()));
-            started.push_back(Instant::now());
+            started.push_back(now);
         }
         if !batch.is_empty() {
             let event = Event::ProposeBatch(std::mem::take(&mut batch));

@@ -52,3 +52,8 @@ pub use types::{
     Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, PersistSeq, ProposalId, ReadId,
     RoleKind, SharedBytes, Snapshot, SnapshotMeta, Term,
 };
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -290,6 +290,9 @@ impl RaftLog {
             self.entries.drain(..drop);
         } else {
             self.entries.clear();
+            // Until the snapshot is durable, the disk agrees with us only on what was
+            // committed before: the rest of its log is being replaced.
+            self.persisted_index = self.persisted_index.min(self.commit_index);
         }
         self.snapshot_index = last_index;
         self.snapshot_term = last_term;

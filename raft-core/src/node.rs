@@ -425,7 +425,15 @@ impl RaftNode {
 
     // ---- role transitions ----
 
+    /// Carries out the role change a handler asked for (the common case is none).
+    #[inline]
     pub(crate) fn transition(&mut self, next: Next) {
+        if next != Next::Stay {
+            self.change_role(next);
+        }
+    }
+
+    fn change_role(&mut self, next: Next) {
         match next {
             Next::Stay => {}
             Next::StepDown => self.become_follower(self.shared.term, None),
@@ -446,8 +454,11 @@ impl RaftNode {
         if term > self.shared.term {
             self.shared.enter_term(term);
         }
+        // The election timer keeps running: Raft restarts it only on hearing the
+        // current leader, granting a vote, or campaigning (Figure 2). Restarting it on
+        // every newer term would let stale candidates, whose votes this node denies,
+        // keep the one electable node from ever timing out (raft-sim seed 291).
         self.role = Role::Follower;
-        self.shared.reset_election_timer();
         self.shared.set_leader(leader);
         self.announce_role(was);
     }

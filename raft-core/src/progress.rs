@@ -209,6 +209,13 @@ impl Progress {
                 if rejected_index != self.next_index.prev() {
                     return false;
                 }
+                if rejected_index <= self.match_index {
+                    // The follower no longer holds an entry it acknowledged: its disk
+                    // was lost (or this answer is older than the acknowledgement, in
+                    // which case probing again costs a round trip and nothing else).
+                    // Probing from what it holds now is the only way it catches up.
+                    self.match_index = probe_from.min(rejected_index.prev());
+                }
                 let next = rejected_index
                     .min(probe_from.next())
                     .max(self.match_index.next());
@@ -263,6 +270,16 @@ mod tests {
         assert!(pr.maybe_decrease_to(LogIndex(9), LogIndex(3)));
         assert_eq!(pr.next_index, LogIndex(4));
         assert!(!pr.probe_sent);
+    }
+
+    #[test]
+    fn follower_that_lost_acknowledged_entries_is_probed_from_what_it_holds() {
+        let mut pr = Progress::new(LogIndex(11));
+        pr.maybe_update(LogIndex(10));
+        pr.become_probe();
+        assert!(pr.maybe_decrease_to(LogIndex(10), LogIndex(0)));
+        assert_eq!(pr.match_index, LogIndex(0));
+        assert_eq!(pr.next_index, LogIndex(1));
     }
 
     #[test]

@@ -35,11 +35,26 @@ pub fn majority_value(voters: &BTreeSet<NodeId>, value_of: impl Fn(NodeId) -> u6
         heap.extend(voters.iter().map(|&v| value_of(v)));
         &mut heap
     };
-    values.sort_unstable();
+    if count <= STACK_VOTERS_MAX {
+        sort_small(values);
+    } else {
+        values.sort_unstable();
+    }
     // Ascending order: the value at `count - majority` is held by a majority.
     let result = values[count - majority(count)];
     debug_assert!(values.iter().filter(|&&v| v >= result).count() >= majority(count));
     result
+}
+
+/// Sorts a handful of values: insertion sort beats the general sort at cluster sizes.
+fn sort_small(values: &mut [u64]) {
+    for i in 1..values.len() {
+        let mut j = i;
+        while j > 0 && values[j - 1] > values[j] {
+            values.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }
 
 /// The largest value that a majority of each half of `membership` has reached.

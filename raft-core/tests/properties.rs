@@ -176,6 +176,10 @@ enum Op {
     Restart(u64),
     Isolate(u64),
     Heal,
+    /// The application on this node snapshots and compacts its log.
+    Compact(u64),
+    /// Ask this node (the leader, if it is one) to change the membership of a node.
+    Change(u64, u8, u64),
 }
 
 fn op(nodes: u64) -> impl Strategy<Value = Op> {
@@ -191,6 +195,8 @@ fn op(nodes: u64) -> impl Strategy<Value = Op> {
         2 => (1..=nodes).prop_map(Op::Restart),
         1 => (1..=nodes).prop_map(Op::Isolate),
         1 => Just(Op::Heal),
+        1 => (1..=nodes).prop_map(Op::Compact),
+        1 => (1..=nodes, 0u8..3, 1..=nodes + 1).prop_map(|(n, kind, target)| Op::Change(n, kind, target)),
     ]
 }
 
@@ -209,6 +215,9 @@ fn run_schedule(nodes: u64, ops: &[Op]) {
         })
         .collect();
     let mut cluster = Cluster::with_configs(configs);
+    // One node outside the cluster that membership changes may add.
+    cluster.add_node(nodes + 1);
+    let all = nodes + 1;
     cluster.auto_persist = false;
     let mut proposal = 0;
     for op in ops {
@@ -242,36 +251,50 @@ fn run_schedule(nodes: u64, ops: &[Op]) {
             Op::Restart(n) if !cluster.nodes[&NodeId(n)].up => cluster.restart(n),
             Op::Isolate(n) => cluster.isolate(n),
             Op::Heal => cluster.heal(),
+            Op::Compact(n) if cluster.nodes[&NodeId(n)].up => cluster.compact(n),
+            Op::Change(n, kind, target) => {
+                let target = NodeId(target);
+                let change = match kind {
+                    0 => MembershipChange::AddLearner(target),
+                    1 => MembershipChange::AddVoter(target),
+                    _ => MembershipChange::Remove(target),
+                };
+                proposal += 1;
+                cluster.step(
+                    n,
+                    Event::ChangeMembership {
+                        id: ProposalId(proposal),
+                        changes: vec![change],
+                    },
+                );
+            }
             _ => {}
         }
     }
     // Liveness once the faults stop: heal, restart everyone, and a leader commits.
     cluster.heal();
-    for n in 1..=nodes {
+    for n in 1..=all {
         if !cluster.nodes[&NodeId(n)].up {
             cluster.restart(n);
         }
     }
     cluster.auto_persist = true;
-    for n in 1..=nodes {
+    for n in 1..=all {
         cluster.persist(n);
     }
-    for _ in 0..60 {
+    for _ in 0..80 {
         cluster.tick_all();
     }
     let leader = cluster.leader().expect("a leader after healing");
     cluster.propose(leader, 1_000_000, "final");
-    for _ in 0..4 {
+    for _ in 0..6 {
         cluster.tick_all();
     }
-    for n in 1..=nodes {
-        let node = cluster.node(n);
-        assert_eq!(
-            node.commit_index(),
-            cluster.node(leader).commit_index(),
-            "node {n} converged"
-        );
-        assert!(cluster.node(n).role() != RoleKind::Candidate);
+    let commit = cluster.node(leader).commit_index();
+    for id in cluster.node(leader).membership().members() {
+        let node = cluster.node(id.0);
+        assert_eq!(node.commit_index(), commit, "member {id} converged");
+        assert!(node.role() != RoleKind::Candidate);
     }
 }
 

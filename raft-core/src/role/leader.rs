@@ -37,6 +37,8 @@ pub(crate) struct LeaderState {
     /// Bytes of entries appended and not yet committed (bounded by
     /// `uncommitted_bytes_max`).
     uncommitted_bytes: u64,
+    /// The index of the newest configuration entry whose commit this leader acted on.
+    membership_acted_index: LogIndex,
 }
 
 impl LeaderState {
@@ -58,6 +60,7 @@ impl LeaderState {
             reads: LeaderReads::default(),
             transfer: None,
             uncommitted_bytes: 0,
+            membership_acted_index: LogIndex(0),
         }
     }
 
@@ -361,9 +364,12 @@ impl LeaderState {
     /// After a commit: leave a committed joint configuration, stop tracking members
     /// whose removal committed, and step down if this node was removed.
     fn after_membership_commit(&mut self, shared: &mut Shared) -> Next {
-        if shared.memberships.current_index() > shared.log.commit_index() {
+        let current_index = shared.memberships.current_index();
+        if current_index > shared.log.commit_index() || current_index == self.membership_acted_index
+        {
             return Next::Stay;
         }
+        self.membership_acted_index = current_index;
         self.sync_progress(shared);
         let membership = shared.membership().clone();
         if membership.is_joint() {
@@ -426,7 +432,9 @@ impl LeaderState {
             answer_read(shared, read.id, read.origin, Err(ReadFailure::NotLeader));
         }
         if let Some(transfer) = self.transfer.take() {
-            if new_leader != Some(transfer.to) {
+            // Stepping down for the target's campaign is the transfer working; only a
+            // different leader means it failed.
+            if new_leader.is_some_and(|leader| leader != transfer.to) {
                 let (to, reason) = (transfer.to, TransferFailure::NotLeader);
                 shared
                     .out
@@ -444,7 +452,9 @@ impl LeaderState {
             debug_assert!(progress.match_index < progress.next_index);
         }
         debug_assert!(self.term_start_index <= shared.log.last_index());
-        debug_assert_eq!(shared.log.term_at(self.term_start_index), Some(shared.term));
+        if self.term_start_index >= shared.log.snapshot_index() {
+            debug_assert_eq!(shared.log.term_at(self.term_start_index), Some(shared.term));
+        }
     }
 
     /// Whether a transfer is under way.

@@ -85,8 +85,14 @@ fn persist_seq(action: &Action) -> PersistSeq {
 pub struct TestNode {
     pub node: RaftNode,
     pub disk: Disk,
-    /// Every entry applied, in order (a restart starts a new application from disk).
+    /// Every entry applied since the application last started from a snapshot (or
+    /// from nothing), in order.
     pub applied: Vec<Entry>,
+    /// The application's state: the commands applied, in order, including those a
+    /// snapshot brought in.
+    pub state: Vec<String>,
+    /// The last index the application's state reflects.
+    pub state_index: LogIndex,
     /// Every action but sends and persistence, in order, for assertions.
     pub outputs: Vec<Action>,
     pub up: bool,
@@ -103,6 +109,9 @@ pub struct Cluster {
     pub cut: BTreeSet<(NodeId, NodeId)>,
     /// Messages delivered so far.
     pub delivered: u64,
+    /// Every message sent, when `record_sent` is on.
+    pub sent: Vec<Message>,
+    pub record_sent: bool,
     /// The leader seen for each term: checks election safety.
     pub leaders: BTreeMap<Term, NodeId>,
     /// Every entry applied anywhere, by index, with the lowest term of a node that
@@ -143,6 +152,8 @@ impl Cluster {
                     node,
                     disk: Disk::default(),
                     applied: Vec::new(),
+                    state: Vec::new(),
+                    state_index: LogIndex(0),
                     outputs: Vec::new(),
                     up: true,
                 },
@@ -154,10 +165,49 @@ impl Cluster {
             auto_persist: true,
             cut: BTreeSet::new(),
             delivered: 0,
+            sent: Vec::new(),
+            record_sent: false,
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
             configs: by_id,
         }
+    }
+
+    /// A cluster of nodes 1..=n restored with logs of the given terms (one command
+    /// entry per term listed) and a hard state term.
+    pub fn with_logs(logs: &[(&[u64], u64)]) -> Cluster {
+        let n = logs.len() as u64;
+        let voters: Vec<u64> = (1..=n).collect();
+        let mut cluster = Cluster::new(n);
+        for (i, (terms, term)) in logs.iter().enumerate() {
+            let id = i as u64 + 1;
+            let disk = Disk {
+                hard_state: HardState {
+                    term: Term(*term),
+                    voted_for: None,
+                },
+                entries: log_of(terms),
+                ..Disk::default()
+            };
+            let restored = disk.restored();
+            let test_node = cluster.test_node(id);
+            test_node.disk = disk;
+            test_node.node = RaftNode::new(config(id, &voters), restored).expect("valid log");
+        }
+        cluster
+    }
+
+    /// Takes the messages in flight that match `keep_out`, leaving the rest.
+    pub fn take_messages(&mut self, mut keep_out: impl FnMut(&Message) -> bool) -> Vec<Message> {
+        let (taken, left): (Vec<Message>, Vec<Message>) =
+            self.in_flight.drain(..).partition(|m| keep_out(m));
+        self.in_flight = left.into();
+        taken
+    }
+
+    /// The terms of node `n`'s log, from its first held entry.
+    pub fn terms(&self, n: u64) -> Vec<u64> {
+        self.node(n).entries().iter().map(|e| e.term.0).collect()
     }
 
     pub fn node(&self, n: u64) -> &RaftNode {
@@ -214,6 +264,9 @@ impl Cluster {
             match action {
                 Action::Send(message) => {
                     assert_eq!(message.from, id);
+                    if self.record_sent {
+                        self.sent.push(message.clone());
+                    }
                     if !self.cut.contains(&(message.from, message.to)) {
                         self.in_flight.push_back(message);
                     }
@@ -225,10 +278,19 @@ impl Cluster {
                 }
                 Action::Apply(entries) => {
                     let test_node = self.nodes.get_mut(&id).unwrap();
+                    test_node.outputs.push(Action::Apply(entries.clone()));
                     let term = test_node.node.term();
                     for entry in entries {
-                        if let Some(last) = test_node.applied.last() {
-                            assert_eq!(entry.index, last.index.next(), "applied in order, once");
+                        assert_eq!(
+                            entry.index,
+                            test_node.state_index.next(),
+                            "applied in order, once"
+                        );
+                        test_node.state_index = entry.index;
+                        if let raft_core::EntryPayload::Command(c) = &entry.payload {
+                            test_node
+                                .state
+                                .push(String::from_utf8_lossy(c).into_owned());
                         }
                         let seen = self
                             .committed
@@ -238,6 +300,13 @@ impl Cluster {
                         seen.1 = seen.1.min(term);
                         test_node.applied.push(entry);
                     }
+                }
+                Action::RestoreSnapshot(snapshot) => {
+                    let test_node = self.nodes.get_mut(&id).unwrap();
+                    test_node.state = decode_state(&snapshot.data);
+                    test_node.state_index = snapshot.meta.last_index;
+                    test_node.applied.clear();
+                    test_node.outputs.push(Action::RestoreSnapshot(snapshot));
                 }
                 Action::RoleChanged {
                     role: RoleKind::Leader,
@@ -346,6 +415,60 @@ impl Cluster {
         self.deliver_all();
     }
 
+    /// Ticks `n` until it campaigns and delivers only election messages (dropping
+    /// everything else) until it leads: a leader whose first entries went nowhere.
+    pub fn elect_without_replication(&mut self, n: u64) {
+        let timeout_max = self.node(n).config().election_timeout_ticks_max;
+        for _ in 0..timeout_max {
+            if self.node(n).role() != RoleKind::Follower {
+                break;
+            }
+            self.tick(n);
+        }
+        for _ in 0..1000 {
+            let Some(message) = self.in_flight.pop_front() else {
+                break;
+            };
+            if matches!(
+                message.body,
+                raft_core::MessageBody::VoteRequest { .. }
+                    | raft_core::MessageBody::VoteResponse { .. }
+            ) {
+                self.deliver(message);
+            }
+        }
+        assert_eq!(
+            self.node(n).role(),
+            RoleKind::Leader,
+            "node {n} should lead"
+        );
+    }
+
+    /// Ticks `group` (the others stay quiet) until one of them leads a newer term
+    /// than any before; returns it.
+    pub fn elect_among(&mut self, group: &[u64]) -> u64 {
+        let term = self
+            .nodes
+            .values()
+            .map(|n| n.node.term())
+            .max()
+            .unwrap_or_default();
+        for _ in 0..200 {
+            for &n in group {
+                self.tick(n);
+            }
+            self.deliver_all();
+            let leader = group
+                .iter()
+                .copied()
+                .find(|&n| self.node(n).role() == RoleKind::Leader && self.node(n).term() > term);
+            if let Some(leader) = leader {
+                return leader;
+            }
+        }
+        panic!("no leader among {group:?}");
+    }
+
     /// The current leader, if exactly one up node leads in the highest term.
     pub fn leader(&self) -> Option<u64> {
         let leaders: Vec<&TestNode> = self
@@ -422,21 +545,43 @@ impl Cluster {
         test_node.node = RaftNode::new(config, test_node.disk.restored()).expect("restores");
         // The application starts over from the snapshot (if any) and replays the rest.
         test_node.applied.clear();
+        let snapshot = test_node.disk.snapshot.as_ref();
+        test_node.state = snapshot.map_or_else(Vec::new, |s| decode_state(&s.data));
+        test_node.state_index = snapshot.map_or(LogIndex(0), |s| s.meta.last_index);
         test_node.up = true;
     }
 
-    /// The commands node `n` applied, as strings.
+    /// The commands node `n`'s application holds, in order.
     pub fn applied_commands(&self, n: u64) -> Vec<String> {
-        self.nodes[&NodeId(n)]
-            .applied
-            .iter()
-            .filter_map(|e| match &e.payload {
-                raft_core::EntryPayload::Command(c) => {
-                    Some(String::from_utf8_lossy(c).into_owned())
-                }
-                _ => None,
-            })
-            .collect()
+        self.nodes[&NodeId(n)].state.clone()
+    }
+
+    /// Node `n`'s application captures its state and the log is compacted under it.
+    pub fn compact(&mut self, n: u64) {
+        let test_node = &self.nodes[&NodeId(n)];
+        let up_to = test_node.state_index;
+        let data = SharedBytes::from(test_node.state.join(",").as_str());
+        self.step(n, Event::Compact { up_to, data });
+    }
+
+    /// Adds a node `n` that knows no membership and waits to be added.
+    pub fn add_node(&mut self, n: u64) {
+        let mut config = config(n, &[]);
+        config.initial_voters.clear();
+        let node = RaftNode::new(config.clone(), Restored::default()).expect("valid config");
+        self.configs.insert(NodeId(n), config);
+        self.nodes.insert(
+            NodeId(n),
+            TestNode {
+                node,
+                disk: Disk::default(),
+                applied: Vec::new(),
+                state: Vec::new(),
+                state_index: LogIndex(0),
+                outputs: Vec::new(),
+                up: true,
+            },
+        );
     }
 
     /// Node `n`'s recorded outputs.
@@ -448,6 +593,30 @@ impl Cluster {
     pub fn clear_outputs(&mut self, n: u64) {
         self.test_node(n).outputs.clear();
     }
+}
+
+/// The test application's snapshot format: its commands joined by commas.
+fn decode_state(data: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(data);
+    if text.is_empty() {
+        return Vec::new();
+    }
+    text.split(',').map(str::to_string).collect()
+}
+
+/// A log with one command entry per listed term.
+pub fn log_of(terms: &[u64]) -> Vec<Entry> {
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| Entry {
+            term: Term(t),
+            index: LogIndex(i as u64 + 1),
+            payload: raft_core::EntryPayload::Command(SharedBytes::from(
+                format!("e{}", i + 1).as_str(),
+            )),
+        })
+        .collect()
 }
 
 /// Two logs that hold an entry with the same index and term agree on every entry up

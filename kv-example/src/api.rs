@@ -1,0 +1,331 @@
+//! What the front ends ask of a node, and what they get back: the [`Backend`] trait
+//! (implemented over Raft by [`crate::service::KvService`]), request ids for duplicate
+//! suppression, and the errors with the words clients see.
+
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use kv_model::{ClientId, Operation, RequestSeq};
+use serde::Serialize;
+
+/// The identity of one write for duplicate suppression: the client and its sequence
+/// number. A retry of a write under the same id is applied at most once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestId {
+    /// The client.
+    pub client: ClientId,
+    /// The client's number for this request (1, 2, 3, ...).
+    pub seq: RequestSeq,
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.client.0, self.seq.0)
+    }
+}
+
+impl RequestId {
+    /// Parses `CLIENT:SEQ` (two positive integers).
+    pub fn parse(text: &str) -> Option<RequestId> {
+        let (client, seq) = text.split_once(':')?;
+        let client: u64 = client.parse().ok()?;
+        let seq: u64 = seq.parse().ok()?;
+        if client == 0 || seq == 0 {
+            return None;
+        }
+        Some(RequestId {
+            client: ClientId(client),
+            seq: RequestSeq(seq),
+        })
+    }
+}
+
+/// The session of one connection: a fresh client id, and the next sequence number.
+/// Writes that do not name their own request id are numbered from it, so a
+/// connection's writes are distinct requests and never mistaken for retries.
+#[derive(Debug)]
+pub struct Session {
+    client: ClientId,
+    next_seq: u64,
+}
+
+impl Session {
+    /// A session with a random client id (unique across nodes and restarts with
+    /// overwhelming probability: 64 random bits per connection).
+    pub fn new() -> Session {
+        Session {
+            client: ClientId(random_client_id()),
+            next_seq: 1,
+        }
+    }
+
+    /// The id for this connection's next write.
+    pub fn next_request(&mut self) -> RequestId {
+        let seq = RequestSeq(self.next_seq);
+        self.next_seq += 1;
+        RequestId {
+            client: self.client,
+            seq,
+        }
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new()
+    }
+}
+
+/// A random non-zero 64-bit id. The standard library's `RandomState` is seeded from
+/// the operating system's randomness once per process; hashing a per-process counter
+/// with it yields distinct, unpredictable ids without another dependency.
+fn random_client_id() -> u64 {
+    static STATE: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let state = STATE.get_or_init(RandomState::new);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    state.hash_one((n, std::process::id())).max(1)
+}
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    /// Linearizable: reflects every write acknowledged before the read started
+    /// (ReadIndex: the leader confirms its leadership; a follower asks the leader).
+    Linearizable,
+    /// This node's state as it is, without a round trip: may miss recent writes, and
+    /// on a partitioned node may be arbitrarily old.
+    Stale,
+}
+
+/// A write that committed and was applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteAck {
+    /// The log index it was appended at.
+    pub index: u64,
+}
+
+/// Where the leader is, as far as a node knows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeaderRef {
+    /// The leader's node id.
+    pub id: u64,
+    /// Its text-protocol address, if known.
+    pub client_addr: Option<String>,
+    /// Its HTTP address, if known.
+    pub http_addr: Option<String>,
+}
+
+/// Why a request was not carried out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvError {
+    /// The key holds no value.
+    NotFound,
+    /// A write reached a node that does not lead; `leader` is the one it knows, if any.
+    NotLeader {
+        /// The leader as far as this node knows.
+        leader: Option<LeaderRef>,
+    },
+    /// The request was not carried out, for a passing reason (no leader to confirm a
+    /// read, a leader change overwrote the write, overload); retrying is safe.
+    Unavailable(String),
+    /// No answer in time: the write may or may not take effect. Retrying under the
+    /// same request id is safe.
+    Timeout {
+        /// What was waited for.
+        what: &'static str,
+        /// For how long.
+        after: Duration,
+    },
+    /// The write's request id is older than its client's latest applied request: it
+    /// had no effect.
+    StaleRequest(RequestId),
+    /// The node is shutting down.
+    Stopped,
+}
+
+impl fmt::Display for KvError {
+    /// The words after `Error: ` in the text protocol (and the body of HTTP errors).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvError::NotFound => f.write_str("value does not exist"),
+            KvError::NotLeader { leader: Some(l) } => match &l.client_addr {
+                Some(addr) => write!(f, "Leader is {addr}"),
+                None => write!(f, "Leader is node {} (its client address is unknown)", l.id),
+            },
+            KvError::NotLeader { leader: None } => {
+                f.write_str("no leader is known yet; retry shortly")
+            }
+            KvError::Unavailable(reason) => f.write_str(reason),
+            KvError::Timeout { what, after } => write!(
+                f,
+                "timed out after {} ms waiting for {what}; a write may still take effect \
+                 (retry it with the same --req to be sure it applies once)",
+                after.as_millis()
+            ),
+            KvError::StaleRequest(id) => write!(
+                f,
+                "request {id} is older than its client's latest request; it had no effect"
+            ),
+            KvError::Stopped => f.write_str("the node is shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for KvError {}
+
+/// A node's view of the cluster, for `status` and `GET /status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatusReport {
+    /// This node's id.
+    pub node: u64,
+    /// `leader`, `follower`, `candidate` or `pre-candidate`.
+    pub role: String,
+    /// The current term.
+    pub term: u64,
+    /// The leader this node knows of.
+    pub leader: Option<LeaderRef>,
+    /// The highest log index known committed.
+    pub commit_index: u64,
+    /// The highest log index the key-value store has applied.
+    pub applied_index: u64,
+    /// The last index in this node's log.
+    pub last_index: u64,
+    /// The index of the newest snapshot (0: none).
+    pub snapshot_index: u64,
+    /// The number of keys in the store.
+    pub keys: usize,
+    /// The other members.
+    pub peers: Vec<PeerReport>,
+}
+
+/// One peer in a [`StatusReport`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PeerReport {
+    /// Its node id.
+    pub id: u64,
+    /// Its raft address.
+    pub raft_addr: String,
+    /// Its text-protocol address, if known.
+    pub client_addr: Option<String>,
+    /// Its HTTP address, if known.
+    pub http_addr: Option<String>,
+    /// Whether this node's connection to it is up.
+    pub connected: bool,
+    /// On a leader: the highest index known replicated on it.
+    pub match_index: Option<u64>,
+}
+
+impl StatusReport {
+    /// The one-line form the text protocol answers `status` with.
+    pub fn to_line(&self) -> String {
+        let leader = self
+            .leader
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |l| l.id.to_string());
+        let connected: Vec<String> = self
+            .peers
+            .iter()
+            .map(|p| format!("{}{}", p.id, if p.connected { "+" } else { "-" }))
+            .collect();
+        format!(
+            "node={} role={} term={} leader={leader} commit={} applied={} keys={} peers={}",
+            self.node,
+            self.role,
+            self.term,
+            self.commit_index,
+            self.applied_index,
+            self.keys,
+            connected.join(",")
+        )
+    }
+}
+
+/// What the text and HTTP front ends need from a node. Implemented over Raft by
+/// [`crate::service::KvService`]; the front ends' tests implement it in memory.
+pub trait Backend: Send + Sync + 'static {
+    /// Replicates `op` under `id`; answers once it is committed and applied.
+    fn write(&self, id: RequestId, op: Operation) -> Result<WriteAck, KvError>;
+    /// Reads `key`.
+    fn get(&self, key: &str, consistency: Consistency) -> Result<String, KvError>;
+    /// The node's view of the cluster.
+    fn status(&self) -> Result<StatusReport, KvError>;
+    /// Snapshots the store now, so that the log before it can be dropped; the index
+    /// the snapshot covers.
+    fn snapshot(&self) -> Result<u64, KvError>;
+}
+
+/// The most bytes in a key or value.
+pub const KEY_OR_VALUE_BYTES_MAX: usize = 16 * 1024;
+
+/// Checks a key or value: non-empty, without whitespace or control characters, and
+/// at most [`KEY_OR_VALUE_BYTES_MAX`] bytes. `what` is `"key"` or `"value"`.
+pub fn check_word(what: &str, word: &str) -> Result<(), String> {
+    if word.is_empty() {
+        return Err(format!("the {what} is empty"));
+    }
+    if word.len() > KEY_OR_VALUE_BYTES_MAX {
+        return Err(format!(
+            "the {what} is longer than {KEY_OR_VALUE_BYTES_MAX} bytes"
+        ));
+    }
+    if word.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "the {what} contains whitespace or a control character"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_parse_and_print_the_same() {
+        let id = RequestId::parse("7:3").unwrap();
+        assert_eq!(id.client, ClientId(7));
+        assert_eq!(id.seq, RequestSeq(3));
+        assert_eq!(id.to_string(), "7:3");
+        for bad in ["7", "7:", ":3", "0:1", "1:0", "a:b", "1:2:3"] {
+            assert_eq!(RequestId::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sessions_number_their_writes_and_differ_from_each_other() {
+        let mut a = Session::new();
+        let mut b = Session::new();
+        let (a1, a2, b1) = (a.next_request(), a.next_request(), b.next_request());
+        assert_eq!(a1.client, a2.client);
+        assert_eq!((a1.seq.0, a2.seq.0), (1, 2));
+        assert_ne!(a1.client, b1.client);
+    }
+
+    #[test]
+    fn the_misdirected_write_error_is_the_leaders_client_address() {
+        let leader = LeaderRef {
+            id: 1,
+            client_addr: Some("127.0.0.1:8001".into()),
+            http_addr: None,
+        };
+        let err = KvError::NotLeader {
+            leader: Some(leader),
+        };
+        assert_eq!(err.to_string(), "Leader is 127.0.0.1:8001");
+        assert_eq!(KvError::NotFound.to_string(), "value does not exist");
+    }
+
+    #[test]
+    fn words_must_be_non_empty_and_without_whitespace() {
+        assert!(check_word("key", "a/b:c").is_ok());
+        assert!(check_word("key", "").unwrap_err().contains("empty"));
+        assert!(check_word("value", "a b")
+            .unwrap_err()
+            .contains("whitespace"));
+        assert!(check_word("value", "a\u{7}").is_err());
+        assert!(check_word("value", &"x".repeat(KEY_OR_VALUE_BYTES_MAX + 1)).is_err());
+    }
+}

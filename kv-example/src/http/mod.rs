@@ -1,0 +1,249 @@
+//! The HTTP front end: HTTP/1.1 with keep-alive and pipelining, requests parsed by
+//! `httparse` ([`request`]), answered by [`routes`], written by [`response`].
+
+pub mod request;
+pub mod response;
+pub mod routes;
+
+use std::io::{BufWriter, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::{Backend, Session};
+use crate::server::ConnectionHandler;
+use request::{RequestError, RequestReader};
+use response::Response;
+
+/// How long a keep-alive connection may sit idle (or a client take to send a
+/// request) before it is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves HTTP from a [`Backend`].
+#[derive(Debug)]
+pub struct HttpHandler<B> {
+    backend: Arc<B>,
+}
+
+impl<B> HttpHandler<B> {
+    /// A handler answering from `backend`.
+    pub fn new(backend: Arc<B>) -> Self {
+        HttpHandler { backend }
+    }
+}
+
+impl<B: Backend> ConnectionHandler for HttpHandler<B> {
+    fn serve(&self, stream: TcpStream) {
+        let peer = stream.peer_addr().ok();
+        if let Err(e) = self.serve_connection(stream) {
+            tracing::debug!(?peer, "http connection ended: {e}");
+        }
+    }
+
+    fn refuse(&self, mut stream: TcpStream) {
+        let response = Response::text(503, "too many connections; try again later")
+            .with_header("Retry-After", "1");
+        let _ = response.write_to(&mut stream, false);
+    }
+}
+
+impl<B: Backend> HttpHandler<B> {
+    fn serve_connection(&self, stream: TcpStream) -> std::io::Result<()> {
+        stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
+        let mut reader = RequestReader::new(stream.try_clone()?);
+        let mut writer = BufWriter::new(stream);
+        let mut session = Session::new();
+        loop {
+            let head = match reader.read_head() {
+                Ok(head) => head,
+                Err(RequestError::Closed) => return Ok(()),
+                Err(RequestError::Io(e)) => return Err(e),
+                Err(RequestError::Bad { status, reason }) => {
+                    return refuse_and_close(&mut writer, status, &reason)
+                }
+            };
+            let framing = match head.framing() {
+                Ok(framing) => framing,
+                Err(RequestError::Bad { status, reason }) => {
+                    return refuse_and_close(&mut writer, status, &reason)
+                }
+                Err(other) => return Err(std::io::Error::other(format!("{other:?}"))),
+            };
+            if head.expects_continue() {
+                writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+                writer.flush()?;
+            }
+            let body = match reader.read_body(framing) {
+                Ok(body) => body,
+                Err(RequestError::Bad { status, reason }) => {
+                    return refuse_and_close(&mut writer, status, &reason)
+                }
+                Err(RequestError::Io(e)) => return Err(e),
+                Err(RequestError::Closed) => return Ok(()),
+            };
+            let response = routes::route(&*self.backend, &mut session, &head, &body);
+            let keep_alive = head.keep_alive();
+            response.write_to(&mut writer, keep_alive)?;
+            writer.flush()?;
+            if !keep_alive {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn refuse_and_close(out: &mut impl Write, status: u16, reason: &str) -> std::io::Result<()> {
+    Response::text(status, reason).write_to(out, false)?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::api::LeaderRef;
+    use crate::fake::MemoryBackend;
+    use crate::server::{Server, ServerLimits};
+
+    fn serve(backend: MemoryBackend) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let handler = HttpHandler::new(Arc::new(backend));
+        Server::spawn("http-test", listener, handler, ServerLimits::default()).unwrap()
+    }
+
+    /// Sends raw requests on one connection, closes its sending side, and returns
+    /// everything the server answered.
+    fn exchange(server: &Server, requests: &str) -> String {
+        let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(requests.as_bytes()).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    fn statuses(answer: &str) -> Vec<&str> {
+        answer
+            .lines()
+            .filter(|l| l.starts_with("HTTP/1.1 "))
+            .map(|l| &l[9..12])
+            .collect()
+    }
+
+    #[test]
+    fn put_get_delete_on_one_keep_alive_connection() {
+        let server = serve(MemoryBackend::leader());
+        let answer = exchange(
+            &server,
+            "PUT /kv/a%2Fb HTTP/1.1\r\nContent-Length: 4\r\n\r\nbar\n\
+             GET /kv/a%2Fb HTTP/1.1\r\n\r\n\
+             DELETE /kv/a%2Fb HTTP/1.1\r\n\r\n\
+             GET /kv/a%2Fb HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(statuses(&answer), ["200", "200", "200", "404"], "{answer}");
+        assert!(answer.contains("X-Raft-Index: 1\r\n"), "{answer}");
+        assert!(answer.contains("\r\n\r\nbar\n"), "{answer}");
+        assert!(
+            answer.contains("\r\n\r\nvalue does not exist\n"),
+            "{answer}"
+        );
+        assert!(answer.ends_with("value does not exist\n"));
+    }
+
+    #[test]
+    fn status_is_json() {
+        let server = serve(MemoryBackend::leader());
+        let answer = exchange(&server, "GET /status HTTP/1.0\r\n\r\n");
+        assert!(
+            answer.contains("Content-Type: application/json\r\n"),
+            "{answer}"
+        );
+        let body = answer.split("\r\n\r\n").nth(1).unwrap();
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["role"], "leader");
+        assert_eq!(json["node"], 1);
+        assert!(json["commit_index"].is_u64());
+        assert!(json["peers"].is_array());
+    }
+
+    #[test]
+    fn a_write_to_a_follower_is_redirected_to_the_leader() {
+        let leader = LeaderRef {
+            id: 1,
+            client_addr: Some("127.0.0.1:8001".into()),
+            http_addr: Some("127.0.0.1:9001".into()),
+        };
+        let server = serve(MemoryBackend::follower_of(leader));
+        let answer = exchange(
+            &server,
+            "PUT /kv/k?x=1 HTTP/1.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv",
+        );
+        assert_eq!(statuses(&answer), ["307"]);
+        assert!(
+            answer.contains("Location: http://127.0.0.1:9001/kv/k?x=1\r\n"),
+            "{answer}"
+        );
+    }
+
+    #[test]
+    fn errors_have_their_status_codes_and_the_connection_survives_them() {
+        let server = serve(MemoryBackend::leader());
+        let answer = exchange(
+            &server,
+            "GET /nope HTTP/1.1\r\n\r\n\
+             POST /status HTTP/1.1\r\n\r\n\
+             PATCH /kv/a HTTP/1.1\r\n\r\n\
+             PUT /kv/a HTTP/1.1\r\nContent-Length: 3\r\n\r\na b\
+             PUT /kv/a HTTP/1.1\r\n\r\n\
+             PUT /kv/a HTTP/1.1\r\nX-Client-Id: 3\r\nContent-Length: 1\r\n\r\nv\
+             GET /kv/ HTTP/1.1\r\n\r\n\
+             GET /kv/a HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+        );
+        assert_eq!(
+            statuses(&answer),
+            ["404", "405", "405", "400", "400", "400", "400", "413"],
+            "{answer}"
+        );
+        assert!(answer.contains("Allow: GET, PUT, DELETE\r\n"));
+        assert!(answer.contains("X-Client-Id and X-Request-Seq go together"));
+        assert!(answer.ends_with("bytes\n"), "the 413 closes: {answer}");
+    }
+
+    #[test]
+    fn a_client_that_expects_continue_gets_it_and_chunked_bodies_work() {
+        let server = serve(MemoryBackend::leader());
+        let answer = exchange(
+            &server,
+            "PUT /kv/a HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n\
+             2\r\nba\r\n1\r\nr\r\n0\r\n\r\n\
+             GET /kv/a HTTP/1.1\r\nX-Client-Id: 9\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(statuses(&answer), ["100", "200", "200"], "{answer}");
+        assert!(answer.ends_with("\r\n\r\nbar\n"), "{answer}");
+    }
+
+    #[test]
+    fn request_ids_from_headers_suppress_duplicates() {
+        let server = serve(MemoryBackend::leader());
+        let put = |seq: u64, v: &str| {
+            format!(
+                "PUT /kv/k HTTP/1.1\r\nX-Client-Id: 4\r\nX-Request-Seq: {seq}\r\nContent-Length: 1\r\n\r\n{v}"
+            )
+        };
+        let requests = format!(
+            "{}{}{}GET /kv/k HTTP/1.1\r\nConnection: close\r\n\r\n",
+            put(1, "a"),
+            put(2, "b"),
+            put(1, "a")
+        );
+        let answer = exchange(&server, &requests);
+        assert_eq!(statuses(&answer), ["200", "200", "409", "200"], "{answer}");
+        assert!(answer.ends_with("\r\n\r\nb\n"), "{answer}");
+    }
+}

@@ -1,0 +1,174 @@
+//! What each HTTP request means: the routes of the key-value API.
+//!
+//! | Request | Success | Errors |
+//! | --- | --- | --- |
+//! | `GET /kv/{key}` (`?stale` for a local read) | 200, the value | 404 no value |
+//! | `PUT /kv/{key}`, the value as the body (one trailing newline dropped) | 200 `Appended at N` | 307 to the leader |
+//! | `DELETE /kv/{key}` | 200 `Appended at N` | 307 to the leader |
+//! | `GET /status` | 200, JSON | |
+//! | `POST /snapshot` | 200 `Snapshot at N` | 503 nothing applied yet |
+//!
+//! Writes also answer `X-Raft-Index: N`. A write may carry `X-Client-Id` and
+//! `X-Request-Seq` (positive integers) for duplicate suppression; otherwise the
+//! connection numbers its writes. Passing trouble (no leader, a read that cannot be
+//! confirmed) is 503 with `Retry-After`; a write whose fate is unknown after the
+//! timeout is 504.
+
+use kv_model::{ClientId, Operation, RequestSeq};
+use percent_encoding::percent_decode_str;
+
+use super::request::Head;
+use super::response::Response;
+use crate::api::{check_word, Backend, Consistency, KvError, RequestId, Session};
+
+/// The answer to one request.
+pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: &[u8]) -> Response {
+    let (path, query) = head
+        .target
+        .split_once('?')
+        .unwrap_or((head.target.as_str(), ""));
+    let method = head.method.as_str();
+    if path == "/status" {
+        return match method {
+            "GET" => match backend.status() {
+                Ok(status) => Response::json(200, &status),
+                Err(e) => error_response(&e, head),
+            },
+            _ => method_not_allowed("GET"),
+        };
+    }
+    if path == "/snapshot" {
+        return match method {
+            "POST" => match backend.snapshot() {
+                Ok(index) => Response::text(200, format!("Snapshot at {index}")),
+                Err(e) => error_response(&e, head),
+            },
+            _ => method_not_allowed("POST"),
+        };
+    }
+    if path == "/" {
+        return match method {
+            "GET" => Response::text(200, INDEX),
+            _ => method_not_allowed("GET"),
+        };
+    }
+    let Some(raw_key) = path.strip_prefix("/kv/") else {
+        return Response::text(404, format!("no such resource `{path}`; try GET /"));
+    };
+    let key = match percent_decode_str(raw_key).decode_utf8() {
+        Ok(key) => key.into_owned(),
+        Err(_) => return Response::text(400, "the key is not valid UTF-8 once decoded"),
+    };
+    if let Err(reason) = check_word("key", &key) {
+        return Response::text(400, reason);
+    }
+    let result = match method {
+        "GET" => {
+            let consistency = if query_has_flag(query, "stale") {
+                Consistency::Stale
+            } else {
+                Consistency::Linearizable
+            };
+            backend
+                .get(&key, consistency)
+                .map(|v| Response::text(200, v))
+        }
+        "PUT" | "POST" => {
+            let value = match value_of(body) {
+                Ok(value) => value,
+                Err(reason) => return Response::text(400, reason),
+            };
+            write(backend, session, head, Operation::Put { key, value })
+        }
+        "DELETE" => write(backend, session, head, Operation::Delete { key }),
+        _ => return method_not_allowed("GET, PUT, DELETE"),
+    };
+    result.unwrap_or_else(|e| error_response(&e, head))
+}
+
+/// The text of `GET /`.
+const INDEX: &str = "kv-example: GET /kv/KEY (?stale for a local read), PUT /kv/KEY with the \
+                     value as the body, DELETE /kv/KEY, GET /status, POST /snapshot";
+
+fn write<B: Backend>(
+    backend: &B,
+    session: &mut Session,
+    head: &Head,
+    op: Operation,
+) -> Result<Response, KvError> {
+    let id = match request_id(head) {
+        Ok(Some(id)) => id,
+        Ok(None) => session.next_request(),
+        Err(reason) => return Ok(Response::text(400, reason)),
+    };
+    let ack = backend.write(id, op)?;
+    Ok(Response::text(200, format!("Appended at {}", ack.index))
+        .with_header("X-Raft-Index", ack.index.to_string()))
+}
+
+/// The request id from `X-Client-Id` and `X-Request-Seq`, both or neither.
+fn request_id(head: &Head) -> Result<Option<RequestId>, String> {
+    let number = |name: &str| -> Result<Option<u64>, String> {
+        match head.header(name) {
+            None => Ok(None),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(Some(n)),
+                _ => Err(format!("{name} must be a positive integer, not `{v}`")),
+            },
+        }
+    };
+    match (number("x-client-id")?, number("x-request-seq")?) {
+        (Some(client), Some(seq)) => Ok(Some(RequestId {
+            client: ClientId(client),
+            seq: RequestSeq(seq),
+        })),
+        (None, None) => Ok(None),
+        _ => Err("X-Client-Id and X-Request-Seq go together".into()),
+    }
+}
+
+/// The value in a body. One trailing line ending is not part of it, so that
+/// `echo bar | curl -T - ...` and files saved by editors work.
+fn value_of(body: &[u8]) -> Result<String, String> {
+    let body = body.strip_suffix(b"\n").unwrap_or(body);
+    let body = body.strip_suffix(b"\r").unwrap_or(body);
+    let value =
+        std::str::from_utf8(body).map_err(|_| "the value is not valid UTF-8".to_string())?;
+    check_word("value", value)?;
+    Ok(value.to_string())
+}
+
+fn query_has_flag(query: &str, flag: &str) -> bool {
+    query.split('&').any(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, "true"));
+        name == flag && !matches!(value, "false" | "0")
+    })
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    Response::text(405, format!("allowed methods: {allow}")).with_header("Allow", allow)
+}
+
+/// The response for an error of the backend.
+pub fn error_response(error: &KvError, head: &Head) -> Response {
+    match error {
+        KvError::NotFound => Response::text(404, error.to_string()),
+        KvError::NotLeader {
+            leader: Some(leader),
+        } => match &leader.http_addr {
+            // 307 keeps the method and the body: `curl -L` repeats the write there.
+            Some(http) => Response::text(307, error.to_string())
+                .with_header("Location", format!("http://{http}{}", head.target)),
+            None => unavailable(error),
+        },
+        KvError::NotLeader { leader: None } | KvError::Unavailable(_) | KvError::Stopped => {
+            unavailable(error)
+        }
+        KvError::Timeout { .. } => Response::text(504, error.to_string()),
+        KvError::StaleRequest(_) => Response::text(409, error.to_string()),
+    }
+}
+
+fn unavailable(error: &KvError) -> Response {
+    Response::text(503, error.to_string()).with_header("Retry-After", "1")
+}

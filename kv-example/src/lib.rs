@@ -1,0 +1,49 @@
+//! # kv-example
+//!
+//! A replicated key-value store on [`raft_mio`], with the state machine of
+//! [`kv_model`]. `cargo run -p kv-example` starts three nodes as three processes on
+//! this machine; each serves a line protocol for `nc` and HTTP for `curl`.
+//!
+//! ## How a node is put together
+//! ```text
+//!  nc ──> text front end ─┐                        ┌─> raft-mio loop thread (TCP to peers, WAL)
+//!                         ├─> KvService (Backend) ─┤
+//!  curl ─> HTTP front end ┘     │                  └─< committed stream
+//!                               └── waits on ── Replica <── applier thread
+//! ```
+//! - A write is proposed through the raft-mio [`Client`](raft_mio::Client) under the
+//!   connection's session (client id and sequence number, so a retry is applied
+//!   once) and answered once it is committed *and* applied here.
+//! - A read asks for a ReadIndex barrier (on a follower, the core asks the leader)
+//!   and answers once the replica has applied through it: linearizable on any node.
+//!   `get --stale` skips the barrier.
+//! - Front ends run a thread per connection ([`server`] says why).
+//!
+//! ## Modules
+//! [`cli`] (flags and environment), [`node`] (one node process), [`cluster`] (the
+//! local three-process cluster, its console), [`process`] and [`layout`] (starting
+//! node processes), [`api`] (what front ends ask of a node), [`service`] (that, over
+//! Raft), [`replica`] (the applied store), [`protocol`], [`line`] and [`text`] (the
+//! line protocol), [`http`], [`client`] (a blocking line-protocol client), [`bench`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod addrs;
+pub mod api;
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod cluster;
+pub mod console;
+#[cfg(test)]
+mod fake;
+pub mod http;
+pub mod layout;
+pub mod line;
+pub mod node;
+pub mod process;
+pub mod protocol;
+pub mod replica;
+pub mod server;
+pub mod service;
+pub mod text;

@@ -1,0 +1,149 @@
+//! `kv-example node`: one node in one process. Binds the client ports, starts
+//! raft-mio, the applier and the two front ends, and runs until SIGINT or SIGTERM (or,
+//! with `--exit-on-stdin-eof`, until stdin closes); then stops cleanly: raft-mio
+//! finishes its fsync before the process exits.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kv_model::Command;
+use raft_core::NodeId;
+use raft_mio::RaftConfig;
+
+use crate::addrs::{split_host_port, Directory};
+use crate::cli::NodeArgs;
+use crate::http::HttpHandler;
+use crate::replica::{spawn_applier, Replica};
+use crate::server::{Server, ServerLimits};
+use crate::service::KvService;
+use crate::text::TextHandler;
+
+/// Why a node could not start (or stopped badly).
+pub type NodeError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs a node until it is told to stop.
+pub fn run(args: NodeArgs) -> Result<(), NodeError> {
+    let id = NodeId(args.id);
+    let peers = args.peers.0.clone();
+    if !peers.contains_key(&id) {
+        return Err(format!("--id {} is not among --peers", id.0).into());
+    }
+    // Bind the client ports first: a port in use fails before any disk is touched.
+    let text_listener = bind("text-protocol", &args.client_addr)?;
+    let http_listener = bind("HTTP", &args.http_addr)?;
+    let directory = Arc::new(directory(&args, &peers)?);
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("data/node{}", id.0)));
+
+    let mut config = RaftConfig::new(id, peers.clone())
+        .data_dir(&data_dir)
+        .cluster_id(args.cluster_id)
+        .tick_interval(Duration::from_millis(args.tick_ms))
+        .fsync(!args.no_fsync);
+    if let Some(listen) = &args.raft_listen {
+        config = config.listen_addr(listen.clone());
+    }
+    let (client, committed) =
+        raft_mio::run::<Command>(config).map_err(|e| format!("cannot start the raft node: {e}"))?;
+    let replica = Arc::new(Replica::new());
+    let applier = spawn_applier(
+        committed,
+        Arc::clone(&replica),
+        client.clone(),
+        args.snapshot_every,
+    )?;
+    let service = Arc::new(KvService::new(
+        client.clone(),
+        replica,
+        directory,
+        Duration::from_millis(args.request_timeout_ms),
+    ));
+    let limits = ServerLimits {
+        connections_max: usize::try_from(args.connections_max).unwrap_or(usize::MAX),
+        ..ServerLimits::default()
+    };
+    let text = Server::spawn(
+        "text",
+        text_listener,
+        TextHandler::new(Arc::clone(&service)),
+        limits,
+    )?;
+    let http = Server::spawn("http", http_listener, HttpHandler::new(service), limits)?;
+    println!(
+        "kv-example node {}: text {}, http {}, raft {}, data {}",
+        id.0,
+        text.local_addr(),
+        http.local_addr(),
+        client.listen_addr(),
+        data_dir.display()
+    );
+
+    let reason = wait_for_stop(args.exit_on_stdin_eof)?;
+    tracing::info!(node = %id, "stopping: {reason}");
+    text.stop();
+    http.stop();
+    // Finishes the loop's last fsync and joins its thread; the committed stream then
+    // ends and the applier with it.
+    client.shutdown();
+    if applier.join().is_err() {
+        return Err("the applier thread panicked".into());
+    }
+    tracing::info!(node = %id, "stopped");
+    Ok(())
+}
+
+fn bind(what: &str, addr: &str) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen for {what} clients on {addr}: {e}").into())
+}
+
+/// The directory of client addresses, defaulting each peer's to its raft host with
+/// our own ports.
+fn directory(args: &NodeArgs, peers: &BTreeMap<NodeId, String>) -> Result<Directory, NodeError> {
+    let port = |addr: &str, flag: &str| {
+        split_host_port(addr)
+            .map(|(_, port)| port)
+            .ok_or_else(|| format!("{flag} `{addr}` is not HOST:PORT"))
+    };
+    let client_port = port(&args.client_addr, "--client-addr")?;
+    let http_port = port(&args.http_addr, "--http-addr")?;
+    let empty = BTreeMap::new();
+    let clients = args.peer_client_addrs.as_ref().map_or(&empty, |l| &l.0);
+    let https = args.peer_http_addrs.as_ref().map_or(&empty, |l| &l.0);
+    Ok(Directory::new(
+        peers,
+        clients,
+        https,
+        client_port,
+        http_port,
+    )?)
+}
+
+/// Blocks until SIGINT or SIGTERM, or (when asked) the end of stdin. Returns why.
+fn wait_for_stop(exit_on_stdin_eof: bool) -> Result<&'static str, NodeError> {
+    let (tx, rx) = mpsc::channel();
+    let on_signal = tx.clone();
+    ctrlc::set_handler(move || {
+        let _ = on_signal.send("signal");
+    })
+    .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    if exit_on_stdin_eof {
+        std::thread::Builder::new()
+            .name("stdin-watch".into())
+            .spawn(move || {
+                // Whatever arrives is ignored; only the end of the stream matters.
+                let mut sink = [0u8; 256];
+                let mut stdin = std::io::stdin();
+                while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+                let _ = tx.send("stdin closed");
+            })?;
+    }
+    Ok(rx.recv().unwrap_or("signal channel closed"))
+}

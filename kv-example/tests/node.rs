@@ -1,0 +1,74 @@
+//! `kv-example node` as a container runs it: configured only through `KV_*`
+//! environment variables, stopped with SIGTERM; and a bad configuration refused with
+//! a reason.
+
+mod support;
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use kv_example::client::TextClient;
+use support::{exe, wait_for, POLL, REQUEST_TIMEOUT, WAIT_MAX};
+
+fn free_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn a_node_configured_by_environment_serves_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (raft, client, http) = (free_addr(), free_addr(), free_addr());
+    let mut node = Command::new(exe())
+        .arg("node")
+        .env("KV_ID", "1")
+        .env("KV_PEERS", format!("1={raft}"))
+        .env("KV_CLIENT_ADDR", &client)
+        .env("KV_HTTP_ADDR", &http)
+        .env("KV_DATA_DIR", dir.path().join("node1"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // A cluster of one elects itself and serves.
+    let answer = wait_for("the single node to take a write", || {
+        let mut c = TextClient::connect(&client, REQUEST_TIMEOUT).ok()?;
+        c.request("put k v").ok()?.appended_index()
+    });
+    assert!(answer >= 1);
+    let mut c = TextClient::connect(&client, REQUEST_TIMEOUT).unwrap();
+    assert_eq!(c.request_line("get k").unwrap(), "Ok: v");
+
+    let pid = rustix::process::Pid::from_child(&node);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let deadline = Instant::now() + WAIT_MAX;
+    let status = loop {
+        if let Some(status) = node.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the node ignored SIGTERM");
+        std::thread::sleep(POLL);
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_node_that_is_not_among_its_peers_refuses_to_start_and_says_why() {
+    let output = Command::new(exe())
+        .args([
+            "node",
+            "--id",
+            "4",
+            "--peers",
+            "1=127.0.0.1:1,2=127.0.0.1:2",
+        ])
+        .args(["--client-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .env_remove("KV_ID")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--id 4 is not among --peers"), "{stderr}");
+}

@@ -1,0 +1,68 @@
+//! A minimal HTTP/1.1 client for the tests, the way `curl` talks to a node: one
+//! request per connection, `Connection: close`, the answer parsed by `httparse`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use super::REQUEST_TIMEOUT;
+
+/// A response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `method target` with an optional body to `addr` and reads the response.
+pub fn request(
+    addr: &str,
+    method: &str,
+    target: &str,
+    body: Option<&str>,
+) -> std::io::Result<HttpResponse> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(&raw) {
+        Ok(httparse::Status::Complete(n)) => n,
+        other => {
+            return Err(std::io::Error::other(format!(
+                "not an HTTP response ({other:?}): {}",
+                String::from_utf8_lossy(&raw)
+            )))
+        }
+    };
+    Ok(HttpResponse {
+        status: response.code.unwrap_or_default(),
+        headers: response
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_string(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect(),
+        body: String::from_utf8_lossy(&raw[head_len..]).into_owned(),
+    })
+}

@@ -1,0 +1,276 @@
+//! A cluster of real `kv-example node` processes for tests: ports chosen free on
+//! 127.0.0.1 (or addresses in network namespaces, see [`netns`]), data in a temporary
+//! directory, every node killed when the cluster is dropped. Every wait is bounded
+//! by [`WAIT_MAX`] and fails the test with what it was waiting for; nothing asserts
+//! on how long anything took.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod netns;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kv_example::client::{Answer, TextClient};
+use kv_example::layout::{Layout, NodeOptions};
+use kv_example::process::NodeProcess;
+
+/// How long any wait may take before the test fails.
+pub const WAIT_MAX: Duration = Duration::from_secs(30);
+/// How long one request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a wait polls.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// The binary under test.
+pub fn exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_kv-example"))
+}
+
+/// Polls `what` until it returns `Some`, or fails the test after [`WAIT_MAX`].
+pub fn wait_for<T>(description: &str, mut what: impl FnMut() -> Option<T>) -> T {
+    wait_for_ok(description, || what().ok_or_else(String::new))
+}
+
+/// Polls `what` until it returns `Ok`, or fails the test after [`WAIT_MAX`] with
+/// the last error.
+pub fn wait_for_ok<T>(description: &str, mut what: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + WAIT_MAX;
+    loop {
+        let last = match what() {
+            Ok(found) => return found,
+            Err(last) => last,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {} s waiting for {description} (last: {last})",
+            WAIT_MAX.as_secs()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A running test cluster.
+pub struct Cluster {
+    pub layout: Layout,
+    pub nodes: BTreeMap<u64, NodeProcess>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` nodes on free ports of 127.0.0.1.
+    pub fn start(n: u64) -> Cluster {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let layout = Layout::free_local_ports(n, dir.path()).expect("free ports");
+        Cluster::start_with(layout, dir, NodeOptions::default(), |_| Vec::new())
+    }
+
+    /// Starts the nodes of `layout`, each under `wrapper(id)` (a command prefix).
+    pub fn start_with(
+        layout: Layout,
+        dir: tempfile::TempDir,
+        options: NodeOptions,
+        wrapper: impl Fn(u64) -> Vec<String>,
+    ) -> Cluster {
+        let mut nodes = BTreeMap::new();
+        for spec in &layout.nodes {
+            let mut node = NodeProcess::new(spec.id, exe(), layout.node_args(spec.id, &options))
+                .wrapped(wrapper(spec.id))
+                .log_to(dir.path().join(format!("node{}.log", spec.id)));
+            node.start().expect("the node process starts");
+            nodes.insert(spec.id, node);
+        }
+        let cluster = Cluster { layout, nodes, dir };
+        for id in cluster.layout.ids() {
+            cluster.wait_until_serving(id);
+        }
+        cluster
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.layout.ids()
+    }
+
+    pub fn client_addr(&self, id: u64) -> &str {
+        &self
+            .layout
+            .node(id)
+            .expect("a node of the cluster")
+            .client_addr
+    }
+
+    pub fn http_addr(&self, id: u64) -> &str {
+        &self
+            .layout
+            .node(id)
+            .expect("a node of the cluster")
+            .http_addr
+    }
+
+    /// Waits until node `id` answers on its text port.
+    pub fn wait_until_serving(&self, id: u64) {
+        wait_for(&format!("node {id} to serve"), || self.status(id));
+    }
+
+    /// One request to node `id` on a new connection.
+    pub fn request(&self, id: u64, line: &str) -> std::io::Result<Answer> {
+        TextClient::connect(self.client_addr(id), REQUEST_TIMEOUT)?.request(line)
+    }
+
+    /// Node `id`'s status line, if it answers.
+    pub fn status(&self, id: u64) -> Option<String> {
+        match self.request(id, "status") {
+            Ok(Answer::Ok(line)) => Some(line),
+            _ => None,
+        }
+    }
+
+    /// The node among `among` that leads, once one does and every other answering
+    /// node of `among` agrees.
+    pub fn wait_for_leader_among(&self, among: &[u64]) -> u64 {
+        wait_for(&format!("a leader among {among:?}"), || {
+            let statuses: Vec<(u64, String)> = among
+                .iter()
+                .filter_map(|id| self.status(*id).map(|s| (*id, s)))
+                .collect();
+            let leader = statuses
+                .iter()
+                .find(|(_, s)| s.contains(" role=leader "))
+                .map(|(id, _)| *id)?;
+            let agreed = statuses
+                .iter()
+                .all(|(_, s)| s.contains(&format!(" leader={leader} ")));
+            (agreed && statuses.len() * 2 > among.len()).then_some(leader)
+        })
+    }
+
+    pub fn wait_for_leader(&self) -> u64 {
+        self.wait_for_leader_among(&self.ids())
+    }
+
+    /// Writes through whichever node leads, following redirects and retrying
+    /// passing errors under the same request id; the index it was appended at.
+    pub fn put(&self, key: &str, value: &str) -> u64 {
+        self.write(&format!("put {key} {value}"))
+    }
+
+    fn write(&self, command: &str) -> u64 {
+        // A request id of our own makes the retries safe.
+        let id = format!("{}:1", next_test_client_id());
+        let words: Vec<&str> = command.splitn(2, ' ').collect();
+        let line = format!("{} --req {id} {}", words[0], words[1]);
+        let ids = self.ids();
+        let mut target = ids[0];
+        wait_for_ok(&format!("`{command}` to be acknowledged"), || {
+            let answer = match self.request(target, &line) {
+                Ok(answer) => answer,
+                Err(e) => {
+                    target = next_id(&ids, target);
+                    return Err(e.to_string());
+                }
+            };
+            if let Some(index) = answer.appended_index() {
+                return Ok(index);
+            }
+            target = match answer.leader_redirect() {
+                Some(addr) => self.id_of_client_addr(addr),
+                None => next_id(&ids, target),
+            };
+            Err(format!("{answer:?}"))
+        })
+    }
+
+    /// A linearizable read on node `id`, retried while it fails for passing reasons.
+    pub fn get(&self, id: u64, key: &str) -> Option<String> {
+        wait_for(
+            &format!("a linearizable read of {key} on node {id}"),
+            || match self.request(id, &format!("get {key}")) {
+                Ok(Answer::Ok(value)) => Some(Some(value)),
+                Ok(Answer::Error(e)) if e == "value does not exist" => Some(None),
+                _ => None,
+            },
+        )
+    }
+
+    /// A stale (local) read on node `id`; `None` if the key is absent or the node
+    /// does not answer.
+    pub fn get_stale(&self, id: u64, key: &str) -> Option<String> {
+        match self.request(id, &format!("get --stale {key}")) {
+            Ok(Answer::Ok(value)) => Some(value),
+            _ => None,
+        }
+    }
+
+    pub fn id_of_client_addr(&self, addr: &str) -> u64 {
+        self.layout
+            .nodes
+            .iter()
+            .find(|n| n.client_addr == addr)
+            .unwrap_or_else(|| panic!("no node has the client address {addr}"))
+            .id
+    }
+
+    pub fn node(&mut self, id: u64) -> &mut NodeProcess {
+        self.nodes.get_mut(&id).expect("a node of the cluster")
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self, id: u64) {
+        self.node(id).kill().expect("kill the node");
+    }
+
+    /// A clean stop (closes its stdin).
+    pub fn stop(&mut self, id: u64) {
+        let stopped = self.node(id).stop(WAIT_MAX).expect("stop the node");
+        assert!(
+            matches!(stopped, kv_example::process::Stopped::Exited(s) if s.success()),
+            "node {id} did not stop cleanly: {stopped:?}"
+        );
+    }
+
+    /// Starts node `id` again (same ports, same data) and waits until it serves.
+    pub fn restart(&mut self, id: u64) {
+        self.node(id).start().expect("restart the node");
+        self.wait_until_serving(id);
+    }
+
+    /// The tail of every node's log, for failure reports.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for id in self.ids() {
+            let path = self.dir.path().join(format!("node{id}.log"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            out.push_str(&format!(
+                "--- node {id} ({}) ---\n{}\n",
+                path.display(),
+                tail.join("\n")
+            ));
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        // NodeProcess kills its process when dropped.
+    }
+}
+
+fn next_id(ids: &[u64], id: u64) -> u64 {
+    let at = ids.iter().position(|i| *i == id).unwrap_or(0);
+    ids[(at + 1) % ids.len()]
+}
+
+/// Distinct client ids for the helpers' writes within one test process.
+pub fn next_test_client_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    // High bits from the process id keep test binaries apart on a shared cluster.
+    (u64::from(std::process::id()) << 24) | NEXT.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,299 @@
+//! Membership changes (thesis §4): learners, joint consensus that the leader leaves
+//! on its own, removal of the leader, and the rules that keep changes safe.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use raft_core::{
+    Action, DropReason, Event, LogIndex, MembershipChange, NodeId, ProposalId, RoleKind,
+};
+use support::*;
+
+fn change(c: &mut Cluster, leader: u64, id: u64, changes: &[MembershipChange]) {
+    let event = Event::ChangeMembership {
+        id: ProposalId(id),
+        changes: changes.to_vec(),
+    };
+    c.step(leader, event);
+    c.deliver_all();
+}
+
+fn ids(list: &[u64]) -> BTreeSet<NodeId> {
+    list.iter().map(|&n| NodeId(n)).collect()
+}
+
+fn settle(c: &mut Cluster) {
+    for _ in 0..6 {
+        c.tick_all();
+    }
+}
+
+#[test]
+fn a_learner_receives_the_log_but_neither_votes_nor_counts() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.propose(1, 1, "before");
+    c.add_node(4);
+    change(&mut c, 1, 2, &[MembershipChange::AddLearner(NodeId(4))]);
+    settle(&mut c);
+    assert_eq!(c.applied_commands(4), ["before"]);
+    assert_eq!(c.node(4).membership().learners, ids(&[4]));
+    c.crash(2);
+    c.crash(3);
+    c.propose(1, 3, "stuck");
+    settle(&mut c);
+    assert!(
+        !c.applied_commands(1).contains(&"stuck".to_string()),
+        "a learner is not part of a majority"
+    );
+    assert_eq!(
+        c.node(4).role(),
+        RoleKind::Follower,
+        "a learner never campaigns"
+    );
+}
+
+#[test]
+fn a_learner_is_promoted_through_a_joint_configuration_the_leader_leaves_itself() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.add_node(4);
+    change(&mut c, 1, 1, &[MembershipChange::AddLearner(NodeId(4))]);
+    settle(&mut c);
+    change(&mut c, 1, 2, &[MembershipChange::AddVoter(NodeId(4))]);
+    settle(&mut c);
+    for n in 1..=4 {
+        let membership = c.node(n).membership();
+        assert_eq!(membership.voters, ids(&[1, 2, 3, 4]), "node {n}");
+        assert!(
+            !membership.is_joint(),
+            "node {n} left the joint configuration"
+        );
+        assert!(membership.learners.is_empty());
+    }
+    let committed = Action::ProposalCommitted {
+        id: ProposalId(2),
+        index: LogIndex(3),
+    };
+    assert!(c.outputs(1).contains(&committed));
+}
+
+#[test]
+fn a_joint_configuration_needs_a_majority_of_both_halves() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.add_node(4);
+    c.add_node(5);
+    c.crash(4);
+    c.crash(5);
+    let replace = [
+        MembershipChange::AddVoter(NodeId(4)),
+        MembershipChange::AddVoter(NodeId(5)),
+        MembershipChange::Remove(NodeId(2)),
+        MembershipChange::Remove(NodeId(3)),
+    ];
+    change(&mut c, 1, 1, &replace);
+    settle(&mut c);
+    let joint = c.node(1).membership().clone();
+    assert_eq!(
+        (joint.voters, joint.voters_outgoing),
+        (ids(&[1, 4, 5]), ids(&[1, 2, 3]))
+    );
+    assert_eq!(
+        c.node(1).commit_index(),
+        LogIndex(1),
+        "1, 2, 3 agree, but only 1 of 1, 4, 5"
+    );
+    c.restart(4);
+    c.restart(5);
+    settle(&mut c);
+    let final_membership = c.node(1).membership().clone();
+    assert_eq!(final_membership.voters, ids(&[1, 4, 5]));
+    assert!(!final_membership.is_joint());
+    assert_eq!(c.node(4).membership(), &final_membership);
+}
+
+#[test]
+fn a_removed_leader_hands_over_and_steps_down() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    change(&mut c, 1, 1, &[MembershipChange::Remove(NodeId(1))]);
+    c.tick_all();
+    c.tick_all();
+    assert_eq!(c.node(1).role(), RoleKind::Follower);
+    let leader = c
+        .leader()
+        .expect("the hand-over elects a new leader without waiting for a timeout");
+    assert!(leader == 2 || leader == 3);
+    assert_eq!(c.node(leader).membership().voters, ids(&[2, 3]));
+    for _ in 0..50 {
+        c.tick_all();
+    }
+    assert_eq!(
+        c.node(1).role(),
+        RoleKind::Follower,
+        "a removed node never campaigns"
+    );
+    assert_eq!(c.leader(), Some(leader));
+}
+
+#[test]
+fn a_removed_follower_does_not_disrupt_the_cluster() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    change(&mut c, 1, 1, &[MembershipChange::Remove(NodeId(3))]);
+    settle(&mut c);
+    let term = c.node(1).term();
+    for _ in 0..60 {
+        c.tick_all();
+    }
+    assert_eq!(c.node(1).term(), term);
+    assert_eq!(c.leader(), Some(1));
+    assert!(
+        !c.node(3).membership().is_voter(NodeId(3)),
+        "node 3 learned its removal"
+    );
+}
+
+#[test]
+fn one_change_at_a_time() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.add_node(4);
+    c.add_node(5);
+    c.step(
+        1,
+        Event::ChangeMembership {
+            id: ProposalId(1),
+            changes: vec![MembershipChange::AddLearner(NodeId(4))],
+        },
+    );
+    c.step(
+        1,
+        Event::ChangeMembership {
+            id: ProposalId(2),
+            changes: vec![MembershipChange::AddLearner(NodeId(5))],
+        },
+    );
+    let pending = Action::ProposalDropped {
+        id: ProposalId(2),
+        reason: DropReason::MembershipChangePending,
+    };
+    assert!(c.outputs(1).contains(&pending));
+}
+
+#[test]
+fn no_change_before_the_leader_commits_an_entry_of_its_term() {
+    // The fix for the single-server change bug (Ongaro, raft-dev, 2015).
+    let mut c = Cluster::new(3);
+    c.elect_without_replication(1);
+    c.step(
+        1,
+        Event::ChangeMembership {
+            id: ProposalId(1),
+            changes: vec![MembershipChange::Remove(NodeId(3))],
+        },
+    );
+    let pending = Action::ProposalDropped {
+        id: ProposalId(1),
+        reason: DropReason::MembershipChangePending,
+    };
+    assert!(c.outputs(1).contains(&pending));
+}
+
+#[test]
+fn a_change_that_leaves_no_voter_is_refused() {
+    let mut c = Cluster::new(1);
+    c.elect(1);
+    c.step(
+        1,
+        Event::ChangeMembership {
+            id: ProposalId(1),
+            changes: vec![MembershipChange::Remove(NodeId(1))],
+        },
+    );
+    let invalid = Action::ProposalDropped {
+        id: ProposalId(1),
+        reason: DropReason::InvalidMembership,
+    };
+    assert!(c.outputs(1).contains(&invalid));
+}
+
+#[test]
+fn a_truncated_configuration_entry_is_undone() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.isolate(1);
+    c.add_node(4);
+    c.step(
+        1,
+        Event::ChangeMembership {
+            id: ProposalId(1),
+            changes: vec![MembershipChange::AddLearner(NodeId(4))],
+        },
+    );
+    assert!(
+        c.node(1).membership().is_learner(NodeId(4)),
+        "in force as soon as it is in the log"
+    );
+    let leader = c.elect_among(&[2, 3]);
+    c.heal();
+    for _ in 0..4 {
+        c.tick(leader);
+        c.deliver_all();
+    }
+    assert_eq!(c.node(1).role(), RoleKind::Follower);
+    assert!(
+        !c.node(1).membership().is_learner(NodeId(4)),
+        "the overwritten entry no longer counts"
+    );
+    let dropped = Action::ProposalDropped {
+        id: ProposalId(1),
+        reason: DropReason::Overwritten,
+    };
+    assert!(c.outputs(1).contains(&dropped));
+}
+
+#[test]
+fn a_node_is_replaced_while_clients_keep_writing() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    let mut proposal = 0;
+    let mut write = |c: &mut Cluster| {
+        proposal += 1;
+        let leader = c.leader().expect("a leader");
+        c.propose(leader, proposal, &format!("w{proposal}"));
+        c.tick_all();
+    };
+    write(&mut c);
+    c.add_node(4);
+    change(&mut c, 1, 100, &[MembershipChange::AddLearner(NodeId(4))]);
+    write(&mut c);
+    settle(&mut c);
+    change(
+        &mut c,
+        1,
+        101,
+        &[
+            MembershipChange::AddVoter(NodeId(4)),
+            MembershipChange::Remove(NodeId(3)),
+        ],
+    );
+    for _ in 0..5 {
+        write(&mut c);
+    }
+    settle(&mut c);
+    let leader = c.leader().unwrap();
+    assert_eq!(c.node(leader).membership().voters, ids(&[1, 2, 4]));
+    assert!(!c.node(leader).membership().is_joint());
+    c.crash(3);
+    write(&mut c);
+    settle(&mut c);
+    assert_eq!(c.applied_commands(4), c.applied_commands(1));
+    assert_eq!(
+        c.applied_commands(4).len(),
+        8,
+        "every write survived the replacement"
+    );
+}

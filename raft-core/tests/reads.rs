@@ -1,0 +1,203 @@
+//! Linearizable reads with ReadIndex (thesis §6.4).
+
+mod support;
+
+use raft_core::{Action, LogIndex, MessageBody, NodeId, ReadFailure, ReadId, RoleKind};
+use support::*;
+
+fn read_outcomes(c: &Cluster, n: u64) -> Vec<Action> {
+    c.outputs(n)
+        .iter()
+        .filter(|a| matches!(a, Action::ReadReady { .. } | Action::ReadFailed { .. }))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn s6_4_leader_read_waits_for_a_heartbeat_round() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.propose(1, 1, "x");
+    c.clear_outputs(1);
+    c.read(1, 9);
+    assert!(
+        read_outcomes(&c, 1).is_empty(),
+        "not before a majority confirms leadership"
+    );
+    assert!(c
+        .in_flight
+        .iter()
+        .any(|m| matches!(m.body, MessageBody::Heartbeat { .. })));
+    c.deliver_all();
+    let ready = Action::ReadReady {
+        id: ReadId(9),
+        read_index: LogIndex(2),
+    };
+    assert_eq!(read_outcomes(&c, 1), vec![ready]);
+}
+
+#[test]
+fn s6_4_a_new_leader_reads_only_after_its_noop_commits() {
+    let mut c = Cluster::new(3);
+    c.elect_without_replication(1);
+    c.read(1, 9);
+    // Heartbeats confirm leadership, but the no-op has not reached anyone yet.
+    for _ in 0..100 {
+        let Some(message) = c.in_flight.pop_front() else {
+            break;
+        };
+        if matches!(
+            message.body,
+            MessageBody::Heartbeat { .. } | MessageBody::HeartbeatResponse { .. }
+        ) {
+            c.deliver(message);
+        }
+    }
+    assert!(
+        read_outcomes(&c, 1).is_empty(),
+        "the term's first entry is not committed"
+    );
+    for _ in 0..3 {
+        c.tick_all();
+    }
+    let ready = Action::ReadReady {
+        id: ReadId(9),
+        read_index: LogIndex(1),
+    };
+    assert_eq!(read_outcomes(&c, 1), vec![ready]);
+}
+
+#[test]
+fn s6_4_follower_read_is_forwarded_and_ready_after_apply() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.propose(1, 1, "x");
+    c.read(2, 9);
+    c.deliver_all();
+    let outputs = c.outputs(2);
+    let ready_at = outputs
+        .iter()
+        .position(|a| {
+            matches!(
+                a,
+                Action::ReadReady {
+                    id: ReadId(9),
+                    read_index: LogIndex(2)
+                }
+            )
+        })
+        .expect("the follower's read is ready");
+    let applied_through_2 = outputs[..ready_at]
+        .iter()
+        .any(|a| matches!(a, Action::Apply(entries) if entries.last().is_some_and(|e| e.index >= LogIndex(2))));
+    assert!(
+        applied_through_2,
+        "the read index is applied before the read is ready: {outputs:?}"
+    );
+}
+
+#[test]
+fn s6_4_a_partitioned_leader_never_serves_a_read() {
+    let mut configs: Vec<_> = (1..=3).map(|i| config(i, &[1, 2, 3])).collect();
+    configs[0].read_timeout_ticks = 5;
+    let mut c = Cluster::with_configs(configs);
+    c.elect(1);
+    c.isolate(1);
+    let leader = c.elect_among(&[2, 3]);
+    c.propose(leader, 2, "newer");
+    // Node 1 still believes it leads: its read must not be served from its stale state.
+    assert_eq!(c.node(1).role(), RoleKind::Leader);
+    c.read(1, 9);
+    for _ in 0..5 {
+        c.tick(1);
+    }
+    let failed = Action::ReadFailed {
+        id: ReadId(9),
+        reason: ReadFailure::Timeout,
+    };
+    assert_eq!(read_outcomes(&c, 1), vec![failed]);
+}
+
+#[test]
+fn s6_4_read_without_a_known_leader_fails_at_once() {
+    let mut c = Cluster::new(3);
+    c.read(2, 9);
+    let failed = Action::ReadFailed {
+        id: ReadId(9),
+        reason: ReadFailure::NoLeader,
+    };
+    assert_eq!(read_outcomes(&c, 2), vec![failed]);
+}
+
+#[test]
+fn s6_4_a_single_voter_serves_reads_at_once() {
+    let mut c = Cluster::new(1);
+    c.elect(1);
+    c.read(1, 9);
+    let ready = Action::ReadReady {
+        id: ReadId(9),
+        read_index: LogIndex(1),
+    };
+    assert_eq!(read_outcomes(&c, 1), vec![ready]);
+}
+
+#[test]
+fn s6_4_reads_arriving_together_share_heartbeat_rounds() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.in_flight.clear();
+    for id in 0..50 {
+        c.read(1, id);
+    }
+    let heartbeats = c
+        .in_flight
+        .iter()
+        .filter(|m| matches!(m.body, MessageBody::Heartbeat { .. }))
+        .count();
+    assert_eq!(
+        heartbeats, 2,
+        "one round for all reads that arrive while it is in flight"
+    );
+    c.deliver_all();
+    assert_eq!(read_outcomes(&c, 1).len(), 50);
+    assert!(read_outcomes(&c, 1)
+        .iter()
+        .all(|a| matches!(a, Action::ReadReady { .. })));
+}
+
+#[test]
+fn s6_4_a_deposed_leader_fails_its_pending_reads() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.isolate(1);
+    c.read(1, 9);
+    let leader = c.elect_among(&[2, 3]);
+    c.heal();
+    for _ in 0..3 {
+        c.tick(leader);
+        c.deliver_all();
+    }
+    assert_eq!(c.node(1).role(), RoleKind::Follower);
+    let failed = Action::ReadFailed {
+        id: ReadId(9),
+        reason: ReadFailure::NotLeader,
+    };
+    assert_eq!(read_outcomes(&c, 1), vec![failed]);
+}
+
+#[test]
+fn s6_4_forwarded_read_times_out_when_the_leader_is_unreachable() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.cut.insert((NodeId(2), NodeId(1)));
+    c.read(2, 9);
+    let timeout = c.node(2).config().read_timeout_ticks;
+    for _ in 0..timeout {
+        c.tick(2);
+    }
+    let failed = Action::ReadFailed {
+        id: ReadId(9),
+        reason: ReadFailure::Timeout,
+    };
+    assert_eq!(read_outcomes(&c, 2), vec![failed]);
+}

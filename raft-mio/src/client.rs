@@ -1,0 +1,441 @@
+//! The client handle: a typed, blocking, `Clone + Send` way to talk to a running node.
+//!
+//! Requests travel to the loop through a bounded channel and wake it through a
+//! `mio::Waker`; answers come back through one-shot slots. Many proposals can be in
+//! flight from one thread with [`Client::submit`]; proposals that reach the loop
+//! together are stepped into the core as one batch (one log append, one message per
+//! follower).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mio::Waker;
+use raft_core::{
+    DropReason, LogIndex, Membership, MembershipChange, NodeId, ReadFailure, RoleKind, SharedBytes,
+    Term,
+};
+use serde::Serialize;
+
+use crate::reply::{slot, Pending, Reply, WaitError};
+use crate::transport::PeerConnection;
+
+/// Where the leader is, as far as this node knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderHint {
+    /// The leader's id.
+    pub id: NodeId,
+    /// Its address (`host:port`), if this node knows it.
+    pub addr: Option<String>,
+}
+
+impl fmt::Display for LeaderHint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.addr {
+            Some(addr) => write!(f, "{} at {addr}", self.id),
+            None => write!(f, "{}", self.id),
+        }
+    }
+}
+
+/// Why a proposal did not commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppendError {
+    /// This node is not the leader; the hint names the leader it knows of, if any.
+    NotLeader(Option<LeaderHint>),
+    /// The leader dropped the proposal (overwritten by a new leader, overloaded,
+    /// transferring leadership, or fate unknown after a snapshot).
+    Dropped(DropReason),
+    /// The command could not be encoded.
+    Encode(String),
+    /// The node has stopped.
+    Shutdown,
+}
+
+impl fmt::Display for AppendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppendError::NotLeader(Some(hint)) => write!(f, "not the leader; the leader is {hint}"),
+            AppendError::NotLeader(None) => f.write_str("not the leader, and no leader is known"),
+            AppendError::Dropped(reason) => write!(f, "proposal dropped: {reason:?}"),
+            AppendError::Encode(e) => write!(f, "cannot encode the command: {e}"),
+            AppendError::Shutdown => f.write_str("the node has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for AppendError {}
+
+/// Why a read barrier failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// Leadership could not be confirmed (no leader, timeout, transfer...); retry.
+    Failed(ReadFailure),
+    /// The node has stopped.
+    Shutdown,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Failed(reason) => write!(f, "read barrier failed: {reason:?}"),
+            ReadError::Shutdown => f.write_str("the node has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// The node has stopped; the request was not carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownError;
+
+impl fmt::Display for ShutdownError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the node has stopped")
+    }
+}
+
+impl std::error::Error for ShutdownError {}
+
+/// A snapshot of a node's state, for status pages and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// This node.
+    pub id: NodeId,
+    /// Its role.
+    pub role: RoleKind,
+    /// Its current term.
+    pub term: Term,
+    /// The leader it knows of.
+    pub leader: Option<LeaderHint>,
+    /// The highest index known committed.
+    pub commit_index: LogIndex,
+    /// The highest index handed to the committed stream.
+    pub applied_index: LogIndex,
+    /// The last index in the log.
+    pub last_index: LogIndex,
+    /// The last index durable on this node.
+    pub persisted_index: LogIndex,
+    /// The membership in force.
+    pub membership: Membership,
+    /// The index of the newest snapshot (0 if none).
+    pub snapshot_index: LogIndex,
+    /// The peers and the state of this node's connections to them.
+    pub peers: Vec<PeerConnection>,
+    /// On a leader, each follower's replication progress (empty elsewhere).
+    pub replication: BTreeMap<NodeId, raft_core::PeerStatus>,
+    /// The address this node listens on.
+    pub listen_addr: SocketAddr,
+}
+
+/// A request from a client to the loop.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Propose {
+        command: SharedBytes,
+        reply: Reply<Result<LogIndex, AppendError>>,
+    },
+    Read {
+        reply: Reply<Result<LogIndex, ReadError>>,
+    },
+    Status {
+        reply: Reply<NodeStatus>,
+    },
+    TransferLeadership {
+        to: NodeId,
+    },
+    ChangeMembership {
+        changes: Vec<MembershipChange>,
+        addrs: Vec<(NodeId, String)>,
+        reply: Reply<Result<LogIndex, AppendError>>,
+    },
+    Compact {
+        up_to: LogIndex,
+        data: SharedBytes,
+    },
+    SetPeerAddress {
+        id: NodeId,
+        addr: String,
+    },
+    Shutdown,
+}
+
+/// The sending side of the loop's request channel: a bounded queue plus the waker.
+/// The waker is only rung when the loop may be asleep (`wake_pending` was clear), so
+/// a burst of requests costs one wake-up, not one per request.
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    tx: SyncSender<Request>,
+    waker: Arc<Waker>,
+    wake_pending: Arc<AtomicBool>,
+}
+
+impl Mailbox {
+    pub(crate) fn new(
+        tx: SyncSender<Request>,
+        waker: Arc<Waker>,
+        wake_pending: Arc<AtomicBool>,
+    ) -> Self {
+        Mailbox {
+            tx,
+            waker,
+            wake_pending,
+        }
+    }
+
+    /// Queues a request (blocking while the queue is full) and wakes the loop.
+    pub(crate) fn send(&self, request: Request) -> Result<(), ShutdownError> {
+        // Try without blocking first; when the queue is full, make sure the loop is
+        // awake to drain it before blocking.
+        let request = match self.tx.try_send(request) {
+            Ok(()) => None,
+            Err(TrySendError::Full(request)) => Some(request),
+            Err(TrySendError::Disconnected(_)) => return Err(ShutdownError),
+        };
+        if let Some(request) = request {
+            let _ = self.waker.wake();
+            self.tx.send(request).map_err(|_| ShutdownError)?;
+        }
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            self.waker.wake().map_err(|_| ShutdownError)?;
+        }
+        Ok(())
+    }
+}
+
+/// The loop's side of the request channel.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    pub(crate) rx: Receiver<Request>,
+    pub(crate) wake_pending: Arc<AtomicBool>,
+}
+
+/// What the last client handle owns: the mailbox and, when the loop runs on a thread
+/// of ours, that thread.
+#[derive(Debug)]
+struct ClientShared {
+    mailbox: Mailbox,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    listen_addr: SocketAddr,
+    peers: std::collections::BTreeMap<NodeId, String>,
+}
+
+impl ClientShared {
+    fn shutdown(&self) {
+        let _ = self.mailbox.send(Request::Shutdown);
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            if handle.join().is_err() {
+                tracing::error!("the raft event loop thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for ClientShared {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A handle to a running node, typed by the application's command.
+///
+/// Cloning is cheap; the node shuts down when [`shutdown`](Self::shutdown) is called
+/// or the last clone is dropped.
+pub struct Client<T> {
+    shared: Arc<ClientShared>,
+    _command: PhantomData<fn(T)>,
+}
+
+impl<T> Clone for Client<T> {
+    fn clone(&self) -> Self {
+        Client {
+            shared: Arc::clone(&self.shared),
+            _command: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Client<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("listen_addr", &self.shared.listen_addr)
+            .finish()
+    }
+}
+
+/// A proposal in flight: wait for its index, or poll it.
+#[derive(Debug)]
+pub struct Proposal {
+    pending: Pending<Result<LogIndex, AppendError>>,
+}
+
+impl Proposal {
+    /// Blocks until the proposal commits (its index) or is dropped (why).
+    pub fn wait(self) -> Result<LogIndex, AppendError> {
+        self.pending.wait().unwrap_or(Err(AppendError::Shutdown))
+    }
+
+    /// Waits at most `timeout`; `None` if the outcome is still unknown.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<LogIndex, AppendError>> {
+        match self.pending.wait_timeout(timeout) {
+            Ok(result) => Some(result),
+            Err(WaitError::Timeout) => None,
+            Err(_) => Some(Err(AppendError::Shutdown)),
+        }
+    }
+
+    /// Whether the outcome is known.
+    pub fn is_done(&self) -> bool {
+        self.pending.is_done()
+    }
+
+    /// The outcome if it is known, without blocking (`None`: still pending).
+    pub fn try_result(&self) -> Option<Result<LogIndex, AppendError>> {
+        match self.pending.try_take() {
+            Ok(result) => Some(result),
+            Err(WaitError::Timeout) => None,
+            Err(_) => Some(Err(AppendError::Shutdown)),
+        }
+    }
+}
+
+impl<T: Serialize> Client<T> {
+    pub(crate) fn new(
+        mailbox: Mailbox,
+        thread: Option<JoinHandle<()>>,
+        listen_addr: SocketAddr,
+        peers: std::collections::BTreeMap<NodeId, String>,
+    ) -> Self {
+        let shared = ClientShared {
+            mailbox,
+            thread: Mutex::new(thread),
+            listen_addr,
+            peers,
+        };
+        Client {
+            shared: Arc::new(shared),
+            _command: PhantomData,
+        }
+    }
+
+    pub(crate) fn set_thread(&self, thread: JoinHandle<()>) {
+        *self.shared.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+    }
+
+    /// The address the node listens on for its peers.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.shared.listen_addr
+    }
+
+    /// Proposes `command` and blocks until it commits (its log index) or is dropped.
+    pub fn append_cmd(&self, command: T) -> Result<LogIndex, AppendError> {
+        self.submit(&command)?.wait()
+    }
+
+    /// Proposes `command` and returns at once with a handle to wait on, so one thread
+    /// can keep many proposals in flight. Blocks only while the node's request queue
+    /// is full.
+    pub fn submit(&self, command: &T) -> Result<Proposal, AppendError> {
+        let bytes =
+            postcard::to_allocvec(command).map_err(|e| AppendError::Encode(e.to_string()))?;
+        self.submit_bytes(bytes.into())
+    }
+
+    fn submit_bytes(&self, command: SharedBytes) -> Result<Proposal, AppendError> {
+        let (reply, pending) = slot();
+        self.shared
+            .mailbox
+            .send(Request::Propose { command, reply })
+            .map_err(|_| AppendError::Shutdown)?;
+        Ok(Proposal { pending })
+    }
+
+    /// A linearizable read barrier (ReadIndex, thesis §6.4). Returns an index `r`: once
+    /// the application has applied the committed stream through `r`
+    /// ([`CommittedStream::last_index`](crate::CommittedStream::last_index) `>= r`), a
+    /// read of its state reflects every write committed before this call.
+    pub fn read_index(&self) -> Result<LogIndex, ReadError> {
+        let (reply, pending) = slot();
+        self.shared
+            .mailbox
+            .send(Request::Read { reply })
+            .map_err(|_| ReadError::Shutdown)?;
+        pending.wait().unwrap_or(Err(ReadError::Shutdown))
+    }
+
+    /// The node's role, term, leader, indexes, membership and peers.
+    pub fn status(&self) -> Result<NodeStatus, ShutdownError> {
+        let (reply, pending) = slot();
+        self.shared.mailbox.send(Request::Status { reply })?;
+        pending.wait().map_err(|_| ShutdownError)
+    }
+
+    /// Asks the leader to hand leadership to `to` (thesis §3.10). Returns once the
+    /// request reached the node; watch [`status`](Self::status) for the outcome.
+    pub fn transfer_leadership(&self, to: NodeId) -> Result<(), ShutdownError> {
+        self.shared.mailbox.send(Request::TransferLeadership { to })
+    }
+
+    /// Changes the membership (on the leader), teaching the transport the addresses of
+    /// added nodes first. Blocks until the configuration entry commits.
+    pub fn change_membership(
+        &self,
+        changes: Vec<MembershipChange>,
+        addrs: Vec<(NodeId, String)>,
+    ) -> Result<LogIndex, AppendError> {
+        let (reply, pending) = slot();
+        let request = Request::ChangeMembership {
+            changes,
+            addrs,
+            reply,
+        };
+        self.shared
+            .mailbox
+            .send(request)
+            .map_err(|_| AppendError::Shutdown)?;
+        pending.wait().unwrap_or(Err(AppendError::Shutdown))
+    }
+
+    /// Hands the core a snapshot of the application's state as of `up_to` (an index
+    /// it has applied), so the log before it can be dropped.
+    pub fn compact(&self, up_to: LogIndex, data: Vec<u8>) -> Result<(), ShutdownError> {
+        self.shared.mailbox.send(Request::Compact {
+            up_to,
+            data: data.into(),
+        })
+    }
+
+    /// Teaches this node where node `id` listens (for a node being added at runtime:
+    /// every member must learn the new node's address, since addresses are not part
+    /// of the replicated log).
+    pub fn set_peer_address(
+        &self,
+        id: NodeId,
+        addr: impl Into<String>,
+    ) -> Result<(), ShutdownError> {
+        self.shared.mailbox.send(Request::SetPeerAddress {
+            id,
+            addr: addr.into(),
+        })
+    }
+
+    /// The configured address of peer `id`.
+    pub fn peer_addr(&self, id: NodeId) -> Option<&str> {
+        self.shared.peers.get(&id).map(String::as_str)
+    }
+
+    /// Stops the node: the loop finishes its fsync, closes its sockets and (when it
+    /// runs on raft-mio's thread) is joined. Later calls on any clone fail with
+    /// `Shutdown`.
+    pub fn shutdown(&self) {
+        self.shared.shutdown();
+    }
+}

@@ -1,0 +1,190 @@
+//! A one-shot reply slot between the loop and a client thread: the loop fills it once,
+//! the client waits on it (blocking, with or without a timeout) or polls it.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::clock;
+
+#[derive(Debug)]
+enum State<T> {
+    Waiting,
+    Ready(T),
+    Taken,
+    /// The loop dropped its side without answering (it shut down).
+    Abandoned,
+}
+
+#[derive(Debug)]
+struct Shared<T> {
+    state: Mutex<Slot<T>>,
+    ready: Condvar,
+}
+
+/// The state and whether a thread sleeps on the condvar: most answers arrive before
+/// anyone waits (many proposals in flight), and skipping the notify then saves a
+/// futex syscall per answer on the event loop.
+#[derive(Debug)]
+struct Slot<T> {
+    state: State<T>,
+    sleepers: u32,
+}
+
+/// The client's side: wait for the answer.
+#[derive(Debug)]
+pub struct Pending<T> {
+    shared: Arc<Shared<T>>,
+}
+
+/// The loop's side: answer once.
+#[derive(Debug)]
+pub struct Reply<T> {
+    shared: Option<Arc<Shared<T>>>,
+}
+
+/// A fresh slot.
+pub fn slot<T>() -> (Reply<T>, Pending<T>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(Slot {
+            state: State::Waiting,
+            sleepers: 0,
+        }),
+        ready: Condvar::new(),
+    });
+    (
+        Reply {
+            shared: Some(Arc::clone(&shared)),
+        },
+        Pending { shared },
+    )
+}
+
+impl<T> Reply<T> {
+    /// Delivers the answer and wakes the waiter.
+    pub fn send(mut self, value: T) {
+        self.finish(State::Ready(value));
+    }
+
+    fn finish(&mut self, state: State<T>) {
+        if let Some(shared) = self.shared.take() {
+            let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            debug_assert!(matches!(guard.state, State::Waiting));
+            guard.state = state;
+            let sleepers = guard.sleepers;
+            drop(guard);
+            if sleepers > 0 {
+                shared.ready.notify_all();
+            }
+        }
+    }
+}
+
+impl<T> Drop for Reply<T> {
+    fn drop(&mut self) {
+        self.finish(State::Abandoned);
+    }
+}
+
+/// Why no answer came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitError {
+    /// The loop stopped without answering.
+    Abandoned,
+    /// The timeout passed first (the answer may still come).
+    Timeout,
+    /// The answer was already taken.
+    AlreadyTaken,
+}
+
+impl<T> Pending<T> {
+    /// Blocks until the answer comes.
+    pub fn wait(&self) -> Result<T, WaitError> {
+        let mut guard = self.lock();
+        while matches!(guard.state, State::Waiting) {
+            guard.sleepers += 1;
+            guard = self
+                .shared
+                .ready
+                .wait(guard)
+                .unwrap_or_else(|e| e.into_inner());
+            guard.sleepers -= 1;
+        }
+        take(&mut guard.state)
+    }
+
+    /// Blocks until the answer comes or `timeout` passes.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<T, WaitError> {
+        let deadline = clock::now() + timeout;
+        let mut guard = self.lock();
+        while matches!(guard.state, State::Waiting) {
+            let left = clock::time_until(deadline, clock::now());
+            if left.is_zero() {
+                break;
+            }
+            guard.sleepers += 1;
+            guard = self
+                .shared
+                .ready
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            guard.sleepers -= 1;
+        }
+        take(&mut guard.state)
+    }
+
+    /// The answer if it is there, without blocking.
+    pub fn try_take(&self) -> Result<T, WaitError> {
+        take(&mut self.lock().state)
+    }
+
+    /// Whether the answer is there (or will never come).
+    pub fn is_done(&self) -> bool {
+        !matches!(self.lock().state, State::Waiting)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn take<T>(state: &mut State<T>) -> Result<T, WaitError> {
+    match std::mem::replace(state, State::Taken) {
+        State::Ready(value) => Ok(value),
+        State::Waiting => {
+            *state = State::Waiting;
+            Err(WaitError::Timeout)
+        }
+        State::Taken => Err(WaitError::AlreadyTaken),
+        State::Abandoned => {
+            *state = State::Abandoned;
+            Err(WaitError::Abandoned)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_reaches_a_waiting_thread() {
+        let (reply, pending) = slot();
+        let waiter = std::thread::spawn(move || pending.wait());
+        reply.send(5);
+        assert_eq!(waiter.join().unwrap(), Ok(5));
+    }
+
+    #[test]
+    fn a_dropped_reply_abandons_the_wait() {
+        let (reply, pending) = slot::<u32>();
+        assert_eq!(pending.try_take(), Err(WaitError::Timeout));
+        assert!(!pending.is_done());
+        drop(reply);
+        assert_eq!(pending.wait(), Err(WaitError::Abandoned));
+        assert_eq!(
+            pending.wait_timeout(Duration::from_millis(1)),
+            Err(WaitError::Abandoned)
+        );
+    }
+}
