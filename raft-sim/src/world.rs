@@ -510,7 +510,10 @@ impl World {
         if elected {
             self.aim_armed_fault(node);
         }
-        crate::exec::execute(&mut self.hosts[index], &mut self.env, &mut actions);
+        let (before, rest) = self.hosts.split_at_mut(index);
+        let (host, after) = rest.split_first_mut().expect("the node's own host");
+        let peers = crate::exec::Peers { before, after };
+        crate::exec::execute(host, &peers, &mut self.env, &mut actions);
         if let Some(raft) = &self.hosts[index].raft {
             let tail = self.env.logs.verify_tail(node, raft);
             self.env.check(tail);

@@ -11,22 +11,14 @@ use raft_sim::world::Checks;
 /// debug build on two cores (the README gives the timing).
 const SEEDS_DEFAULT: u64 = 500;
 
-/// Compaction stays off in debug-build sweeps until the core bug kept in
-/// `core_regressions::a_leader_may_compact_past_the_first_entry_of_its_term` is fixed:
-/// a debug-only assertion in the core fails whenever a leader compacts. Release
-/// builds draw compaction as usual.
+/// Every parameter as the swarm draws it.
 fn pins() -> Pins {
-    Pins {
-        compact_every: cfg!(debug_assertions).then_some(0),
-        ..Pins::default()
-    }
+    Pins::default()
 }
 
-/// Seeds that fail because of core bugs kept in `core_regressions.rs`: the sweep
-/// reports them but does not fail on them (their own tests do, once un-ignored).
-const KNOWN_CORE_BUG_SEEDS: &[u64] = &[
-    3666, // stale_candidates_do_not_starve_the_only_electable_node (release builds)
-];
+/// Seeds that fail because of open core bugs kept (ignored) in `core_regressions.rs`:
+/// the sweep reports them but does not fail on them. None are open.
+const KNOWN_CORE_BUG_SEEDS: &[u64] = &[];
 
 fn assert_sweep_passes(seeds: std::ops::Range<u64>) {
     let report = sweep(seeds, 2, &pins(), Checks::default(), &|_| {});
