@@ -100,7 +100,7 @@ for mutant in "${mutants[@]}"; do
     build "$work"
     sweep "$work" "$args" "$work/sweep.txt"
     failing_lines "$work/sweep.txt" \
-        | awk 'NR == FNR { known[$1] = 1; next } !($1 in known)' "$known" - \
+        | awk 'FILENAME == ARGV[1] { known[$1] = 1; next } !($1 in known)' "$known" - \
         >"$work/new-failures"
     count="$(wc -l <"$work/new-failures")"
     first="$(awk 'NR == 1 { print substr($0, 1, 110) }' "$work/new-failures")"

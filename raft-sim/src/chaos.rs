@@ -61,8 +61,8 @@ impl World {
         }
     }
 
-    /// `node` just won an election: aim the oldest armed fault at it, a few
-    /// milliseconds from now (before its first entries are replicated).
+    /// `node` just won an election: aim the oldest armed fault at it, up to 20ms from
+    /// now (a window that spans the first rounds of replication).
     pub(crate) fn aim_armed_fault(&mut self, node: NodeId) {
         if self.healed_at.is_some() {
             return;

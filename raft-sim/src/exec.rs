@@ -91,8 +91,49 @@ fn reply(env: &mut Env, client: usize, seq: kv_model::RequestSeq, attempt: u32, 
     env.schedule_in(delay_us, Ev::Reply { client, reply });
 }
 
+/// The other machines, read-only, while one host executes its actions.
+pub(crate) struct Peers<'a> {
+    /// Hosts with smaller ids than the executing one.
+    pub before: &'a [NodeHost],
+    /// Hosts with larger ids.
+    pub after: &'a [NodeHost],
+}
+
+impl Peers<'_> {
+    fn raft(&self, id: NodeId) -> Option<&raft_core::RaftNode> {
+        let slot = id.0 as usize - 1;
+        let host = if slot < self.before.len() {
+            self.before.get(slot)
+        } else {
+            self.after.get(slot - self.before.len() - 1)
+        };
+        host.and_then(|h| h.raft.as_ref())
+    }
+
+    /// The term of the entry at `index` in the log of the leader of `term`, if that
+    /// leader is still in `term` (so its log has only grown since) and holds it.
+    fn leader_term_at(
+        &self,
+        env: &Env,
+        term: raft_core::Term,
+        index: LogIndex,
+    ) -> Option<raft_core::Term> {
+        let leader = env.election.leader_of(term)?;
+        let raft = self.raft(leader)?;
+        if raft.term() != term {
+            return None;
+        }
+        raft.term_at(index)
+    }
+}
+
 /// Carries out `actions` (drained) of `host`'s last step.
-pub(crate) fn execute(host: &mut NodeHost, env: &mut Env, actions: &mut Vec<Action>) {
+pub(crate) fn execute(
+    host: &mut NodeHost,
+    peers: &Peers<'_>,
+    env: &mut Env,
+    actions: &mut Vec<Action>,
+) {
     let node = host.id;
     for action in actions.drain(..) {
         if env.violation.is_some() {
@@ -142,8 +183,15 @@ pub(crate) fn execute(host: &mut NodeHost, env: &mut Env, actions: &mut Vec<Acti
                 );
             }
             Action::Send(msg) => {
-                if let Some(raft) = &host.raft {
-                    let durable = durability::check_send(&msg, host.disk.durable(), raft);
+                if env.checks.durability {
+                    let leader_term_at_match = match &msg.body {
+                        raft_core::MessageBody::AppendResponse(
+                            raft_core::AppendOutcome::Accepted { match_index },
+                        ) => peers.leader_term_at(env, msg.term, *match_index),
+                        _ => None,
+                    };
+                    let durable =
+                        durability::check_send(&msg, host.disk.durable(), leader_term_at_match);
                     env.check(durable);
                 }
                 env.send(&msg);

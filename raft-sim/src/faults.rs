@@ -24,8 +24,8 @@ pub enum PartitionKind {
     MajoritiesRing,
     /// Some links cut in one direction only: messages flow one way.
     OneWay,
-    /// Armed at its time; fires within a few milliseconds of the next election won,
-    /// cutting the new leader off before it has replicated its first entries.
+    /// Armed at its time; fires within 20ms of the next election won, often cutting
+    /// the new leader off before it has replicated its first entries.
     IsolateNextLeader,
 }
 
@@ -36,9 +36,9 @@ pub enum CrashTarget {
     Leader,
     /// A random node that is not the leader.
     Follower,
-    /// Armed at its time; crashes the next node to win an election within a few
-    /// milliseconds of its win, before its first entries are replicated: the moment
-    /// the commit rule of §5.4.2 (Figure 8) exists for.
+    /// Armed at its time; crashes the next node to win an election within 20ms of its
+    /// win, often before its first entries are replicated: the moment the commit
+    /// rule of §5.4.2 (Figure 8) exists for.
     NextLeader,
 }
 

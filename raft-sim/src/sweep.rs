@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use crate::coverage::Coverage;
 use crate::params::{Pins, SimParams};
 use crate::run::{run, Verdict, EXIT_COVERAGE};
-use crate::world::RunOptions;
+use crate::world::{Checks, RunOptions};
 
 /// The outcome of one seed of a sweep.
 #[derive(Clone, Debug)]
@@ -40,12 +40,13 @@ pub struct SweepReport {
     pub coverage: Coverage,
 }
 
-/// Runs every seed in `seeds` on `jobs` threads; `on_done` is called after each
-/// (from the worker thread), for progress.
+/// Runs every seed in `seeds` on `jobs` threads with the `checks` chosen;
+/// `on_done` is called after each (from the worker thread), for progress.
 pub fn sweep(
     seeds: Range<u64>,
     jobs: usize,
     pins: &Pins,
+    checks: Checks,
     on_done: &(dyn Fn(&SeedResult) + Sync),
 ) -> SweepReport {
     let next = AtomicU64::new(seeds.start);
@@ -57,7 +58,7 @@ pub fn sweep(
                 if seed >= seeds.end {
                     break;
                 }
-                let result = run_one(seed, pins);
+                let result = run_one(seed, pins, checks);
                 on_done(&result);
                 results
                     .lock()
@@ -76,9 +77,13 @@ pub fn sweep(
 }
 
 /// Runs one seed of a sweep.
-pub fn run_one(seed: u64, pins: &Pins) -> SeedResult {
+pub fn run_one(seed: u64, pins: &Pins, checks: Checks) -> SeedResult {
     let params = SimParams::draw(seed, pins);
-    let report = run(&params, RunOptions::default());
+    let options = RunOptions {
+        checks,
+        ..RunOptions::default()
+    };
+    let report = run(&params, options);
     let h = report.history;
     SeedResult {
         seed,

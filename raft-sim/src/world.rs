@@ -86,6 +86,7 @@ pub(crate) struct Env {
     pub trace: Trace,
     pub timeline: Option<Timeline>,
     pub violation: Option<Violation>,
+    pub checks: Checks,
     pub proposal_next: u64,
     pub read_next: u64,
 }
@@ -173,9 +174,26 @@ impl Env {
     }
 }
 
+/// Which optional checkers run. Every checker is on by default; turning one off
+/// shows what the others would catch on their own (the mutants script uses it to
+/// show the end-to-end consequence of a durability bug).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checks {
+    /// Check every send against the simulated disk (the persistence contract).
+    pub durability: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks { durability: true }
+    }
+}
+
 /// How a run is observed.
 #[derive(Debug, Default)]
 pub struct RunOptions {
+    /// Which optional checkers run.
+    pub checks: Checks,
     /// Where trace lines go.
     pub trace: Trace,
     /// Record a timeline for `--timeline`.
@@ -247,6 +265,7 @@ impl World {
             trace: options.trace,
             timeline: options.timeline.then(Timeline::new),
             violation: None,
+            checks: options.checks,
             proposal_next: 1,
             read_next: 1,
             streams,
@@ -491,7 +510,10 @@ impl World {
         if elected {
             self.aim_armed_fault(node);
         }
-        crate::exec::execute(&mut self.hosts[index], &mut self.env, &mut actions);
+        let (before, rest) = self.hosts.split_at_mut(index);
+        let (host, after) = rest.split_first_mut().expect("the node's own host");
+        let peers = crate::exec::Peers { before, after };
+        crate::exec::execute(host, &peers, &mut self.env, &mut actions);
         if let Some(raft) = &self.hosts[index].raft {
             let tail = self.env.logs.verify_tail(node, raft);
             self.env.check(tail);

@@ -2,12 +2,9 @@
 
 use raft_sim::params::{Pins, SimParams};
 
-/// Compaction off until the core bug in core_regressions.rs is fixed (debug builds).
+/// Every parameter as the swarm draws it.
 fn pins() -> Pins {
-    Pins {
-        compact_every: Some(0),
-        ..Pins::default()
-    }
+    Pins::default()
 }
 use raft_sim::run::run;
 use raft_sim::world::RunOptions;

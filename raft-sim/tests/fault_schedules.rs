@@ -53,8 +53,6 @@ proptest! {
         let pins = Pins {
             nodes: Some(nodes),
             fault_phase_ms: Some(PHASE_MS),
-            // Off until the core bug in core_regressions.rs is fixed (debug builds).
-            compact_every: Some(0),
             ..Pins::default()
         };
         let params = SimParams::draw(world_seed, &pins);

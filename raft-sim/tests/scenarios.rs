@@ -12,7 +12,7 @@ fn calm(nodes: u32) -> Pins {
         loss_percent: Some(0.0),
         duplicate_percent: Some(0.0),
         fault_phase_ms: Some(2_000),
-        // Off until the core bug in core_regressions.rs is fixed (debug builds).
+        // Compaction only where a test asks for it.
         compact_every: Some(0),
         ..Pins::default()
     }
@@ -83,7 +83,6 @@ fn a_calm_world_elects_one_leader_and_completes_everything() {
 }
 
 #[test]
-#[ignore = "core bug: see core_regressions::a_leader_may_compact_past_the_first_entry_of_its_term"]
 fn compaction_and_snapshot_install_keep_the_state_machines_equal() {
     let pins = Pins {
         compact_every: Some(5),

@@ -13,7 +13,7 @@ use raft_sim::params::{Pins, SimParams};
 use raft_sim::run::{install_quiet_panic_hook, run, Verdict, EXIT_DETERMINISM};
 use raft_sim::sweep::{run_one, sweep};
 use raft_sim::trace::Trace;
-use raft_sim::world::RunOptions;
+use raft_sim::world::{Checks, RunOptions};
 
 /// Deterministic fault simulator for raft-core: one seed, one world, every Raft
 /// promise checked.
@@ -32,12 +32,17 @@ struct Cli {
     /// Print every event and action as it happens (with --seed).
     #[arg(long, requires = "seed")]
     trace: bool,
-    /// Write a space-time diagram of the run as SVG (with --seed).
+    /// Write a space-time diagram of the run as SVG, or as a page if the file name
+    /// ends in .html (with --seed).
     #[arg(long, value_name = "FILE.svg", requires = "seed")]
     timeline: Option<std::path::PathBuf>,
     /// Horizontal scale of the timeline.
     #[arg(long, default_value_t = 0.5)]
     timeline_px_per_ms: f64,
+    /// Skip the persistence-contract checker, to see what the end-to-end checkers
+    /// catch on their own.
+    #[arg(long)]
+    skip_durability_check: bool,
     /// Run each seed twice and compare the trace digests.
     #[arg(long)]
     check_determinism: bool,
@@ -119,6 +124,12 @@ fn parse_range(text: &str) -> Result<Range<u64>, String> {
 }
 
 impl Cli {
+    fn checks(&self) -> Checks {
+        Checks {
+            durability: !self.skip_durability_check,
+        }
+    }
+
     fn pins(&self) -> Pins {
         Pins {
             nodes: self.nodes,
@@ -159,6 +170,7 @@ fn main() -> ExitCode {
 fn run_seed(cli: &Cli, seed: u64) -> i32 {
     let params = SimParams::draw(seed, &cli.pins());
     let options = RunOptions {
+        checks: cli.checks(),
         trace: if cli.trace { Trace::Stdout } else { Trace::Off },
         timeline: cli.timeline.is_some(),
         plan: None,
@@ -173,7 +185,18 @@ fn run_seed(cli: &Cli, seed: u64) -> i32 {
             cli.timeline_px_per_ms,
             &title,
         );
-        if let Err(e) = std::fs::write(path, svg) {
+        // An .html file wraps the same SVG in a page (browsers scroll it comfortably).
+        let is_html = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("html"));
+        let contents = if is_html {
+            format!(
+                "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>raft-sim seed {seed}</title></head><body>\n{svg}</body></html>\n"
+            )
+        } else {
+            svg
+        };
+        if let Err(e) = std::fs::write(path, contents) {
             eprintln!("raft-sim: cannot write {}: {e}", path.display());
         }
     }
@@ -182,6 +205,7 @@ fn run_seed(cli: &Cli, seed: u64) -> i32 {
         let replay = run(
             &params,
             RunOptions {
+                checks: cli.checks(),
                 trace: Trace::ring(cli.failure_context),
                 ..RunOptions::default()
             },
@@ -196,7 +220,13 @@ fn run_seed(cli: &Cli, seed: u64) -> i32 {
         println!("replay: raft-sim --seed {seed} --trace");
     }
     if cli.check_determinism {
-        let again = run(&params, RunOptions::default());
+        let again = run(
+            &params,
+            RunOptions {
+                checks: cli.checks(),
+                ..RunOptions::default()
+            },
+        );
         if again.digest != report.digest || again.to_string() != report.to_string() {
             println!(
                 "DETERMINISM FAILURE: seed {seed} gave digests {:016x} and {:016x}",
@@ -223,7 +253,7 @@ fn run_sweep(cli: &Cli, seeds: Range<u64>) -> i32 {
     }
     let failed = std::sync::atomic::AtomicU64::new(0);
     let started = Instant::now();
-    let report = sweep(seeds.clone(), cli.jobs, &pins, &|result| {
+    let report = sweep(seeds.clone(), cli.jobs, &pins, cli.checks(), &|result| {
         if result.verdict != Verdict::Pass {
             failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -247,7 +277,7 @@ fn run_sweep(cli: &Cli, seeds: Range<u64>) -> i32 {
     let mut code = report.exit_code();
     if cli.check_determinism {
         for result in &report.results {
-            let again = run_one(result.seed, &pins);
+            let again = run_one(result.seed, &pins, cli.checks());
             if again.digest != result.digest {
                 println!("DETERMINISM FAILURE: seed {}", result.seed);
                 code = EXIT_DETERMINISM;

@@ -4,23 +4,31 @@
 //! - a granted vote: the durable hard state holds the message's term and the vote, or
 //!   a later term (hard states are written in order, so the vote was durable before
 //!   it, and a node never votes again in a term it has left);
-//! - an append acknowledgement: the durable log holds the acknowledged entry, with the
-//!   term the node's log has for it, and the term is durable;
+//! - an append acknowledgement: the durable log reaches the acknowledged index and
+//!   holds there the entry of the leader it answers (the leader of the message's
+//!   term, whose log only grows within its term), and the term is durable. The
+//!   sender's own log is not the reference: an acknowledgement held until its write
+//!   was durable may go out after the node moved to a newer term and began
+//!   overwriting that entry in memory, and it is still true of what is durable;
 //! - an append rejection: the term it carries is durable (a rejection after a term
 //!   change);
 //! - a completed snapshot install: the durable log (snapshot included) reaches it.
 
 use raft_core::{AppendOutcome, Message, MessageBody};
 
-use super::{LogView, Violation, ViolationKind};
+use raft_core::Term;
+
+use super::{Violation, ViolationKind};
 use crate::disk::DurableState;
 
 /// Checks one message `msg` about to be sent by `msg.from`, whose durable state is
-/// `durable` and whose in-memory log is `view`.
+/// `durable`. For an append acknowledgement, `leader_term_at_match` is the term of the
+/// entry at the acknowledged index in the log of the leader of `msg.term` (None when
+/// that is unknown: the leader compacted it, or left the term).
 pub fn check_send(
     msg: &Message,
     durable: &DurableState,
-    view: &impl LogView,
+    leader_term_at_match: Option<Term>,
 ) -> Result<(), Violation> {
     let fail = |detail: String| {
         Err(Violation::at_node(
@@ -51,15 +59,16 @@ pub fn check_send(
             }
             if let AppendOutcome::Accepted { match_index } = outcome {
                 // The durable log (snapshot included) must reach the acknowledged
-                // entry, and agree with memory on its term where memory still has it
-                // (a compacted entry is committed, so its term cannot differ).
-                let in_memory = view.term_at(*match_index);
+                // entry, and hold the leader's entry there where both are known (a
+                // compacted entry is committed, so its term cannot differ).
                 let on_disk = durable.term_at(*match_index);
                 let reaches = durable.last_index() >= *match_index;
-                let disagrees = in_memory.is_some() && on_disk.is_some() && in_memory != on_disk;
+                let disagrees = leader_term_at_match.is_some()
+                    && on_disk.is_some()
+                    && leader_term_at_match != on_disk;
                 if !reaches || disagrees {
                     return fail(format!(
-                        "acknowledged {match_index} (term {in_memory:?} in memory) while the disk holds {on_disk:?} there and ends at {}",
+                        "acknowledged {match_index} (the leader holds {leader_term_at_match:?} there) while the disk holds {on_disk:?} there and ends at {}",
                         durable.last_index()
                     ));
                 }
@@ -105,14 +114,17 @@ mod tests {
     #[test]
     fn a_vote_granted_before_it_is_durable_is_caught() {
         let mut durable = DurableState::default();
-        let log = FakeLog::default();
-        let v = check_send(&msg(1, grant()), &durable, &log).unwrap_err();
+        let v = check_send(&msg(1, grant()), &durable, None).unwrap_err();
         assert_eq!(v.kind, ViolationKind::Durability);
         durable.hard_state = HardState {
             term: Term(1),
             voted_for: Some(NodeId(2)),
         };
-        check_send(&msg(1, grant()), &durable, &log).unwrap();
+        check_send(&msg(1, grant()), &durable, None).unwrap();
+        // A grant released after the node moved on to a later term is fine.
+        durable.hard_state.term = Term(2);
+        durable.hard_state.voted_for = None;
+        check_send(&msg(1, grant()), &durable, None).unwrap();
     }
 
     #[test]
@@ -129,15 +141,17 @@ mod tests {
                 }),
             )
         };
-        check_send(&ack(1), &durable, &log).unwrap();
-        let v = check_send(&ack(2), &durable, &log).unwrap_err();
+        check_send(&ack(1), &durable, Some(Term(1))).unwrap();
+        let v = check_send(&ack(2), &durable, Some(Term(1))).unwrap_err();
         assert!(v.detail.contains("acknowledged i2"), "{}", v.detail);
+        // The disk holds another entry than the leader's at the acknowledged index.
+        let v = check_send(&ack(1), &durable, Some(Term(2))).unwrap_err();
+        assert!(v.detail.contains("the leader holds"), "{}", v.detail);
     }
 
     #[test]
     fn pre_votes_and_refusals_need_nothing_durable() {
         let durable = DurableState::default();
-        let log = FakeLog::default();
         let refusal = MessageBody::VoteResponse {
             pre_vote: false,
             granted: false,
@@ -146,7 +160,7 @@ mod tests {
             pre_vote: true,
             granted: true,
         };
-        check_send(&msg(5, refusal), &durable, &log).unwrap();
-        check_send(&msg(5, pre_vote), &durable, &log).unwrap();
+        check_send(&msg(5, refusal), &durable, None).unwrap();
+        check_send(&msg(5, pre_vote), &durable, None).unwrap();
     }
 }
