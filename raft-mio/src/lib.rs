@@ -58,6 +58,7 @@ pub mod committed;
 pub mod config;
 pub mod error;
 mod fsync_thread;
+pub mod members;
 mod node;
 mod outlet;
 mod reply;
@@ -68,5 +69,6 @@ pub use client::{AppendError, Client, LeaderHint, NodeStatus, Proposal, ReadErro
 pub use committed::{Committed, CommittedStream};
 pub use config::{ConfigError, Listen, RaftConfig};
 pub use error::{LoopError, StartError};
+pub use members::{AddrTable, MemberAddrs};
 pub use node::{run, Flow, NodeLoop};
 pub use transport::PeerConnection;

@@ -17,7 +17,7 @@
 //!    rest.
 //! 6. Hand the applied entries to the committed stream, answer clients, flush again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Waker};
 use raft_core::{
-    Action, DropReason, Entry, EntryPayload, Event, LogIndex, Message, NodeId, ProposalId,
-    RaftNode, ReadId, SharedBytes,
+    Action, DropReason, Entry, EntryPayload, Event, LogIndex, Membership, MembershipChange,
+    Message, NodeId, ProposalId, RaftNode, ReadId, RoleKind, SharedBytes, Term,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -40,6 +40,10 @@ use crate::committed::{CommittedStream, Delivery};
 use crate::config::{Listen, RaftConfig};
 use crate::error::{LoopError, StartError};
 use crate::fsync_thread::FsyncThreads;
+use crate::members::{
+    decode_entry, encode_record, unwrap_snapshot, wrap_snapshot, AddrTable, Directory, Payload,
+    TAG_ADDRS,
+};
 use crate::outlet::Outlet;
 use crate::reply::Reply;
 use crate::storage::{Storage, SyncStart};
@@ -86,7 +90,19 @@ pub struct NodeLoop {
     next_read_id: u64,
     apply_batch: Vec<Entry>,
     applied_index: LogIndex,
-    peer_addrs: BTreeMap<NodeId, String>,
+    /// The configuration of the newest membership entry applied (or of the snapshot).
+    applied_membership: Membership,
+    /// The newest term this node has applied an entry of: once a leader has applied
+    /// one of its own, its address table reflects every record committed before it.
+    applied_term: Term,
+    /// Where the members are (see [`crate::members`]).
+    directory: Directory,
+    /// Address records this node proposed whose fate is not known yet.
+    records_in_flight: BTreeSet<ProposalId>,
+    /// Membership changes proposed here whose fate is not known yet.
+    changes_in_flight: BTreeSet<ProposalId>,
+    /// Whether a leader should check that the address table covers every member.
+    publish_check_due: bool,
     listen_addr: SocketAddr,
     proposal_batch_max: usize,
     requests_per_turn_max: usize,
@@ -105,7 +121,24 @@ impl NodeLoop {
         config.validate().map_err(StartError::Config)?;
         let (storage, restored) =
             Storage::open(&config.data_dir, config.storage.clone()).map_err(StartError::Storage)?;
-        let snapshot = restored.snapshot.clone();
+        let mut directory = Directory::new(config.id, config.member_addrs());
+        let mut applied_membership = Membership {
+            voters: config.core.initial_voters.clone(),
+            voters_outgoing: Default::default(),
+            learners: config.core.initial_learners.clone(),
+        };
+        let mut restore = None;
+        if let Some(snapshot) = &restored.snapshot {
+            // The snapshot's data is raft-mio's envelope: the address table as of its
+            // index, then the application's state.
+            let (table, app) = unwrap_snapshot(&snapshot.data).map_err(StartError::Snapshot)?;
+            directory.restore(snapshot.meta.last_index, table);
+            applied_membership = snapshot.meta.membership.clone();
+            restore = Some(Delivery::Restore {
+                meta: snapshot.meta.clone(),
+                data: app,
+            });
+        }
         let core = RaftNode::new(config.core.clone(), restored).map_err(StartError::Core)?;
         let listener = bind_listener(&config)?;
         let listen_addr = listener
@@ -132,19 +165,18 @@ impl NodeLoop {
         let (tx, rx) = sync_channel(config.client_queue_max);
         let wake_pending = Arc::new(AtomicBool::new(false));
         let (committed_tx, committed_rx) = sync_channel(config.committed_queue_max);
-        let mut applied_index = LogIndex(0);
-        if let Some(snapshot) = snapshot {
-            applied_index = snapshot.meta.last_index;
-            let _ = committed_tx.send(Delivery::Restore {
-                meta: snapshot.meta,
-                data: snapshot.data,
-            });
+        let applied_index = restore.as_ref().map_or(LogIndex(0), |r| match r {
+            Delivery::Restore { meta, .. } => meta.last_index,
+            Delivery::Entries(_) => unreachable!("a restore"),
+        });
+        if let Some(restore) = restore {
+            let _ = committed_tx.send(restore);
         }
         tracing::info!(
             node = %config.id, %listen_addr, data_dir = %config.data_dir.display(),
             term = %core.term(), last_index = %core.last_index(), "raft node started"
         );
-        let node = NodeLoop {
+        let mut node = NodeLoop {
             core,
             storage,
             fsync,
@@ -167,19 +199,22 @@ impl NodeLoop {
             next_read_id: 1,
             apply_batch: Vec::new(),
             applied_index,
-            peer_addrs: config.peers.clone(),
+            applied_membership,
+            applied_term: Term(0),
+            directory,
+            records_in_flight: BTreeSet::new(),
+            changes_in_flight: BTreeSet::new(),
+            publish_check_due: false,
             listen_addr,
             proposal_batch_max: config.proposal_batch_max,
             requests_per_turn_max: config.client_queue_max,
             requests_left: false,
             shutting_down: false,
         };
-        let client = Client::new(
-            Mailbox::new(tx, waker, wake_pending),
-            None,
-            listen_addr,
-            config.peers,
-        );
+        // The log may have added members the configuration does not name, or removed
+        // some it does.
+        node.reconcile_peers();
+        let client = Client::new(Mailbox::new(tx, waker, wake_pending), None, listen_addr);
         Ok((node, client, CommittedStream::new(committed_rx)))
     }
 
@@ -219,6 +254,7 @@ impl NodeLoop {
         self.take_finished_sync()?;
         self.step_gathered(now);
         self.execute_actions()?;
+        self.maybe_publish_addrs();
         // The leader's entries go out while it syncs its own copy.
         self.transport.flush(self.poll.registry(), now);
         self.group_commit()?;
@@ -294,8 +330,7 @@ impl NodeLoop {
     fn on_request(&mut self, request: Request, now: Instant) {
         match request {
             Request::Propose { command, reply } => {
-                let id = ProposalId(self.next_proposal_id);
-                self.next_proposal_id += 1;
+                let id = self.next_proposal();
                 self.pending_proposals.insert(id, reply);
                 self.proposals.push((id, command));
             }
@@ -313,29 +348,99 @@ impl NodeLoop {
                 changes,
                 addrs,
                 reply,
-            } => {
-                for (id, addr) in addrs {
-                    if id != self.core.id() {
-                        self.transport.add_peer(id, addr.clone(), now);
-                    }
-                    self.peer_addrs.insert(id, addr);
+            } => self.on_change_membership(changes, addrs, reply, now),
+            Request::PublishAddrs { addrs, reply } => {
+                for (id, member) in &addrs {
+                    self.directory.stage(*id, member.clone());
                 }
-                let id = ProposalId(self.next_proposal_id);
-                self.next_proposal_id += 1;
+                let id = self.propose_record(addrs);
                 self.pending_proposals.insert(id, reply);
-                self.other_events
-                    .push(Event::ChangeMembership { id, changes });
             }
             Request::Compact { up_to, data } => {
+                // The snapshot carries the address table as it was at `up_to`.
+                let data = wrap_snapshot(self.directory.at(up_to), &data);
                 self.other_events.push(Event::Compact { up_to, data })
             }
-            Request::SetPeerAddress { id, addr } => {
-                if id != self.core.id() {
-                    self.transport.add_peer(id, addr.clone(), now);
-                }
-                self.peer_addrs.insert(id, addr);
-            }
             Request::Shutdown => self.shutting_down = true,
+        }
+    }
+
+    /// A membership change: the new members' addresses are dialed at once and
+    /// proposed as an address record just before the change (see [`crate::members`]).
+    fn on_change_membership(
+        &mut self,
+        changes: Vec<MembershipChange>,
+        addrs: AddrTable,
+        reply: Reply<Result<LogIndex, AppendError>>,
+        now: Instant,
+    ) {
+        let me = self.core.id();
+        for (id, member) in &addrs {
+            if *id != me {
+                self.transport.add_peer(*id, member.raft.clone(), now);
+            }
+            self.directory.stage(*id, member.clone());
+        }
+        let mut members = self.core.membership().members();
+        for change in &changes {
+            match *change {
+                MembershipChange::AddLearner(id) | MembershipChange::AddVoter(id) => {
+                    members.insert(id);
+                }
+                MembershipChange::Remove(id) => {
+                    members.remove(&id);
+                }
+            }
+        }
+        // Before the leader has applied an entry of its term, its table may miss
+        // committed records, and what it would publish could undo them; the change
+        // is refused then anyway (no configuration entry before the leader commits
+        // in its term), and the publishing check covers the rest later.
+        if self.applied_term == self.core.term() {
+            let record = self.directory.record_for(&members, &addrs);
+            if !record.is_empty() {
+                self.propose_record(record);
+            }
+        }
+        let id = self.next_proposal();
+        self.pending_proposals.insert(id, reply);
+        self.changes_in_flight.insert(id);
+        self.other_events
+            .push(Event::ChangeMembership { id, changes });
+    }
+
+    fn next_proposal(&mut self) -> ProposalId {
+        let id = ProposalId(self.next_proposal_id);
+        self.next_proposal_id += 1;
+        id
+    }
+
+    /// Proposes an address record (a command entry in raft-mio's envelope); its
+    /// proposal id, whose outcome the loop follows.
+    fn propose_record(&mut self, record: AddrTable) -> ProposalId {
+        debug_assert!(!record.is_empty());
+        let id = self.next_proposal();
+        tracing::info!(node = %self.core.id(), members = ?record.keys().collect::<Vec<_>>(), "publishing members' addresses");
+        self.records_in_flight.insert(id);
+        let command = encode_record(&record);
+        self.other_events.push(Event::Propose { id, command });
+        id
+    }
+
+    /// On a leader that has applied an entry of its term and has no record in
+    /// flight: publishes what the address table lacks (see [`crate::members`]).
+    fn maybe_publish_addrs(&mut self) {
+        if !self.publish_check_due || !self.records_in_flight.is_empty() {
+            return;
+        }
+        self.publish_check_due = false;
+        if self.core.role() != RoleKind::Leader || self.applied_term != self.core.term() {
+            return;
+        }
+        let members = self.core.membership().members();
+        let record = self.directory.record_for(&members, &AddrTable::new());
+        if !record.is_empty() {
+            self.propose_record(record);
         }
     }
 
@@ -417,21 +522,16 @@ impl NodeLoop {
 
     fn execute(&mut self, action: Action) -> Result<(), LoopError> {
         match action {
-            Action::PersistHardState { .. }
-            | Action::AppendToLog { .. }
-            | Action::PersistSnapshot { .. } => {
+            Action::PersistHardState { .. } | Action::AppendToLog { .. } => {
+                self.storage.write(&action).map_err(LoopError::Storage)?;
+            }
+            Action::PersistSnapshot { ref snapshot, .. } => {
+                self.directory.compact(snapshot.meta.last_index);
                 self.storage.write(&action).map_err(LoopError::Storage)?;
             }
             Action::Send(message) => self.transport.send(&message),
             Action::Apply(entries) => self.on_apply(entries),
-            Action::RestoreSnapshot(snapshot) => {
-                self.deliver_applies();
-                self.applied_index = snapshot.meta.last_index;
-                self.deliver(Delivery::Restore {
-                    meta: snapshot.meta,
-                    data: snapshot.data,
-                });
-            }
+            Action::RestoreSnapshot(snapshot) => self.on_restore(*snapshot)?,
             Action::ReadReady { id, read_index } => {
                 // The application must see the applies this read depends on first.
                 self.deliver_applies();
@@ -447,17 +547,24 @@ impl NodeLoop {
             Action::ProposalAccepted { .. } => {}
             Action::ProposalCommitted { id, index } => {
                 self.deliver_applies();
+                self.forget_proposal(id);
                 if let Some(reply) = self.pending_proposals.remove(&id) {
                     reply.send(Ok(index));
                 }
             }
             Action::ProposalDropped { id, reason } => {
+                if self.forget_proposal(id) {
+                    // A refused change leaves no member behind: the nodes it would
+                    // have added are no longer dialed.
+                    self.reconcile_peers();
+                }
                 if let Some(reply) = self.pending_proposals.remove(&id) {
                     reply.send(Err(self.append_error(reason)));
                 }
             }
             Action::RoleChanged { role, term } => {
                 tracing::info!(node = %self.core.id(), %role, %term, "role changed");
+                self.publish_check_due |= role == RoleKind::Leader;
             }
             Action::LeaderChanged { leader, term } => {
                 tracing::info!(node = %self.core.id(), leader = ?leader, %term, "leader changed");
@@ -472,6 +579,16 @@ impl NodeLoop {
         Ok(())
     }
 
+    /// Forgets a decided proposal of the loop's own; whether it was a membership
+    /// change.
+    fn forget_proposal(&mut self, id: ProposalId) -> bool {
+        if self.records_in_flight.remove(&id) {
+            // Committed, it is applied by now; dropped, it must be published again.
+            self.publish_check_due = true;
+        }
+        self.changes_in_flight.remove(&id)
+    }
+
     fn on_apply(&mut self, entries: Vec<Entry>) {
         let Some(last) = entries.last() else { return };
         debug_assert!(
@@ -479,38 +596,95 @@ impl NodeLoop {
             "applies are consecutive"
         );
         self.applied_index = last.index;
-        let membership_changed = entries
-            .iter()
-            .any(|e| matches!(e.payload, EntryPayload::Membership(_)));
+        if last.term == self.core.term() && self.applied_term != last.term {
+            self.applied_term = last.term;
+            self.publish_check_due = true;
+        }
+        let mut peers_changed = false;
+        for entry in &entries {
+            peers_changed |= self.apply_to_directory(entry);
+        }
         if self.apply_batch.is_empty() {
             self.apply_batch = entries;
         } else {
             self.apply_batch.extend(entries);
         }
-        if membership_changed {
+        if peers_changed {
             self.reconcile_peers();
+            self.publish_check_due = true;
         }
     }
 
-    /// Brings the transport in line with the membership in force: members are heard
-    /// (and dialed, where their address is known); removed nodes are dropped.
-    fn reconcile_peers(&mut self) {
-        let members = self.core.membership().members();
-        let me = self.core.id();
-        for id in members.iter().copied().filter(|id| *id != me) {
-            self.transport.allow_peer(id);
+    /// Applies a configuration or address record to the directory; whether the
+    /// transport must follow.
+    fn apply_to_directory(&mut self, entry: &Entry) -> bool {
+        match &entry.payload {
+            EntryPayload::Membership(membership) => {
+                self.directory.apply_membership(entry.index, membership);
+                self.applied_membership = (**membership).clone();
+                true
+            }
+            EntryPayload::Command(bytes) if bytes.first() == Some(&TAG_ADDRS) => {
+                match decode_entry(bytes) {
+                    Payload::Record(record) => {
+                        !self.directory.apply_record(entry.index, record).is_empty()
+                    }
+                    Payload::Command(_) | Payload::Invalid(_) => {
+                        tracing::warn!(node = %self.core.id(), index = %entry.index, "an address record that does not decode; ignored");
+                        false
+                    }
+                }
+            }
+            EntryPayload::Command(_) | EntryPayload::Noop => false,
         }
-        let removed: Vec<NodeId> = self
-            .peer_addrs
-            .keys()
-            .filter(|id| !members.contains(id) && **id != me)
-            .copied()
-            .collect();
-        for id in removed {
-            tracing::info!(node = %me, peer = %id, "peer removed from the membership");
-            self.transport
-                .remove_peer(id, self.poll.registry(), clock::now());
-            self.peer_addrs.remove(&id);
+    }
+
+    /// A follower installed the leader's snapshot: the application restores its
+    /// state, the directory its table.
+    fn on_restore(&mut self, snapshot: raft_core::Snapshot) -> Result<(), LoopError> {
+        self.deliver_applies();
+        let (table, app) = unwrap_snapshot(&snapshot.data).map_err(LoopError::Snapshot)?;
+        tracing::info!(
+            node = %self.core.id(), last_index = %snapshot.meta.last_index,
+            bytes = snapshot.data.len(), "restoring a snapshot from the leader"
+        );
+        self.directory.restore(snapshot.meta.last_index, table);
+        self.applied_membership = snapshot.meta.membership.clone();
+        self.applied_index = snapshot.meta.last_index;
+        self.deliver(Delivery::Restore {
+            meta: snapshot.meta,
+            data: app,
+        });
+        self.reconcile_peers();
+        self.publish_check_due = true;
+        Ok(())
+    }
+
+    /// Brings the transport in line with the membership: members are heard and
+    /// dialed (at their address in the directory, which may have changed); nodes
+    /// that are members neither of the newest configuration in the log nor of the
+    /// newest one applied are dropped, and their connections closed. A node that is
+    /// waiting to be added (it knows no membership yet) keeps its configured peers.
+    fn reconcile_peers(&mut self) {
+        let mut members = self.core.membership().members();
+        members.extend(self.applied_membership.members());
+        if members.is_empty() {
+            return;
+        }
+        let me = self.core.id();
+        let now = clock::now();
+        self.directory.retain_staged(&members);
+        for id in members.iter().copied().filter(|id| *id != me) {
+            match self.directory.get(id) {
+                Some(addrs) => self.transport.add_peer(id, addrs.raft.clone(), now),
+                None => self.transport.allow_peer(id),
+            }
+        }
+        for id in self.transport.known_peers() {
+            if !members.contains(&id) {
+                tracing::info!(node = %me, peer = %id, "peer removed from the membership; closing its connections");
+                self.transport.remove_peer(id, self.poll.registry(), now);
+            }
         }
     }
 
@@ -528,9 +702,13 @@ impl NodeLoop {
     }
 
     fn leader_hint(&self, leader: Option<NodeId>) -> Option<LeaderHint> {
-        leader.map(|id| LeaderHint {
-            id,
-            addr: self.peer_addrs.get(&id).cloned(),
+        leader.map(|id| {
+            let addrs = self.directory.get(id);
+            LeaderHint {
+                id,
+                addr: addrs.map(|a| a.raft.clone()),
+                app_addrs: addrs.map(|a| a.app.clone()).unwrap_or_default(),
+            }
         })
     }
 
@@ -555,7 +733,14 @@ impl NodeLoop {
             last_index: core.last_index,
             persisted_index: core.persisted_index,
             snapshot_index: core.snapshot_index,
+            members: core
+                .membership
+                .members()
+                .into_iter()
+                .filter_map(|id| Some((id, self.directory.get(id)?.clone())))
+                .collect(),
             membership: core.membership,
+            applied_membership: self.applied_membership.clone(),
             peers: self.transport.peer_status(),
             replication: core.peers,
             listen_addr: self.listen_addr,
