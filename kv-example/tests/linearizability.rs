@@ -274,6 +274,7 @@ fn with_partitions_and_leader_kills(run: Duration) {
     let options = NodeOptions {
         no_fsync: false,
         extra_args: vec!["--request-timeout-ms".into(), "1000".into()],
+        ..NodeOptions::default()
     };
     std::thread::scope(|scope| {
         scope
