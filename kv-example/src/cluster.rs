@@ -414,8 +414,11 @@ fn ask_leader(layout: &Layout, line: &str) -> Result<String, String> {
         .client_addr
         .clone();
     for _ in 0..LEADER_REDIRECTS_MAX {
-        let answer = TextClient::connect(&addr, MEMBERSHIP_REQUEST_TIMEOUT)
-            .and_then(|mut c| c.request(line))
+        let answer = TextClient::connect(&addr, STATUS_TIMEOUT)
+            .and_then(|mut c| {
+                c.set_timeout(MEMBERSHIP_REQUEST_TIMEOUT)?;
+                c.request(line)
+            })
             .map_err(|e| format!("no answer from {addr}: {e}"))?;
         match answer {
             Answer::Ok(text) => return Ok(text),
