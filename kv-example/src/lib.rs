@@ -24,8 +24,8 @@
 //! local cluster of processes, its console), [`process`] and [`layout`] (starting
 //! node processes), [`api`] (what front ends ask of a node), [`service`] (that, over
 //! Raft), [`membership`] (adding and removing nodes), [`replica`] (the applied
-//! store), [`protocol`], [`line`] and [`text`] (the line protocol), [`http`],
-//! [`client`] (a blocking line-protocol client), [`bench`], [`addrs`] (who is where).
+//! store), [`protocol`], [`line`](mod@line) and [`text`] (the line protocol), [`http`],
+//! [`client`] (a blocking line-protocol client), [`bench`](mod@bench), [`addrs`] (who is where).
 //!
 //! ## Membership
 //! Nodes are added and removed at runtime (`add-node`, `remove-node` on the text

@@ -1,4 +1,4 @@
-//! The text front end: the [`protocol`](crate::protocol) over TCP, one request line
+//! The text front end: the [`protocol`] over TCP, one request line
 //! in, one answer line out, as many as the client likes on one connection.
 
 use std::io::{BufReader, BufWriter, Write};

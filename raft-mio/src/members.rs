@@ -24,9 +24,9 @@
 //! - A record only adds or replaces addresses; it never removes one. Applying a
 //!   configuration entry removes every node that is not a member of it, which keeps
 //!   the table bounded by the membership.
-//! - Lookups ([`Directory::get`]) try the replicated table, then addresses given to
-//!   a change request on this node (a leader dials a new member before its record
-//!   commits), then the node's configuration.
+//! - Lookups try the replicated table, then addresses given to a change request on
+//!   this node (a leader dials a new member before its record commits), then the
+//!   node's configuration.
 
 use std::collections::{BTreeMap, BTreeSet};
 
