@@ -9,11 +9,20 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use kv_example::client::{Answer, TextClient};
 use kv_example::layout::Layout;
 use support::{exe, wait_for, REQUEST_TIMEOUT, WAIT_MAX};
+
+/// The tests of this file run one at a time: between choosing its free ports and its
+/// nodes binding them, a test must not have another test choose the same ones.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Three first ports `p` such that `p` to `p+nodes-1` are all free now (and all the
 /// ports distinct): the raft, text and HTTP ports of a cluster of `nodes` nodes.
@@ -151,6 +160,7 @@ fn leader_of(line: &str) -> u64 {
 
 #[test]
 fn the_readme_session_the_console_and_a_restart_of_the_whole_cluster() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let ports = free_port_runs(3);
@@ -251,6 +261,7 @@ fn the_readme_session_the_console_and_a_restart_of_the_whole_cluster() {
 
 #[test]
 fn the_console_adds_and_removes_nodes_and_the_next_run_keeps_the_membership() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let ports = free_port_runs(4);
