@@ -11,14 +11,16 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::cli::ClusterArgs;
 use crate::client::{Answer, TextClient};
 use crate::console::{self, ConsoleCommand, Target};
 use crate::layout::{Layout, NodeOptions, NodeSpec};
 use crate::membership::MEMBERSHIP_CHANGE_TIMEOUT;
 use crate::process::{NodeProcess, Stopped};
+
+mod saved;
+
+use saved::{saved_membership_path, SavedMembership, SavedNode};
 
 /// How long a node may take to stop cleanly before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -344,49 +346,6 @@ impl Supervisor {
         if let Err(e) = (SavedMembership { nodes }).store(&path) {
             println!("cannot save the membership to {}: {e}", path.display());
         }
-    }
-}
-
-/// Where the console saves the membership after a change.
-fn saved_membership_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("cluster.json")
-}
-
-/// The local cluster's membership, as the console last changed it.
-#[derive(Debug, Serialize, Deserialize)]
-struct SavedMembership {
-    nodes: Vec<SavedNode>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct SavedNode {
-    id: u64,
-    raft_addr: String,
-    client_addr: String,
-    http_addr: String,
-    data_dir: PathBuf,
-    /// The `kv-example node` arguments of a node that runs here.
-    args: Option<Vec<String>>,
-}
-
-impl SavedMembership {
-    fn load(path: &Path) -> Result<Option<SavedMembership>, String> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-        };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| format!("{} is not a saved membership: {e}", path.display()))
-    }
-
-    /// Writes the file whole or not at all (a temporary file renamed over it).
-    fn store(&self, path: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        let temporary = path.with_extension("json.tmp");
-        std::fs::write(&temporary, text)?;
-        std::fs::rename(&temporary, path)
     }
 }
 
