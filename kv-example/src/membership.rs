@@ -1,5 +1,7 @@
 //! Membership changes as the front ends ask for them: add a node (as a learner,
-//! then, once it has caught up, as a voter) and remove one.
+//! then, once it has caught up, as a voter) and remove one. Adding a node that is a
+//! member already publishes the given addresses if the replicated table has others
+//! (a node that moved), so `add-node` also re-addresses.
 //!
 //! Each procedure looks at the leader's state and takes the next step, again and
 //! again, until the goal shows in the *applied* membership (so it is committed):
@@ -87,11 +89,16 @@ pub fn add_node(
         let status = status_of(client)?;
         let applied = &status.applied_membership;
         let settled = !applied.is_joint() && status.membership == *applied;
-        if settled && applied.voters.contains(&id) {
+        let addressed = status.members.get(&id) == Some(&addrs);
+        if settled && applied.voters.contains(&id) && addressed {
             return Ok(membership_report(&status));
         }
         let leader = leader_only(&status)?;
-        if settled && applied.learners.contains(&id) {
+        if settled && applied.contains(id) && !addressed {
+            // A member already, but the table has other addresses for it (it moved,
+            // or its record was lost): publish these.
+            publish(client, id, &addrs)?;
+        } else if settled && applied.learners.contains(&id) {
             let target = *catch_up_to.get_or_insert(leader.commit_index);
             let matched = leader.replication.get(&id).map(|p| p.match_index);
             if matched >= Some(target) {
@@ -181,6 +188,20 @@ fn step(
             );
             Ok(())
         }
+        Err(AppendError::NotLeader(hint)) => Err(KvError::NotLeader {
+            leader: hint.as_ref().map(leader_ref),
+        }),
+        Err(AppendError::Shutdown) => Err(KvError::Stopped),
+        Err(AppendError::Encode(e)) => Err(KvError::Unavailable(e)),
+    }
+}
+
+/// Publishes node `id`'s addresses in the replicated table and waits for them to
+/// commit.
+fn publish(client: &Client<Command>, id: NodeId, addrs: &MemberAddrs) -> Result<(), KvError> {
+    tracing::info!(node = %id, ?addrs, "publishing a member's addresses");
+    match client.publish_member_addrs([(id, addrs.clone())]) {
+        Ok(_) | Err(AppendError::Dropped(_)) => Ok(()),
         Err(AppendError::NotLeader(hint)) => Err(KvError::NotLeader {
             leader: hint.as_ref().map(leader_ref),
         }),

@@ -270,7 +270,9 @@ fn a_joined_node_and_the_founders_learn_each_others_client_addresses_from_the_lo
             args[at + 1] = format!("4={own}");
         }
     });
-    cluster.add_node(4);
+    let added = cluster.add_node(4);
+    // Asked again, the leader finds nothing to do.
+    assert_eq!(cluster.add_node(4), added);
 
     // A write to a follower names the leader's client address and redirects to its
     // HTTP address, whichever of node 4 and the founders leads: node 4 learned the

@@ -2,7 +2,8 @@
 //! joins as a learner and becomes a voter while every member learns where it is; a
 //! founding node leaves and its connections close; a founder that restarts, and a
 //! node that joins later through a snapshot, learn addresses no configuration gave
-//! them; a removed node that comes back with its old log cannot disturb the cluster.
+//! them; a member that moves is reached at its new address once it is published; a
+//! removed node that comes back with its old log cannot disturb the cluster.
 
 mod support;
 
@@ -192,6 +193,45 @@ fn a_node_that_joins_later_learns_the_addresses_from_a_snapshot() {
     });
     wait_until_connected(node5, NodeId(4), &four);
     wait_until_connected(cluster.node(NodeId(4)), NodeId(5), &five);
+    cluster.wait_for_applied(&expected);
+    cluster.shutdown();
+}
+
+#[test]
+fn a_member_that_moves_is_reached_at_its_new_address_once_it_is_published() {
+    let mut cluster = Cluster::start(3);
+    let mut expected: Vec<Cmd> = (0..10).map(Cmd).collect();
+    for cmd in &expected {
+        cluster.append(cmd.clone());
+    }
+    join_as_learner(&mut cluster, 4, &[1, 2, 3, 4]);
+    cluster.wait_for_applied(&expected);
+
+    // Node 4 comes back on another port, with its data.
+    let four = NodeId(4);
+    cluster.stop(four);
+    let (listener, moved_to) = listener();
+    cluster.addrs.insert(four, moved_to.clone());
+    cluster.launch_with(four, Some(listener), knowing_only(&[1, 2, 3, 4]));
+    let moved = MemberAddrs::new(moved_to).with("client", "client-of-4");
+    wait_until("the leader publishes node 4's new address", || {
+        let leader = cluster
+            .nodes
+            .values()
+            .find(|n| n.status().role == RoleKind::Leader);
+        leader.is_some_and(|l| {
+            l.client
+                .publish_member_addrs([(four, moved.clone())])
+                .is_ok()
+        })
+    });
+    for id in 1..=3 {
+        wait_until_connected(cluster.node(NodeId(id)), four, &moved);
+    }
+    for i in 10..20 {
+        cluster.append(Cmd(i));
+        expected.push(Cmd(i));
+    }
     cluster.wait_for_applied(&expected);
     cluster.shutdown();
 }
