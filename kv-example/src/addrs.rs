@@ -11,6 +11,12 @@ use std::fmt;
 
 use raft_core::NodeId;
 
+/// The name of a member's text-protocol address in raft-mio's replicated address
+/// table ([`raft_mio::MemberAddrs::app`]).
+pub const APP_CLIENT: &str = "client";
+/// The name of a member's HTTP address in raft-mio's replicated address table.
+pub const APP_HTTP: &str = "http";
+
 /// An `id=host:port` list that does not parse, with the reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddrListError(pub String);

@@ -131,6 +131,11 @@ pub enum KvError {
     /// The request was not carried out, for a passing reason (no leader to confirm a
     /// read, a leader change overwrote the write, overload); retrying is safe.
     Unavailable(String),
+    /// The request cannot be carried out as asked (a membership change that would
+    /// leave no voter, an address that is not HOST:PORT); retrying will not help.
+    Invalid(String),
+    /// The node named by a membership request is not a member.
+    NotMember(u64),
     /// No answer in time: the write may or may not take effect. Retrying under the
     /// same request id is safe.
     Timeout {
@@ -158,7 +163,8 @@ impl fmt::Display for KvError {
             KvError::NotLeader { leader: None } => {
                 f.write_str("no leader is known yet; retry shortly")
             }
-            KvError::Unavailable(reason) => f.write_str(reason),
+            KvError::Unavailable(reason) | KvError::Invalid(reason) => f.write_str(reason),
+            KvError::NotMember(id) => write!(f, "node {id} is not a member"),
             KvError::Timeout { what, after } => write!(
                 f,
                 "timed out after {} ms waiting for {what}; a write may still take effect \
@@ -199,6 +205,93 @@ pub struct StatusReport {
     pub keys: usize,
     /// The other members.
     pub peers: Vec<PeerReport>,
+    /// The membership in force, with every member's addresses.
+    pub membership: MembershipReport,
+}
+
+/// The members of the cluster and where they serve.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MembershipReport {
+    /// The voters (of the incoming configuration while a change is under way).
+    pub voters: Vec<u64>,
+    /// The voters of the outgoing configuration while a voter change is under way
+    /// (empty otherwise).
+    pub voters_outgoing: Vec<u64>,
+    /// The learners: members that receive the log but do not vote.
+    pub learners: Vec<u64>,
+    /// Every member with its addresses, as far as this node knows them.
+    pub members: Vec<MemberReport>,
+}
+
+impl MembershipReport {
+    /// `voters=1,2,3 learners=4` (a `-` for none), as the text protocol shows it.
+    pub fn to_words(&self) -> String {
+        let list = |ids: &[u64]| -> String {
+            if ids.is_empty() {
+                return "-".into();
+            }
+            let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+            ids.join(",")
+        };
+        let mut words = format!(
+            "voters={} learners={}",
+            list(&self.voters),
+            list(&self.learners)
+        );
+        if !self.voters_outgoing.is_empty() {
+            words.push_str(&format!(" leaving={}", list(&self.voters_outgoing)));
+        }
+        words
+    }
+}
+
+/// One member in a [`MembershipReport`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MemberReport {
+    /// Its node id.
+    pub id: u64,
+    /// `voter` or `learner`.
+    pub role: String,
+    /// Its raft address, if known.
+    pub raft_addr: Option<String>,
+    /// Its text-protocol address, if known.
+    pub client_addr: Option<String>,
+    /// Its HTTP address, if known.
+    pub http_addr: Option<String>,
+}
+
+/// A node to add to the cluster: its id and where it serves. It must be running,
+/// started with `--join`, before it is added.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct NewNode {
+    /// Its node id (positive, not a member yet).
+    pub id: u64,
+    /// Where its raft peers reach it.
+    pub raft_addr: String,
+    /// Where clients reach its text protocol.
+    pub client_addr: String,
+    /// Where clients reach its HTTP front end.
+    pub http_addr: String,
+}
+
+impl NewNode {
+    /// Checks the id and that each address is HOST:PORT.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.id == 0 {
+            return Err("node id 0 is reserved; ids start at 1".into());
+        }
+        let addrs = [
+            ("raft_addr", &self.raft_addr),
+            ("client_addr", &self.client_addr),
+            ("http_addr", &self.http_addr),
+        ];
+        for (what, addr) in addrs {
+            if crate::addrs::split_host_port(addr).is_none() {
+                return Err(format!("{what} `{addr}` is not HOST:PORT"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One peer in a [`StatusReport`].
@@ -231,14 +324,15 @@ impl StatusReport {
             .map(|p| format!("{}{}", p.id, if p.connected { "+" } else { "-" }))
             .collect();
         format!(
-            "node={} role={} term={} leader={leader} commit={} applied={} keys={} peers={}",
+            "node={} role={} term={} leader={leader} commit={} applied={} keys={} peers={} {}",
             self.node,
             self.role,
             self.term,
             self.commit_index,
             self.applied_index,
             self.keys,
-            connected.join(",")
+            connected.join(","),
+            self.membership.to_words()
         )
     }
 }
@@ -255,6 +349,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Snapshots the store now, so that the log before it can be dropped; the index
     /// the snapshot covers.
     fn snapshot(&self) -> Result<u64, KvError>;
+    /// Adds `node` (running, started with `--join`): as a learner, then, once it has
+    /// caught up with the leader's log, as a voter. Only the leader does it.
+    fn add_node(&self, node: &NewNode) -> Result<MembershipReport, KvError>;
+    /// Removes node `id` from the cluster (a voter or a learner, the leader too: it
+    /// hands over leadership once the removal commits). Only the leader does it.
+    fn remove_node(&self, id: u64) -> Result<MembershipReport, KvError>;
 }
 
 /// The most bytes in a key or value.

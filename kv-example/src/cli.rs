@@ -106,6 +106,11 @@ pub struct NodeArgs {
     /// The cluster's id: peers of another cluster are refused.
     #[arg(long, env = "KV_CLUSTER_ID", default_value_t = 1)]
     pub cluster_id: u64,
+    /// Join a running cluster instead of founding one: the node waits, neither voting
+    /// nor campaigning, until the leader adds it (`add-node` or `POST
+    /// /cluster/nodes`). --peers then names this node and the current members.
+    #[arg(long, env = "KV_JOIN")]
+    pub join: bool,
     /// The length of one Raft tick in milliseconds (elections time out after 10 to 20
     /// ticks, heartbeats every 2).
     #[arg(long, env = "KV_TICK_MS", default_value_t = 10,

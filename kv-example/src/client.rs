@@ -76,6 +76,13 @@ impl TextClient {
         Err(last)
     }
 
+    /// Sets how long later reads and writes may take (a request that waits for a
+    /// long operation, such as a membership change, needs longer than most).
+    pub fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        self.writer.set_read_timeout(Some(timeout))?;
+        self.writer.set_write_timeout(Some(timeout))
+    }
+
     /// The address it is connected to.
     pub fn addr(&self) -> &str {
         &self.addr

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::addrs::split_host_port;
+
 /// Which node a command is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -22,7 +24,7 @@ impl fmt::Display for Target {
 }
 
 /// A console command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConsoleCommand {
     /// Show every node's process and Raft state.
     Status,
@@ -36,10 +38,31 @@ pub enum ConsoleCommand {
     Kill(Target),
     /// Snapshot the store of one node, or of every running node (`None`).
     Snapshot(Option<Target>),
+    /// Add node `id` to the cluster: a new local process on the port scheme
+    /// (`addrs: None`), or a node already running elsewhere at these addresses.
+    AddNode {
+        /// Its id.
+        id: u64,
+        /// Its raft, text-protocol and HTTP addresses, for a node not started here.
+        addrs: Option<NodeAddrs>,
+    },
+    /// Remove node `id` from the cluster (and stop it, if it runs here).
+    RemoveNode(u64),
     /// Show the commands.
     Help,
     /// Stop every node and exit (like Ctrl-C).
     Quit,
+}
+
+/// The addresses of a node the console did not start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAddrs {
+    /// Where its raft peers reach it.
+    pub raft: String,
+    /// Its text-protocol address.
+    pub client: String,
+    /// Its HTTP address.
+    pub http: String,
 }
 
 /// The console's help text.
@@ -51,6 +74,10 @@ console commands:
   restart N         stop node N cleanly and start it again (N may be `leader`)
   kill N            kill node N with SIGKILL, a crash (N may be `leader`)
   snapshot [N]      snapshot node N's store now (every running node without N)
+  add-node N        start node N here (ports base+N-1) and add it: learner, catch-up, voter
+  add-node N RAFT CLIENT HTTP
+                    add node N that runs elsewhere (started with --join) at these addresses
+  remove-node N     remove node N from the cluster; stop it if it runs here
   help              this text
   quit              stop every node and exit (Ctrl-C does the same)";
 
@@ -90,11 +117,52 @@ pub fn parse(line: &str, ids: &[u64]) -> Result<Option<ConsoleCommand>, String> 
         "kill" => ConsoleCommand::Kill(target(true)?),
         "snapshot" if args.is_empty() => ConsoleCommand::Snapshot(None),
         "snapshot" => ConsoleCommand::Snapshot(Some(target(true)?)),
+        "add-node" => {
+            let usage = "usage: add-node N, or add-node N RAFT_ADDR CLIENT_ADDR HTTP_ADDR";
+            let (id, addrs) = match args {
+                [id] => (*id, None),
+                [id, raft, client, http] => {
+                    for addr in [raft, client, http] {
+                        if split_host_port(addr).is_none() {
+                            return Err(format!("`{addr}` is not HOST:PORT; {usage}"));
+                        }
+                    }
+                    let addrs = NodeAddrs {
+                        raft: raft.to_string(),
+                        client: client.to_string(),
+                        http: http.to_string(),
+                    };
+                    (*id, Some(addrs))
+                }
+                _ => return Err(usage.into()),
+            };
+            let id = new_id(id)?;
+            if ids.contains(&id) {
+                return Err(format!(
+                    "node {id} is already in the cluster; the nodes are {ids:?}"
+                ));
+            }
+            ConsoleCommand::AddNode { id, addrs }
+        }
+        "remove-node" => {
+            let [id] = args else {
+                return Err("usage: remove-node N".into());
+            };
+            ConsoleCommand::RemoveNode(new_id(id)?)
+        }
         "help" | "?" => no_args(ConsoleCommand::Help)?,
         "quit" | "exit" => no_args(ConsoleCommand::Quit)?,
         other => return Err(format!("unknown command `{other}`; type `help`")),
     };
     Ok(Some(parsed))
+}
+
+/// A positive node id.
+fn new_id(word: &str) -> Result<u64, String> {
+    match word.parse::<u64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(format!("`{word}` is not a node id (a positive integer)")),
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +186,19 @@ mod tests {
                 ConsoleCommand::Snapshot(Some(Target::Node(3))),
             ),
             ("  KILL   3 ", ConsoleCommand::Kill(Target::Node(3))),
+            ("add-node 4", ConsoleCommand::AddNode { id: 4, addrs: None }),
+            (
+                "add-node 5 h:7005 h:8005 h:9005",
+                ConsoleCommand::AddNode {
+                    id: 5,
+                    addrs: Some(NodeAddrs {
+                        raft: "h:7005".into(),
+                        client: "h:8005".into(),
+                        http: "h:9005".into(),
+                    }),
+                },
+            ),
+            ("remove-node 3", ConsoleCommand::RemoveNode(3)),
             ("help", ConsoleCommand::Help),
             ("quit", ConsoleCommand::Quit),
         ];
@@ -136,6 +217,11 @@ mod tests {
             ("kill 1 2", "usage: kill N"),
             ("status 1", "takes no argument"),
             ("reboot 1", "unknown command `reboot`"),
+            ("add-node 2", "already in the cluster"),
+            ("add-node 0", "not a node id"),
+            ("add-node 4 h:1 h:2", "usage: add-node"),
+            ("add-node 4 h:1 h h:3", "`h` is not HOST:PORT"),
+            ("remove-node", "usage: remove-node N"),
         ];
         for (line, reason) in cases {
             let err = parse(line, &IDS).unwrap_err();
@@ -146,7 +232,15 @@ mod tests {
     #[test]
     fn the_help_names_every_command() {
         for command in [
-            "status", "stop", "start", "restart", "kill", "snapshot", "quit",
+            "status",
+            "stop",
+            "start",
+            "restart",
+            "kill",
+            "snapshot",
+            "add-node",
+            "remove-node",
+            "quit",
         ] {
             assert!(HELP.contains(command), "{command}");
         }

@@ -1,16 +1,22 @@
 //! An in-memory [`Backend`] for the front ends' tests: a `KvStore` without Raft, that
-//! either leads (applies writes at increasing indexes) or follows (redirects them).
+//! either leads (applies writes at increasing indexes, changes its membership at
+//! once) or follows (redirects them).
 
 use std::sync::Mutex;
 
 use kv_model::{Command, KvStore, Operation, Outcome};
 
-use crate::api::{Backend, Consistency, KvError, LeaderRef, RequestId, StatusReport, WriteAck};
+use crate::api::{
+    Backend, Consistency, KvError, LeaderRef, MemberReport, MembershipReport, NewNode, RequestId,
+    StatusReport, WriteAck,
+};
 
 /// A single-process store that plays leader or follower.
 #[derive(Debug)]
 pub struct MemoryBackend {
     store: Mutex<KvStore>,
+    /// The voters (node 1 and whoever was added).
+    members: Mutex<Vec<NewNode>>,
     /// `None`: this node leads. `Some`: writes are redirected to this leader.
     leader: Option<LeaderRef>,
 }
@@ -20,6 +26,12 @@ impl MemoryBackend {
     pub fn leader() -> MemoryBackend {
         MemoryBackend {
             store: Mutex::new(KvStore::new()),
+            members: Mutex::new(vec![NewNode {
+                id: 1,
+                raft_addr: "127.0.0.1:7001".into(),
+                client_addr: "127.0.0.1:8001".into(),
+                http_addr: "127.0.0.1:9001".into(),
+            }]),
             leader: None,
         }
     }
@@ -28,6 +40,12 @@ impl MemoryBackend {
     pub fn follower_of(leader: LeaderRef) -> MemoryBackend {
         MemoryBackend {
             store: Mutex::new(KvStore::new()),
+            members: Mutex::new(vec![NewNode {
+                id: 1,
+                raft_addr: "127.0.0.1:7001".into(),
+                client_addr: "127.0.0.1:8001".into(),
+                http_addr: "127.0.0.1:9001".into(),
+            }]),
             leader: Some(leader),
         }
     }
@@ -58,6 +76,25 @@ impl Backend for MemoryBackend {
         store.get(key).map(str::to_string).ok_or(KvError::NotFound)
     }
 
+    fn add_node(&self, node: &NewNode) -> Result<MembershipReport, KvError> {
+        self.check_leader()?;
+        node.validate().map_err(KvError::Invalid)?;
+        let mut members = self.members.lock().unwrap();
+        members.retain(|m| m.id != node.id);
+        members.push(node.clone());
+        Ok(report(&members))
+    }
+
+    fn remove_node(&self, id: u64) -> Result<MembershipReport, KvError> {
+        self.check_leader()?;
+        let mut members = self.members.lock().unwrap();
+        if !members.iter().any(|m| m.id == id) {
+            return Err(KvError::NotMember(id));
+        }
+        members.retain(|m| m.id != id);
+        Ok(report(&members))
+    }
+
     fn snapshot(&self) -> Result<u64, KvError> {
         Ok(self.store.lock().unwrap().applied_index())
     }
@@ -80,6 +117,37 @@ impl Backend for MemoryBackend {
             snapshot_index: 0,
             keys: store.len(),
             peers: Vec::new(),
+            membership: report(&self.members.lock().unwrap()),
         })
+    }
+}
+
+impl MemoryBackend {
+    fn check_leader(&self) -> Result<(), KvError> {
+        match &self.leader {
+            None => Ok(()),
+            Some(leader) => Err(KvError::NotLeader {
+                leader: Some(leader.clone()),
+            }),
+        }
+    }
+}
+
+fn report(members: &[NewNode]) -> MembershipReport {
+    let mut voters: Vec<u64> = members.iter().map(|m| m.id).collect();
+    voters.sort_unstable();
+    MembershipReport {
+        voters,
+        members: members
+            .iter()
+            .map(|m| MemberReport {
+                id: m.id,
+                role: "voter".into(),
+                raft_addr: Some(m.raft_addr.clone()),
+                client_addr: Some(m.client_addr.clone()),
+                http_addr: Some(m.http_addr.clone()),
+            })
+            .collect(),
+        ..MembershipReport::default()
     }
 }

@@ -37,6 +37,8 @@ pub struct Layout {
 pub struct NodeOptions {
     /// Turn fsync off (benchmarks of the code path only).
     pub no_fsync: bool,
+    /// Start the node waiting to be added to a running cluster (`--join`).
+    pub join: bool,
     /// Other `kv-example node` arguments, appended as they are.
     pub extra_args: Vec<String>,
 }
@@ -50,22 +52,50 @@ impl Layout {
         first_ports: (u16, u16, u16),
         data_root: &Path,
     ) -> Result<Layout, String> {
-        let (raft, client, http) = first_ports;
-        let port = |first: u16, i: u64| -> Result<u16, String> {
-            u16::try_from(u64::from(first) + i - 1)
-                .map_err(|_| format!("port {first} + {} is beyond 65535", i - 1))
-        };
-        let mut nodes = Vec::new();
-        for i in 1..=n {
-            nodes.push(NodeSpec {
-                id: i,
-                raft_addr: format!("{host}:{}", port(raft, i)?),
-                client_addr: format!("{host}:{}", port(client, i)?),
-                http_addr: format!("{host}:{}", port(http, i)?),
-                data_dir: data_root.join(format!("node{i}")),
-            });
-        }
+        let nodes = (1..=n)
+            .map(|i| Layout::consecutive_node(i, host, first_ports, data_root))
+            .collect::<Result<_, _>>()?;
         Ok(Layout { nodes })
+    }
+
+    /// Node `id` of the port scheme of [`consecutive`](Self::consecutive): the first
+    /// ports plus `id - 1`, and `data_root/node{id}`.
+    pub fn consecutive_node(
+        id: u64,
+        host: &str,
+        first_ports: (u16, u16, u16),
+        data_root: &Path,
+    ) -> Result<NodeSpec, String> {
+        if id == 0 {
+            return Err("node id 0 is reserved; ids start at 1".into());
+        }
+        let (raft, client, http) = first_ports;
+        let port = |first: u16| -> Result<u16, String> {
+            u64::from(first)
+                .checked_add(id - 1)
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or_else(|| format!("port {first} + {} is beyond 65535", id - 1))
+        };
+        Ok(NodeSpec {
+            id,
+            raft_addr: format!("{host}:{}", port(raft)?),
+            client_addr: format!("{host}:{}", port(client)?),
+            http_addr: format!("{host}:{}", port(http)?),
+            data_dir: data_root.join(format!("node{id}")),
+        })
+    }
+
+    /// Adds (or replaces) a node.
+    pub fn insert(&mut self, spec: NodeSpec) {
+        self.nodes.retain(|n| n.id != spec.id);
+        self.nodes.push(spec);
+        self.nodes.sort_by_key(|n| n.id);
+    }
+
+    /// Removes node `id`, if present.
+    pub fn remove(&mut self, id: u64) -> Option<NodeSpec> {
+        let at = self.nodes.iter().position(|n| n.id == id)?;
+        Some(self.nodes.remove(at))
     }
 
     /// `n` nodes on 127.0.0.1 on ports the kernel says are free now (each bound to
@@ -134,6 +164,9 @@ impl Layout {
         if options.no_fsync {
             args.push("--no-fsync".into());
         }
+        if options.join {
+            args.push("--join".into());
+        }
         args.extend(options.extra_args.iter().cloned());
         args
     }
@@ -158,6 +191,30 @@ mod tests {
             "1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003"
         );
         assert!(Layout::consecutive(3, "h", (65535, 1, 1), Path::new("d")).is_err());
+    }
+
+    #[test]
+    fn a_fourth_node_follows_the_port_scheme_and_joins() {
+        let mut layout =
+            Layout::consecutive(3, "127.0.0.1", (7001, 8001, 9001), Path::new("data")).unwrap();
+        let four = Layout::consecutive_node(4, "127.0.0.1", (7001, 8001, 9001), Path::new("data"))
+            .unwrap();
+        assert_eq!(four.raft_addr, "127.0.0.1:7004");
+        assert_eq!(four.http_addr, "127.0.0.1:9004");
+        layout.insert(four);
+        layout.remove(3);
+        assert_eq!(layout.ids(), [1, 2, 4]);
+        let options = NodeOptions {
+            join: true,
+            ..NodeOptions::default()
+        };
+        let args = layout.node_args(4, &options);
+        assert!(args.contains(&"--join".to_string()));
+        let peers = args.iter().position(|a| a == "--peers").unwrap();
+        assert_eq!(
+            args[peers + 1],
+            "1=127.0.0.1:7001,2=127.0.0.1:7002,4=127.0.0.1:7004"
+        );
     }
 
     #[test]

@@ -21,10 +21,20 @@
 //!
 //! ## Modules
 //! [`cli`] (flags and environment), [`node`] (one node process), [`cluster`] (the
-//! local three-process cluster, its console), [`process`] and [`layout`] (starting
+//! local cluster of processes, its console), [`process`] and [`layout`] (starting
 //! node processes), [`api`] (what front ends ask of a node), [`service`] (that, over
-//! Raft), [`replica`] (the applied store), [`protocol`], [`line`] and [`text`] (the
-//! line protocol), [`http`], [`client`] (a blocking line-protocol client), [`bench`].
+//! Raft), [`membership`] (adding and removing nodes), [`replica`] (the applied
+//! store), [`protocol`], [`line`](mod@line) and [`text`] (the line protocol), [`http`],
+//! [`client`] (a blocking line-protocol client), [`bench`](mod@bench), [`addrs`] (who is where).
+//!
+//! ## Membership
+//! Nodes are added and removed at runtime (`add-node`, `remove-node` on the text
+//! protocol and the console, `POST`/`DELETE /cluster/nodes` over HTTP): a new node
+//! starts with `--join`, is added as a learner, catches up (through a snapshot if the
+//! leader's log is compacted), and is promoted to voter. Every member's raft, text
+//! and HTTP addresses travel through raft-mio's replicated address table, so any
+//! node can name the leader's client address, or redirect to its HTTP address,
+//! whichever nodes joined since it was configured.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -40,6 +50,7 @@ mod fake;
 pub mod http;
 pub mod layout;
 pub mod line;
+pub mod membership;
 pub mod node;
 pub mod process;
 pub mod protocol;

@@ -15,7 +15,7 @@ use kv_model::Command;
 use raft_core::NodeId;
 use raft_mio::RaftConfig;
 
-use crate::addrs::{split_host_port, Directory};
+use crate::addrs::{split_host_port, Directory, APP_CLIENT, APP_HTTP};
 use crate::cli::NodeArgs;
 use crate::http::HttpHandler;
 use crate::replica::{spawn_applier, Replica};
@@ -36,7 +36,7 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
     // Bind the client ports first: a port in use fails before any disk is touched.
     let text_listener = bind("text-protocol", &args.client_addr)?;
     let http_listener = bind("HTTP", &args.http_addr)?;
-    let directory = Arc::new(directory(&args, &peers)?);
+    let directory = directory(&args, &peers)?;
     let data_dir = args
         .data_dir
         .clone()
@@ -47,6 +47,20 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
         .cluster_id(args.cluster_id)
         .tick_interval(Duration::from_millis(args.tick_ms))
         .fsync(!args.no_fsync);
+    // The peers' client and HTTP addresses go into raft-mio's address table, which
+    // replicates them: a node added later learns them from the log.
+    for (peer, addrs) in directory.iter() {
+        config = config.app_addrs(
+            peer,
+            [
+                (APP_CLIENT, addrs.client.clone()),
+                (APP_HTTP, addrs.http.clone()),
+            ],
+        );
+    }
+    if args.join {
+        config = config.join_existing();
+    }
     if let Some(listen) = &args.raft_listen {
         config = config.listen_addr(listen.clone());
     }
@@ -62,7 +76,6 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
     let service = Arc::new(KvService::new(
         client.clone(),
         replica,
-        directory,
         Duration::from_millis(args.request_timeout_ms),
     ));
     let limits = ServerLimits {
@@ -77,8 +90,9 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
     )?;
     let http = Server::spawn("http", http_listener, HttpHandler::new(service), limits)?;
     println!(
-        "kv-example node {}: text {}, http {}, raft {}, data {}",
+        "kv-example node {}{}: text {}, http {}, raft {}, data {}",
         id.0,
+        if args.join { " (joining)" } else { "" },
         text.local_addr(),
         http.local_addr(),
         client.listen_addr(),

@@ -73,6 +73,11 @@ impl NodeProcess {
         self.id
     }
 
+    /// The `kv-example node` arguments it runs with.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
     /// The log file, if the output goes to one.
     pub fn log_path(&self) -> Option<&Path> {
         self.log.as_deref()

@@ -6,10 +6,13 @@
 //! del [--req CLIENT:SEQ] KEY         -> Ok: Appended at INDEX
 //! status                             -> Ok: node=1 role=leader term=2 leader=1 ...
 //! snapshot                           -> Ok: snapshot at INDEX
+//! add-node ID RAFT CLIENT HTTP       -> Ok: node ID is a voter; voters=.. learners=..
+//! remove-node ID                     -> Ok: node ID is removed; voters=.. learners=..
 //! help                               -> Ok: the commands
 //! ```
-//! A write sent to a follower answers `Error: Leader is HOST:PORT` (the leader's text
-//! address). Anything else that goes wrong answers one `Error: ...` line, and the
+//! A write or a membership change sent to a follower answers `Error: Leader is
+//! HOST:PORT` (the leader's text address). `add-node` adds a running node started
+//! with `--join`: as a learner, then, once it has caught up, as a voter. Anything else that goes wrong answers one `Error: ...` line, and the
 //! connection stays usable. Keys and values are non-empty and hold no whitespace.
 //!
 //! `--req CLIENT:SEQ` names the write for duplicate suppression, so a client that
@@ -18,7 +21,8 @@
 
 use std::fmt;
 
-use crate::api::{check_word, RequestId};
+use crate::addrs::split_host_port;
+use crate::api::{check_word, NewNode, RequestId};
 
 /// A parsed request line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,13 +54,18 @@ pub enum Request {
     Status,
     /// `snapshot`: snapshot the store now (the log before it can then be dropped).
     Snapshot,
+    /// `add-node ID RAFT_ADDR CLIENT_ADDR HTTP_ADDR`.
+    AddNode(NewNode),
+    /// `remove-node ID`.
+    RemoveNode(u64),
     /// `help`.
     Help,
 }
 
 /// The answer to `help`.
 pub const HELP: &str = "commands: put [--req CLIENT:SEQ] KEY VALUE | get [--stale] KEY | \
-                        del [--req CLIENT:SEQ] KEY | status | snapshot | help";
+                        del [--req CLIENT:SEQ] KEY | status | snapshot | \
+                        add-node ID RAFT_ADDR CLIENT_ADDR HTTP_ADDR | remove-node ID | help";
 
 /// Parses one request line (without its line ending). The error is the text after
 /// `Error: `.
@@ -121,9 +130,44 @@ pub fn parse(line: &str) -> Result<Request, String> {
             exact_args::<0>("snapshot", "snapshot", &args)?;
             Ok(Request::Snapshot)
         }
+        "add-node" => {
+            no_more_flags("add-node", &flags)?;
+            let usage = "add-node ID RAFT_ADDR CLIENT_ADDR HTTP_ADDR";
+            let [id, raft, client, http] = exact_args("add-node", usage, &args)?;
+            let node = NewNode {
+                id: node_id(id)?,
+                raft_addr: host_port(raft)?,
+                client_addr: host_port(client)?,
+                http_addr: host_port(http)?,
+            };
+            Ok(Request::AddNode(node))
+        }
+        "remove-node" => {
+            no_more_flags("remove-node", &flags)?;
+            let [id] = exact_args("remove-node", "remove-node ID", &args)?;
+            Ok(Request::RemoveNode(node_id(id)?))
+        }
         "help" => Ok(Request::Help),
         _ => Err(format!("unknown command `{}`; {HELP}", shorten(command))),
     }
+}
+
+/// A positive node id.
+fn node_id(word: &str) -> Result<u64, String> {
+    match word.parse::<u64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(format!(
+            "`{}` is not a node id (a positive integer)",
+            shorten(word)
+        )),
+    }
+}
+
+/// A HOST:PORT address.
+fn host_port(word: &str) -> Result<String, String> {
+    split_host_port(word)
+        .map(|_| word.to_string())
+        .ok_or_else(|| format!("`{}` is not a HOST:PORT address", shorten(word)))
 }
 
 /// Removes `--req CLIENT:SEQ` (or `--req=CLIENT:SEQ`) from `flags`.
@@ -245,6 +289,31 @@ mod tests {
         );
         assert_eq!(parse("status"), Ok(Request::Status));
         assert_eq!(parse("snapshot"), Ok(Request::Snapshot));
+    }
+
+    #[test]
+    fn membership_commands_parse() {
+        assert_eq!(
+            parse("add-node 4 h:7004 h:8004 h:9004"),
+            Ok(Request::AddNode(NewNode {
+                id: 4,
+                raft_addr: "h:7004".into(),
+                client_addr: "h:8004".into(),
+                http_addr: "h:9004".into(),
+            }))
+        );
+        assert_eq!(parse("remove-node 3"), Ok(Request::RemoveNode(3)));
+        let cases = [
+            ("add-node 4", "missing argument for add-node"),
+            ("add-node 0 h:1 h:2 h:3", "not a node id"),
+            ("add-node 4 h h:2 h:3", "`h` is not a HOST:PORT"),
+            ("remove-node x", "not a node id"),
+            ("remove-node 1 2", "too many arguments"),
+        ];
+        for (line, reason) in cases {
+            let err = parse(line).unwrap_err();
+            assert!(err.contains(reason), "{line:?}: {err}");
+        }
     }
 
     #[test]

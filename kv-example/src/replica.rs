@@ -54,7 +54,9 @@ impl State {
                 self.outcomes.push_back((index.0, outcome));
                 self.since_snapshot += 1;
             }
-            Committed::Noop { index, .. } | Committed::Membership { index, .. } => {
+            Committed::Noop { index, .. }
+            | Committed::Membership { index, .. }
+            | Committed::Addresses { index, .. } => {
                 self.store.apply_noop(index.0);
                 self.since_snapshot += 1;
             }

@@ -1,29 +1,33 @@
 //! The key-value service over Raft: writes through the log, linearizable reads
 //! through ReadIndex, both answered from the [`Replica`] once it has applied what the
-//! answer depends on.
+//! answer depends on; membership changes through [`crate::membership`]. Where other
+//! members serve (for `Leader is ADDR` and redirects) comes from raft-mio's
+//! replicated address table.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kv_model::{Command, Operation, Outcome};
-use raft_core::{DropReason, LogIndex, NodeId, ReadFailure};
-use raft_mio::{AppendError, Client, LeaderHint, ReadError};
+use raft_core::{DropReason, LogIndex, ReadFailure};
+use raft_mio::{AppendError, Client, ReadError};
 
-use crate::addrs::Directory;
+use crate::addrs::{APP_CLIENT, APP_HTTP};
 use crate::api::{
-    Backend, Consistency, KvError, LeaderRef, PeerReport, RequestId, StatusReport, WriteAck,
+    Backend, Consistency, KvError, MembershipReport, NewNode, PeerReport, RequestId, StatusReport,
+    WriteAck,
 };
+use crate::membership::{self, leader_ref, membership_report};
 use crate::replica::{Replica, WaitError};
 
-/// A node's key-value service: the raft-mio client, the replica it applies into, and
-/// the directory of client addresses for redirects.
+/// A node's key-value service: the raft-mio client and the replica it applies into.
 #[derive(Debug)]
 pub struct KvService {
     client: Client<Command>,
     replica: Arc<Replica>,
-    directory: Arc<Directory>,
     /// How long a request may wait for commit or for the replica to catch up.
     request_timeout: Duration,
+    /// How long adding or removing a node may take.
+    membership_timeout: Duration,
 }
 
 impl KvService {
@@ -31,7 +35,6 @@ impl KvService {
     pub fn new(
         client: Client<Command>,
         replica: Arc<Replica>,
-        directory: Arc<Directory>,
         request_timeout: Duration,
     ) -> KvService {
         assert!(
@@ -41,8 +44,8 @@ impl KvService {
         KvService {
             client,
             replica,
-            directory,
             request_timeout,
+            membership_timeout: membership::MEMBERSHIP_CHANGE_TIMEOUT.max(request_timeout),
         }
     }
 
@@ -51,19 +54,10 @@ impl KvService {
         &self.client
     }
 
-    fn leader_ref(&self, id: NodeId) -> LeaderRef {
-        let addrs = self.directory.get(id);
-        LeaderRef {
-            id: id.0,
-            client_addr: addrs.map(|a| a.client.clone()),
-            http_addr: addrs.map(|a| a.http.clone()),
-        }
-    }
-
     fn append_error(&self, error: AppendError) -> KvError {
         match error {
             AppendError::NotLeader(hint) => KvError::NotLeader {
-                leader: hint.map(|LeaderHint { id, .. }| self.leader_ref(id)),
+                leader: hint.as_ref().map(leader_ref),
             },
             AppendError::Dropped(DropReason::Overwritten) => KvError::Unavailable(
                 "the leader changed before the write committed; it was not applied, retry".into(),
@@ -94,6 +88,14 @@ impl KvService {
 }
 
 impl Backend for KvService {
+    fn add_node(&self, node: &NewNode) -> Result<MembershipReport, KvError> {
+        membership::add_node(&self.client, node, self.membership_timeout)
+    }
+
+    fn remove_node(&self, id: u64) -> Result<MembershipReport, KvError> {
+        membership::remove_node(&self.client, id, self.membership_timeout)
+    }
+
     fn snapshot(&self) -> Result<u64, KvError> {
         let (index, data) = self.replica.snapshot();
         if index == 0 {
@@ -171,12 +173,13 @@ impl Backend for KvService {
             .peers
             .iter()
             .map(|peer| {
-                let addrs = self.directory.get(peer.id);
+                let addrs = status.members.get(&peer.id);
+                let app = |name: &str| addrs.and_then(|a| a.app(name)).map(str::to_string);
                 PeerReport {
                     id: peer.id.0,
                     raft_addr: peer.addr.clone(),
-                    client_addr: addrs.map(|a| a.client.clone()),
-                    http_addr: addrs.map(|a| a.http.clone()),
+                    client_addr: app(APP_CLIENT),
+                    http_addr: app(APP_HTTP),
                     connected: peer.connected,
                     match_index: status.replication.get(&peer.id).map(|p| p.match_index.0),
                 }
@@ -186,13 +189,14 @@ impl Backend for KvService {
             node: status.id.0,
             role: status.role.to_string(),
             term: status.term.0,
-            leader: status.leader.map(|hint| self.leader_ref(hint.id)),
+            leader: status.leader.as_ref().map(leader_ref),
             commit_index: status.commit_index.0,
             applied_index,
             last_index: status.last_index.0,
             snapshot_index: status.snapshot_index.0,
             keys: self.replica.len(),
             peers,
+            membership: membership_report(&status),
         })
     }
 }

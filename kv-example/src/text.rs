@@ -1,4 +1,4 @@
-//! The text front end: the [`protocol`](crate::protocol) over TCP, one request line
+//! The text front end: the [`protocol`] over TCP, one request line
 //! in, one answer line out, as many as the client likes on one connection.
 
 use std::io::{BufReader, BufWriter, Write};
@@ -100,6 +100,12 @@ impl<B: Backend> TextHandler<B> {
             Request::Snapshot => backend
                 .snapshot()
                 .map(|index| Reply::Info(format!("snapshot at {index}"))),
+            Request::AddNode(node) => backend
+                .add_node(&node)
+                .map(|m| Reply::Info(format!("node {} is a voter; {}", node.id, m.to_words()))),
+            Request::RemoveNode(id) => backend
+                .remove_node(id)
+                .map(|m| Reply::Info(format!("node {id} is removed; {}", m.to_words()))),
             Request::Help => Ok(Reply::Info(HELP.to_string())),
         };
         result.unwrap_or_else(|e| Reply::Error(e.to_string()))
@@ -175,6 +181,31 @@ mod tests {
         let server = serve(MemoryBackend::follower_of(leader), ServerLimits::default());
         assert_eq!(
             exchange(&server, b"put 1 bar\n", 1),
+            ["Error: Leader is 127.0.0.1:8001"]
+        );
+    }
+
+    #[test]
+    fn membership_commands_answer_with_the_membership_or_the_leader() {
+        let server = serve(MemoryBackend::leader(), ServerLimits::default());
+        let got = exchange(
+            &server,
+            b"add-node 4 h:7004 h:8004 h:9004\nremove-node 4\nremove-node 4\nstatus\n",
+            4,
+        );
+        assert_eq!(got[0], "Ok: node 4 is a voter; voters=1,4 learners=-");
+        assert_eq!(got[1], "Ok: node 4 is removed; voters=1 learners=-");
+        assert_eq!(got[2], "Error: node 4 is not a member");
+        assert!(got[3].ends_with(" voters=1 learners=-"), "{got:?}");
+
+        let leader = LeaderRef {
+            id: 1,
+            client_addr: Some("127.0.0.1:8001".into()),
+            http_addr: None,
+        };
+        let follower = serve(MemoryBackend::follower_of(leader), ServerLimits::default());
+        assert_eq!(
+            exchange(&follower, b"remove-node 2\n", 1),
             ["Error: Leader is 127.0.0.1:8001"]
         );
     }

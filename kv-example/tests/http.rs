@@ -88,3 +88,76 @@ fn curl_style_put_get_delete_status_and_the_redirect_to_the_leader() {
     .unwrap();
     assert_eq!(bad.status, 400);
 }
+
+#[test]
+fn nodes_are_added_and_removed_over_http_and_a_follower_redirects_to_the_leader() {
+    let mut cluster = Cluster::start(3);
+    let four = cluster.plan_node(4);
+    cluster.start_joining(4, &[]);
+    let leader = cluster.wait_for_leader_among(&[1, 2, 3]);
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let body = serde_json::json!({
+        "id": 4,
+        "raft_addr": four.raft_addr,
+        "client_addr": four.client_addr,
+        "http_addr": four.http_addr,
+    })
+    .to_string();
+
+    // A follower sends the request to the leader, method and path kept.
+    let redirect = request(
+        cluster.http_addr(follower),
+        "POST",
+        "/cluster/nodes",
+        Some(&body),
+    )
+    .unwrap();
+    assert_eq!(redirect.status, 307, "{redirect:?}");
+    let location = format!("http://{}/cluster/nodes", cluster.http_addr(leader));
+    assert_eq!(redirect.header("location"), Some(location.as_str()));
+
+    // The leader adds node 4 and answers once it votes.
+    let added = wait_for("the leader to add node 4", || {
+        let leader = cluster.wait_for_leader_among(&[1, 2, 3]);
+        let added = request(
+            cluster.http_addr(leader),
+            "POST",
+            "/cluster/nodes",
+            Some(&body),
+        )
+        .ok()?;
+        (added.status == 200).then_some(added)
+    });
+    let json: serde_json::Value = serde_json::from_str(&added.body).unwrap();
+    assert_eq!(json["voters"], serde_json::json!([1, 2, 3, 4]), "{json}");
+    assert_eq!(json["learners"], serde_json::json!([]), "{json}");
+    // Node 4's own /status shows the membership it learned.
+    wait_for("node 4 to show four voters", || {
+        let status = request(cluster.http_addr(4), "GET", "/status", None).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&status.body).ok()?;
+        (json["membership"]["voters"] == serde_json::json!([1, 2, 3, 4])).then_some(())
+    });
+
+    let leader = cluster.wait_for_leader();
+    let removed = request(
+        cluster.http_addr(leader),
+        "DELETE",
+        "/cluster/nodes/4",
+        None,
+    )
+    .unwrap();
+    assert_eq!(removed.status, 200, "{removed:?}");
+    let json: serde_json::Value = serde_json::from_str(&removed.body).unwrap();
+    assert_eq!(json["voters"], serde_json::json!([1, 2, 3]), "{json}");
+    let again = request(
+        cluster.http_addr(leader),
+        "DELETE",
+        "/cluster/nodes/4",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (404, "node 4 is not a member\n")
+    );
+}

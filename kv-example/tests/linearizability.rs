@@ -1,7 +1,8 @@
 //! Linearizability of what clients saw, checked by raft-sim's checker: concurrent
 //! clients put and get a few keys on a real cluster while a nemesis kills leaders
-//! (and, where network namespaces are available, cuts them off), then the recorded
-//! history is searched for a linearization, key by key.
+//! (and, where network namespaces are available, cuts them off), or replaces a node
+//! (adds a fourth, removes a founder), then the recorded history is searched for a
+//! linearization, key by key.
 //!
 //! Writes carry request ids and are retried (to the leader a node names, or the next
 //! node) under the same id until acknowledged, so each is applied at most once; one
@@ -227,6 +228,25 @@ fn kill_leaders(down: &mut Option<u64>) -> impl FnMut(&mut Cluster, u32) + '_ {
     }
 }
 
+#[test]
+fn a_concurrent_history_while_a_node_is_replaced_is_linearizable() {
+    let mut cluster = Cluster::start(3);
+    // The clients know node 4's address from the start; it answers once it runs.
+    cluster.plan_node(4);
+    run_and_check(cluster, RUN, &|| {}, |cluster, round| match round {
+        0 => {
+            cluster.start_joining(4, &[]);
+            let added = cluster.add_node(4);
+            assert!(added.ends_with("voters=1,2,3,4 learners=-"), "{added}");
+        }
+        1 => {
+            let removed = cluster.remove_node(3);
+            assert!(removed.ends_with("voters=1,2,4 learners=-"), "{removed}");
+        }
+        _ => {}
+    });
+}
+
 /// The soaks' run time: `KV_SOAK_SECS` seconds (default 300).
 fn soak_duration() -> Duration {
     let secs = std::env::var("KV_SOAK_SECS")
@@ -274,6 +294,7 @@ fn with_partitions_and_leader_kills(run: Duration) {
     let options = NodeOptions {
         no_fsync: false,
         extra_args: vec!["--request-timeout-ms".into(), "1000".into()],
+        ..NodeOptions::default()
     };
     std::thread::scope(|scope| {
         scope

@@ -52,6 +52,7 @@ fn partition_scenario(lab: &NetLab) {
         no_fsync: false,
         // A write to the cut-off leader gives up sooner than the default 5 s.
         extra_args: vec!["--request-timeout-ms".into(), "2000".into()],
+        ..NodeOptions::default()
     };
     let cluster = Cluster::start_with(layout, dir, options, |id| lab.wrapper(id));
     let old = cluster.wait_for_leader();

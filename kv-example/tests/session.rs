@@ -9,15 +9,24 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use kv_example::client::{Answer, TextClient};
 use kv_example::layout::Layout;
 use support::{exe, wait_for, REQUEST_TIMEOUT, WAIT_MAX};
 
-/// Three first ports `p` such that `p`, `p+1` and `p+2` are all free now (and the
-/// nine ports distinct): the raft, text and HTTP ports of a three-node cluster.
-fn free_port_runs() -> (u16, u16, u16) {
+/// The tests of this file run one at a time: between choosing its free ports and its
+/// nodes binding them, a test must not have another test choose the same ones.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Three first ports `p` such that `p` to `p+nodes-1` are all free now (and all the
+/// ports distinct): the raft, text and HTTP ports of a cluster of `nodes` nodes.
+fn free_port_runs(nodes: u16) -> (u16, u16, u16) {
     let mut held = Vec::new();
     let mut firsts = Vec::new();
     for _ in 0..300 {
@@ -29,16 +38,16 @@ fn free_port_runs() -> (u16, u16, u16) {
         if port > 65_000 {
             continue;
         }
-        let rest: Vec<_> = (1..3)
+        let rest: Vec<_> = (1..nodes)
             .filter_map(|i| TcpListener::bind(("127.0.0.1", port + i)).ok())
             .collect();
-        if rest.len() == 2 {
+        if rest.len() == usize::from(nodes - 1) {
             firsts.push(port);
             held.push(first);
             held.extend(rest);
         }
     }
-    panic!("no three runs of three consecutive free ports found");
+    panic!("no three runs of {nodes} consecutive free ports found");
 }
 
 /// `kv-example` (the cluster command) with its console on a pipe.
@@ -151,9 +160,10 @@ fn leader_of(line: &str) -> u64 {
 
 #[test]
 fn the_readme_session_the_console_and_a_restart_of_the_whole_cluster() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let ports = free_port_runs();
+    let ports = free_port_runs(3);
     let layout = Layout::consecutive(3, "127.0.0.1", ports, &data).unwrap();
     let addr = |id: u64| layout.node(id).unwrap().client_addr.clone();
 
@@ -245,6 +255,54 @@ fn the_readme_session_the_console_and_a_restart_of_the_whole_cluster() {
             assert_eq!(answer, value, "node {id}, key {key}");
         }
     }
+    again.console("quit");
+    again.expect_exit();
+}
+
+#[test]
+fn the_console_adds_and_removes_nodes_and_the_next_run_keeps_the_membership() {
+    let _serial = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ports = free_port_runs(4);
+    let layout = Layout::consecutive(4, "127.0.0.1", ports, &data).unwrap();
+    let addr = |id: u64| layout.node(id).unwrap().client_addr.clone();
+
+    let mut cluster = Supervisor::start(&data, ports);
+    let leader = leader_of(&cluster.expect_line(" leads: "));
+    assert!(ask(&addr(leader), "put k v").starts_with("Ok: Appended at "));
+
+    // A fourth process on the port scheme joins: learner, catch-up, voter.
+    cluster.console("add-node 4");
+    cluster.expect_line("node 4 started");
+    cluster.expect_line("node 4 added: node 4 is a voter; voters=1,2,3,4 learners=-");
+    // Until node 4 knows the leader, a read may not be confirmed: ask again.
+    let read_on_four = || {
+        wait_for("a linearizable read of k=v on node 4", || {
+            (ask(&addr(4), "get k") == "Ok: v").then_some(())
+        })
+    };
+    read_on_four();
+    // A founder leaves (whichever leads): its process stops once the removal commits.
+    cluster.console("remove-node 1");
+    cluster.expect_line("node 1 removed: node 1 is removed; voters=2,3,4 learners=-");
+    cluster.expect_line("node 1 stopped (exit status: 0)");
+    cluster.console("status");
+    for id in 2..=4 {
+        cluster.expect_line(&format!("node={id} "));
+    }
+    cluster.interrupt();
+    drop(cluster);
+
+    // The next run starts the members, and only them.
+    let mut again = Supervisor::start(&data, ports);
+    again.expect_line("resuming the membership saved in");
+    again.expect_line(" leads: ");
+    read_on_four();
+    assert!(
+        TextClient::connect(&addr(1), REQUEST_TIMEOUT).is_err(),
+        "the removed node was started again"
+    );
     again.console("quit");
     again.expect_exit();
 }

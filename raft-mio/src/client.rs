@@ -23,6 +23,7 @@ use raft_core::{
 };
 use serde::Serialize;
 
+use crate::members::{encode_command, AddrTable, MemberAddrs};
 use crate::reply::{slot, Pending, Reply, WaitError};
 use crate::transport::PeerConnection;
 
@@ -31,8 +32,11 @@ use crate::transport::PeerConnection;
 pub struct LeaderHint {
     /// The leader's id.
     pub id: NodeId,
-    /// Its address (`host:port`), if this node knows it.
+    /// Its raft address (`host:port`), if this node knows it.
     pub addr: Option<String>,
+    /// The application's addresses for it (see [`MemberAddrs::app`]), from the
+    /// replicated address table or this node's configuration.
+    pub app_addrs: BTreeMap<String, String>,
 }
 
 impl fmt::Display for LeaderHint {
@@ -123,8 +127,15 @@ pub struct NodeStatus {
     pub last_index: LogIndex,
     /// The last index durable on this node.
     pub persisted_index: LogIndex,
-    /// The membership in force.
+    /// The membership in force (the newest configuration in the log, which may not
+    /// be committed yet).
     pub membership: Membership,
+    /// The membership of the newest configuration applied (so committed): a change
+    /// is done once it shows here.
+    pub applied_membership: Membership,
+    /// How to reach each member of `membership`, as far as this node knows (members
+    /// it knows no address for are left out).
+    pub members: AddrTable,
     /// The index of the newest snapshot (0 if none).
     pub snapshot_index: LogIndex,
     /// The peers and the state of this node's connections to them.
@@ -153,16 +164,16 @@ pub(crate) enum Request {
     },
     ChangeMembership {
         changes: Vec<MembershipChange>,
-        addrs: Vec<(NodeId, String)>,
+        addrs: AddrTable,
+        reply: Reply<Result<LogIndex, AppendError>>,
+    },
+    PublishAddrs {
+        addrs: AddrTable,
         reply: Reply<Result<LogIndex, AppendError>>,
     },
     Compact {
         up_to: LogIndex,
         data: SharedBytes,
-    },
-    SetPeerAddress {
-        id: NodeId,
-        addr: String,
     },
     Shutdown,
 }
@@ -224,7 +235,6 @@ struct ClientShared {
     mailbox: Mailbox,
     thread: Mutex<Option<JoinHandle<()>>>,
     listen_addr: SocketAddr,
-    peers: std::collections::BTreeMap<NodeId, String>,
 }
 
 impl ClientShared {
@@ -312,13 +322,11 @@ impl<T: Serialize> Client<T> {
         mailbox: Mailbox,
         thread: Option<JoinHandle<()>>,
         listen_addr: SocketAddr,
-        peers: std::collections::BTreeMap<NodeId, String>,
     ) -> Self {
         let shared = ClientShared {
             mailbox,
             thread: Mutex::new(thread),
             listen_addr,
-            peers,
         };
         Client {
             shared: Arc::new(shared),
@@ -344,8 +352,7 @@ impl<T: Serialize> Client<T> {
     /// can keep many proposals in flight. Blocks only while the node's request queue
     /// is full.
     pub fn submit(&self, command: &T) -> Result<Proposal, AppendError> {
-        let bytes =
-            postcard::to_allocvec(command).map_err(|e| AppendError::Encode(e.to_string()))?;
+        let bytes = encode_command(command).map_err(|e| AppendError::Encode(e.to_string()))?;
         self.submit_bytes(bytes.into())
     }
 
@@ -384,17 +391,44 @@ impl<T: Serialize> Client<T> {
         self.shared.mailbox.send(Request::TransferLeadership { to })
     }
 
-    /// Changes the membership (on the leader), teaching the transport the addresses of
-    /// added nodes first. Blocks until the configuration entry commits.
+    /// Changes the membership (on the leader) and blocks until the configuration
+    /// entry commits (for a voter change, the joint configuration; the leader then
+    /// leaves it by itself: watch [`NodeStatus::applied_membership`]).
+    ///
+    /// `addrs` says how to reach nodes being added (and may re-address members). The
+    /// leader dials them at once and proposes them as an address record right before
+    /// the change, so every member learns them in log order; see
+    /// [`members`](crate::members). A change is refused with
+    /// `Dropped(MembershipChangePending)` while another is in progress or before the
+    /// leader has committed an entry of its term: retry.
     pub fn change_membership(
         &self,
         changes: Vec<MembershipChange>,
-        addrs: Vec<(NodeId, String)>,
+        addrs: impl IntoIterator<Item = (NodeId, MemberAddrs)>,
     ) -> Result<LogIndex, AppendError> {
         let (reply, pending) = slot();
         let request = Request::ChangeMembership {
             changes,
-            addrs,
+            addrs: addrs.into_iter().collect(),
+            reply,
+        };
+        self.shared
+            .mailbox
+            .send(request)
+            .map_err(|_| AppendError::Shutdown)?;
+        pending.wait().unwrap_or(Err(AppendError::Shutdown))
+    }
+
+    /// Publishes members' addresses (on the leader) without changing the membership,
+    /// for a member that moved: every node learns them when the record commits.
+    /// Blocks until it does; returns the record's index.
+    pub fn publish_member_addrs(
+        &self,
+        addrs: impl IntoIterator<Item = (NodeId, MemberAddrs)>,
+    ) -> Result<LogIndex, AppendError> {
+        let (reply, pending) = slot();
+        let request = Request::PublishAddrs {
+            addrs: addrs.into_iter().collect(),
             reply,
         };
         self.shared
@@ -411,25 +445,6 @@ impl<T: Serialize> Client<T> {
             up_to,
             data: data.into(),
         })
-    }
-
-    /// Teaches this node where node `id` listens (for a node being added at runtime:
-    /// every member must learn the new node's address, since addresses are not part
-    /// of the replicated log).
-    pub fn set_peer_address(
-        &self,
-        id: NodeId,
-        addr: impl Into<String>,
-    ) -> Result<(), ShutdownError> {
-        self.shared.mailbox.send(Request::SetPeerAddress {
-            id,
-            addr: addr.into(),
-        })
-    }
-
-    /// The configured address of peer `id`.
-    pub fn peer_addr(&self, id: NodeId) -> Option<&str> {
-        self.shared.peers.get(&id).map(String::as_str)
     }
 
     /// Stops the node: the loop finishes its fsync, closes its sockets and (when it

@@ -10,6 +10,8 @@ use std::time::Duration;
 use raft_core::{Entry, EntryPayload, LogIndex, Membership, SharedBytes, SnapshotMeta, Term};
 use serde::de::DeserializeOwned;
 
+use crate::members::{decode_entry, AddrTable, Payload};
+
 /// What the loop hands the stream: a batch of applied entries, or a snapshot that
 /// replaces the state machine.
 #[derive(Debug)]
@@ -51,6 +53,16 @@ pub enum Committed<T> {
         /// The new membership.
         membership: Membership,
     },
+    /// raft-mio's address record (see [`members`](crate::members)): where members
+    /// are reached, now known cluster-wide (nothing to apply; it advances the index).
+    Addresses {
+        /// The entry's index.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+        /// The members' addresses the record adds or replaces.
+        addrs: AddrTable,
+    },
     /// Replace the state machine with this snapshot (state as of `meta.last_index`).
     Restore {
         /// What the snapshot covers.
@@ -78,6 +90,7 @@ impl<T> Committed<T> {
             Committed::Command { index, .. }
             | Committed::Noop { index, .. }
             | Committed::Membership { index, .. }
+            | Committed::Addresses { index, .. }
             | Committed::Undecodable { index, .. } => *index,
             Committed::Restore { meta, .. } => meta.last_index,
         }
@@ -170,17 +183,21 @@ impl<T: DeserializeOwned> CommittedStream<T> {
         self.last_index = entry.index;
         let (index, term) = (entry.index, entry.term);
         match entry.payload {
-            EntryPayload::Command(bytes) => match postcard::from_bytes(&bytes) {
-                Ok(command) => Committed::Command {
-                    index,
-                    term,
-                    command,
+            EntryPayload::Command(bytes) => match decode_entry(&bytes) {
+                Payload::Command(command) => match postcard::from_bytes(command) {
+                    Ok(command) => Committed::Command {
+                        index,
+                        term,
+                        command,
+                    },
+                    Err(e) => Committed::Undecodable {
+                        index,
+                        term,
+                        error: e.to_string(),
+                    },
                 },
-                Err(e) => Committed::Undecodable {
-                    index,
-                    term,
-                    error: e.to_string(),
-                },
+                Payload::Record(addrs) => Committed::Addresses { index, term, addrs },
+                Payload::Invalid(error) => Committed::Undecodable { index, term, error },
             },
             EntryPayload::Noop => Committed::Noop { index, term },
             EntryPayload::Membership(membership) => Committed::Membership {
@@ -210,17 +227,27 @@ mod tests {
     fn batches_come_out_one_item_at_a_time_in_order() {
         let (tx, rx) = sync_channel(4);
         let mut stream = CommittedStream::<String>::new(rx);
-        let command =
-            |s: &str| EntryPayload::Command(postcard::to_allocvec(&s.to_string()).unwrap().into());
+        let command = |s: &str| {
+            EntryPayload::Command(
+                crate::members::encode_command(&s.to_string())
+                    .unwrap()
+                    .into(),
+            )
+        };
+        let record: AddrTable = [(raft_core::NodeId(4), "h4:7004".into())].into();
         tx.send(Delivery::Entries(vec![
             entry(1, EntryPayload::Noop),
             entry(2, command("a")),
         ]))
         .unwrap();
-        tx.send(Delivery::Entries(vec![entry(
-            3,
-            EntryPayload::Command(vec![0xff, 0xff].into()),
-        )]))
+        tx.send(Delivery::Entries(vec![
+            entry(3, EntryPayload::Command(vec![0xff, 0xff].into())),
+            entry(4, EntryPayload::Command(vec![0, 0xff].into())),
+            entry(
+                5,
+                EntryPayload::Command(crate::members::encode_record(&record)),
+            ),
+        ]))
         .unwrap();
         assert_eq!(
             stream.recv().unwrap(),
@@ -237,14 +264,21 @@ mod tests {
                 command: "a".to_string()
             }
         );
-        assert!(matches!(
-            stream.try_recv().unwrap(),
-            Committed::Undecodable {
-                index: LogIndex(3),
-                ..
+        for undecodable in [3, 4] {
+            assert!(matches!(
+                stream.try_recv().unwrap(),
+                Committed::Undecodable { index, .. } if index == LogIndex(undecodable)
+            ));
+        }
+        assert_eq!(
+            stream.recv().unwrap(),
+            Committed::Addresses {
+                index: LogIndex(5),
+                term: Term(1),
+                addrs: record
             }
-        ));
-        assert_eq!(stream.last_index(), LogIndex(3));
+        );
+        assert_eq!(stream.last_index(), LogIndex(5));
         assert!(stream.try_recv().is_err());
         drop(tx);
         assert!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use raft_core::NodeId;
 
+use crate::members::{AddrTable, MemberAddrs};
 use crate::storage::StorageOptions;
 use crate::transport::TransportSettings;
 
@@ -26,7 +27,15 @@ pub struct RaftConfig {
     /// This node.
     pub id: NodeId,
     /// Every initial member, this node included: id to `host:port` (DNS names or IPs).
+    /// For a node that joins a running cluster ([`join_existing`](Self::join_existing)),
+    /// the members it can reach before it has learned the replicated address table
+    /// (at least the leader; simplest, every current member).
     pub peers: BTreeMap<NodeId, String>,
+    /// The application's addresses of the members in `peers` (for example their
+    /// client ports), by name. They are published in the replicated address table,
+    /// so every node, including ones added later, learns them (see
+    /// [`members`](crate::members)).
+    pub app_addrs: BTreeMap<NodeId, BTreeMap<String, String>>,
     /// The cluster's id: nodes of other clusters are refused at the handshake.
     pub cluster_id: u64,
     /// The data directory (created if missing; locked while the node runs).
@@ -79,6 +88,7 @@ impl RaftConfig {
         RaftConfig {
             id,
             peers,
+            app_addrs: BTreeMap::new(),
             cluster_id: 1,
             data_dir: PathBuf::from(format!("data/node{}", id.0)),
             listen: None,
@@ -97,6 +107,33 @@ impl RaftConfig {
             proposal_batch_max: 4_096,
             fsyncs_in_flight_max: 3,
         }
+    }
+
+    /// Sets the application's addresses of member `id` (one of `peers`), for example
+    /// `[("client", "10.0.0.1:8001")]`.
+    pub fn app_addrs<K: Into<String>, V: Into<String>>(
+        mut self,
+        id: NodeId,
+        addrs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let addrs = addrs.into_iter().map(|(k, v)| (k.into(), v.into()));
+        self.app_addrs.entry(id).or_default().extend(addrs);
+        self
+    }
+
+    /// The configured addresses of every member in `peers`.
+    pub(crate) fn member_addrs(&self) -> AddrTable {
+        self.peers
+            .iter()
+            .map(|(id, raft)| {
+                let app = self.app_addrs.get(id).cloned().unwrap_or_default();
+                let addrs = MemberAddrs {
+                    raft: raft.clone(),
+                    app,
+                };
+                (*id, addrs)
+            })
+            .collect()
     }
 
     /// Sets the data directory.
@@ -139,6 +176,8 @@ impl RaftConfig {
     /// Starts this node as one that waits to be added to an existing cluster (with
     /// `Client::change_membership` on the leader) instead of founding a new one:
     /// it neither campaigns nor votes until the leader's log names it a member.
+    /// `peers` then names this node and the members it can reach first; the rest it
+    /// learns from the log.
     pub fn join_existing(mut self) -> Self {
         self.core.initial_voters.clear();
         self.core.initial_learners.clear();
@@ -162,6 +201,9 @@ impl RaftConfig {
         }
         if !self.peers.contains_key(&self.id) && self.listen.is_none() {
             return bad("peers", "must name this node's address, or set listen");
+        }
+        if self.app_addrs.keys().any(|id| !self.peers.contains_key(id)) {
+            return bad("app_addrs", "names a node that is not among the peers");
         }
         if self.tick_interval.is_zero() {
             return bad("tick_interval", "must be positive");

@@ -18,6 +18,8 @@ pub enum StartError {
     Storage(StorageError),
     /// The core refused the configuration or the recovered state.
     Core(NewNodeError),
+    /// The recovered snapshot's data is not in a format this raft-mio reads.
+    Snapshot(String),
     /// A socket or thread could not be set up.
     Io {
         /// What was being done.
@@ -45,6 +47,9 @@ impl fmt::Display for StartError {
             StartError::Config(e) => e.fmt(f),
             StartError::Storage(e) => e.fmt(f),
             StartError::Core(e) => e.fmt(f),
+            StartError::Snapshot(reason) => {
+                write!(f, "cannot read the recovered snapshot: {reason}")
+            }
             StartError::Io { what, addr, source } if addr.is_empty() => {
                 write!(f, "cannot {what}: {source}")
             }
@@ -59,6 +64,7 @@ impl std::error::Error for StartError {
             StartError::Config(e) => Some(e),
             StartError::Storage(e) => Some(e),
             StartError::Core(e) => Some(e),
+            StartError::Snapshot(_) => None,
             StartError::Io { source, .. } => Some(source),
         }
     }
@@ -71,6 +77,9 @@ pub enum LoopError {
     Storage(StorageError),
     /// `poll` failed.
     Poll(io::Error),
+    /// A snapshot from the leader is not in a format this raft-mio reads (a leader
+    /// of another version): the node cannot restore it and stops.
+    Snapshot(String),
 }
 
 impl fmt::Display for LoopError {
@@ -78,6 +87,7 @@ impl fmt::Display for LoopError {
         match self {
             LoopError::Storage(e) => write!(f, "storage failed: {e}"),
             LoopError::Poll(e) => write!(f, "poll failed: {e}"),
+            LoopError::Snapshot(reason) => write!(f, "cannot restore a snapshot: {reason}"),
         }
     }
 }
@@ -87,6 +97,7 @@ impl std::error::Error for LoopError {
         match self {
             LoopError::Storage(e) => Some(e),
             LoopError::Poll(e) => Some(e),
+            LoopError::Snapshot(_) => None,
         }
     }
 }

@@ -35,20 +35,67 @@
 //! - Committed entries reach the [`CommittedStream`] in index order, each once per
 //!   process lifetime (after a restart, from the snapshot on or from index 1).
 //! - A proposal's outcome is reported exactly once: its index, or why it was dropped
-//!   ([`AppendError::NotLeader`] carries the leader's id and address).
+//!   ([`AppendError::NotLeader`] carries the leader's id, raft address and
+//!   application addresses).
 //! - The loop never blocks on a socket, on name resolution, or on a slow application
 //!   (up to `committed_backlog_entries_max` entries wait inside the loop), so
 //!   heartbeats and votes keep flowing; every queue and buffer has a bound.
 //!
+//! ## Snapshots
+//! The application hands raft-mio its state with [`Client::compact`] (as of an index
+//! it has applied); the snapshot file is written atomically with a checksum, log
+//! segments wholly before it are deleted, and a restart begins with a
+//! [`Committed::Restore`] of it, then the log after it. A follower behind the
+//! leader's compacted log receives the snapshot (InstallSnapshot, in chunks) and its
+//! stream yields a `Restore` too. raft-mio stores its address table (below) next to
+//! the application's bytes; the application only ever sees its own.
+//!
+//! ## Membership changes and addresses
+//! Nodes join and leave at runtime (joint consensus for voters, learners in between,
+//! all in the core). The shell's part is that every member can reach every other:
+//! each member's raft address and the application's own addresses for it
+//! ([`MemberAddrs`], for example its client port) are replicated through the log in
+//! *address records* that the leader proposes right before each configuration
+//! change, and carried by snapshots; see [`members`]. So a node added at runtime is
+//! reachable by every member, and one that restarts or joins later learns addresses
+//! no configuration gave it. When a removal commits, the members close their
+//! connections to the removed node and refuse it at the handshake: a removed node
+//! that comes back with its old log cannot disturb the cluster.
+//!
+//! ```no_run
+//! use raft_core::{MembershipChange, NodeId};
+//! use raft_mio::{Client, MemberAddrs, RaftConfig};
+//!
+//! # fn add(leader: &Client<String>) -> Result<(), Box<dyn std::error::Error>> {
+//! // On the new machine: node 4 knows the current members and waits to be added.
+//! let members = [(NodeId(1), "node1:7000"), (NodeId(2), "node2:7000"), (NodeId(4), "node4:7000")];
+//! let config = RaftConfig::new(NodeId(4), members).join_existing();
+//! # let _ = config;
+//! // On the leader: add it as a learner with its addresses; once the leader's
+//! // `status().replication[&NodeId(4)].match_index` has caught up, promote it.
+//! let addrs = MemberAddrs::new("node4:7000").with("client", "node4:8000");
+//! leader.change_membership(vec![MembershipChange::AddLearner(NodeId(4))], [(NodeId(4), addrs)])?;
+//! leader.change_membership(vec![MembershipChange::AddVoter(NodeId(4))], [])?;
+//! // The leader leaves the joint configuration by itself; the change is done once
+//! // `status().applied_membership` shows it.
+//! # Ok(()) }
+//! ```
+//!
+//! A voter that lost its disk must not simply restart under its old id: it has
+//! forgotten its vote and could vote twice in one term. Remove it, wipe it, start it
+//! with [`RaftConfig::join_existing`], and add it again as a learner, then a voter;
+//! it catches up from the leader's snapshot.
+//!
 //! ## Threads of a node
 //! The loop (`raft-node-N`), its fsync threads (`raft-fsync-N-i`, blocked in
 //! `fdatasync` or idle), and short-lived resolver threads for peers named by host.
-
+//!
 //! ## Modules
 //! [`storage`] (segments, hard state, snapshots, lock, recovery), [`transport`]
-//! (frames, handshake, backoff, write queues), [`clock`] (the only wall-clock code),
-//! [`client`] and [`committed`] (the application's side), and the loop itself
-//! ([`NodeLoop`]) for users who drive it on their own thread.
+//! (frames, handshake, backoff, write queues), [`members`] (the replicated address
+//! table), [`clock`] (the only wall-clock code), [`client`] and [`committed`] (the
+//! application's side), and the loop itself ([`NodeLoop`]) for users who drive it on
+//! their own thread.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -58,6 +105,7 @@ pub mod committed;
 pub mod config;
 pub mod error;
 mod fsync_thread;
+pub mod members;
 mod node;
 mod outlet;
 mod reply;
@@ -68,5 +116,6 @@ pub use client::{AppendError, Client, LeaderHint, NodeStatus, Proposal, ReadErro
 pub use committed::{Committed, CommittedStream};
 pub use config::{ConfigError, Listen, RaftConfig};
 pub use error::{LoopError, StartError};
+pub use members::{AddrTable, MemberAddrs};
 pub use node::{run, Flow, NodeLoop};
 pub use transport::PeerConnection;

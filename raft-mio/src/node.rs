@@ -17,7 +17,7 @@
 //!    rest.
 //! 6. Hand the applied entries to the committed stream, answer clients, flush again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Waker};
 use raft_core::{
-    Action, DropReason, Entry, EntryPayload, Event, LogIndex, Message, NodeId, ProposalId,
-    RaftNode, ReadId, SharedBytes,
+    Action, DropReason, Entry, Event, LogIndex, Membership, Message, NodeId, ProposalId, RaftNode,
+    ReadId, RoleKind, SharedBytes, Term,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -40,9 +40,12 @@ use crate::committed::{CommittedStream, Delivery};
 use crate::config::{Listen, RaftConfig};
 use crate::error::{LoopError, StartError};
 use crate::fsync_thread::FsyncThreads;
+use crate::members::{wrap_snapshot, Directory};
 use crate::outlet::Outlet;
 use crate::reply::Reply;
 use crate::storage::{Storage, SyncStart};
+
+mod peers;
 use crate::transport::{Transport, WAKER_TOKEN};
 
 /// Readiness events taken from one poll.
@@ -86,7 +89,19 @@ pub struct NodeLoop {
     next_read_id: u64,
     apply_batch: Vec<Entry>,
     applied_index: LogIndex,
-    peer_addrs: BTreeMap<NodeId, String>,
+    /// The configuration of the newest membership entry applied (or of the snapshot).
+    applied_membership: Membership,
+    /// The newest term this node has applied an entry of: once a leader has applied
+    /// one of its own, its address table reflects every record committed before it.
+    applied_term: Term,
+    /// Where the members are (see [`crate::members`]).
+    directory: Directory,
+    /// Address records this node proposed whose fate is not known yet.
+    records_in_flight: BTreeSet<ProposalId>,
+    /// Membership changes proposed here whose fate is not known yet.
+    changes_in_flight: BTreeSet<ProposalId>,
+    /// Whether a leader should check that the address table covers every member.
+    publish_check_due: bool,
     listen_addr: SocketAddr,
     proposal_batch_max: usize,
     requests_per_turn_max: usize,
@@ -105,7 +120,13 @@ impl NodeLoop {
         config.validate().map_err(StartError::Config)?;
         let (storage, restored) =
             Storage::open(&config.data_dir, config.storage.clone()).map_err(StartError::Storage)?;
-        let snapshot = restored.snapshot.clone();
+        let (directory, applied_membership, restore) =
+            peers::restored_directory(&config, restored.snapshot.as_ref())?;
+        // The application starts from the snapshot, if any.
+        let applied_index = restored
+            .snapshot
+            .as_ref()
+            .map_or(LogIndex(0), |s| s.meta.last_index);
         let core = RaftNode::new(config.core.clone(), restored).map_err(StartError::Core)?;
         let listener = bind_listener(&config)?;
         let listen_addr = listener
@@ -132,19 +153,14 @@ impl NodeLoop {
         let (tx, rx) = sync_channel(config.client_queue_max);
         let wake_pending = Arc::new(AtomicBool::new(false));
         let (committed_tx, committed_rx) = sync_channel(config.committed_queue_max);
-        let mut applied_index = LogIndex(0);
-        if let Some(snapshot) = snapshot {
-            applied_index = snapshot.meta.last_index;
-            let _ = committed_tx.send(Delivery::Restore {
-                meta: snapshot.meta,
-                data: snapshot.data,
-            });
+        if let Some(restore) = restore {
+            let _ = committed_tx.send(restore);
         }
         tracing::info!(
             node = %config.id, %listen_addr, data_dir = %config.data_dir.display(),
             term = %core.term(), last_index = %core.last_index(), "raft node started"
         );
-        let node = NodeLoop {
+        let mut node = NodeLoop {
             core,
             storage,
             fsync,
@@ -167,19 +183,22 @@ impl NodeLoop {
             next_read_id: 1,
             apply_batch: Vec::new(),
             applied_index,
-            peer_addrs: config.peers.clone(),
+            applied_membership,
+            applied_term: Term(0),
+            directory,
+            records_in_flight: BTreeSet::new(),
+            changes_in_flight: BTreeSet::new(),
+            publish_check_due: false,
             listen_addr,
             proposal_batch_max: config.proposal_batch_max,
             requests_per_turn_max: config.client_queue_max,
             requests_left: false,
             shutting_down: false,
         };
-        let client = Client::new(
-            Mailbox::new(tx, waker, wake_pending),
-            None,
-            listen_addr,
-            config.peers,
-        );
+        // The log may have added members the configuration does not name, or removed
+        // some it does.
+        node.reconcile_peers();
+        let client = Client::new(Mailbox::new(tx, waker, wake_pending), None, listen_addr);
         Ok((node, client, CommittedStream::new(committed_rx)))
     }
 
@@ -219,6 +238,7 @@ impl NodeLoop {
         self.take_finished_sync()?;
         self.step_gathered(now);
         self.execute_actions()?;
+        self.maybe_publish_addrs();
         // The leader's entries go out while it syncs its own copy.
         self.transport.flush(self.poll.registry(), now);
         self.group_commit()?;
@@ -294,8 +314,7 @@ impl NodeLoop {
     fn on_request(&mut self, request: Request, now: Instant) {
         match request {
             Request::Propose { command, reply } => {
-                let id = ProposalId(self.next_proposal_id);
-                self.next_proposal_id += 1;
+                let id = self.next_proposal();
                 self.pending_proposals.insert(id, reply);
                 self.proposals.push((id, command));
             }
@@ -313,30 +332,27 @@ impl NodeLoop {
                 changes,
                 addrs,
                 reply,
-            } => {
-                for (id, addr) in addrs {
-                    if id != self.core.id() {
-                        self.transport.add_peer(id, addr.clone(), now);
-                    }
-                    self.peer_addrs.insert(id, addr);
+            } => self.on_change_membership(changes, addrs, reply, now),
+            Request::PublishAddrs { addrs, reply } => {
+                for (id, member) in &addrs {
+                    self.directory.stage(*id, member.clone());
                 }
-                let id = ProposalId(self.next_proposal_id);
-                self.next_proposal_id += 1;
+                let id = self.propose_record(addrs);
                 self.pending_proposals.insert(id, reply);
-                self.other_events
-                    .push(Event::ChangeMembership { id, changes });
             }
             Request::Compact { up_to, data } => {
+                // The snapshot carries the address table as it was at `up_to`.
+                let data = wrap_snapshot(self.directory.at(up_to), &data);
                 self.other_events.push(Event::Compact { up_to, data })
-            }
-            Request::SetPeerAddress { id, addr } => {
-                if id != self.core.id() {
-                    self.transport.add_peer(id, addr.clone(), now);
-                }
-                self.peer_addrs.insert(id, addr);
             }
             Request::Shutdown => self.shutting_down = true,
         }
+    }
+
+    fn next_proposal(&mut self) -> ProposalId {
+        let id = ProposalId(self.next_proposal_id);
+        self.next_proposal_id += 1;
+        id
     }
 
     /// Steps everything gathered into the core; actions pile up in `self.actions`.
@@ -417,21 +433,16 @@ impl NodeLoop {
 
     fn execute(&mut self, action: Action) -> Result<(), LoopError> {
         match action {
-            Action::PersistHardState { .. }
-            | Action::AppendToLog { .. }
-            | Action::PersistSnapshot { .. } => {
+            Action::PersistHardState { .. } | Action::AppendToLog { .. } => {
+                self.storage.write(&action).map_err(LoopError::Storage)?;
+            }
+            Action::PersistSnapshot { ref snapshot, .. } => {
+                self.directory.compact(snapshot.meta.last_index);
                 self.storage.write(&action).map_err(LoopError::Storage)?;
             }
             Action::Send(message) => self.transport.send(&message),
             Action::Apply(entries) => self.on_apply(entries),
-            Action::RestoreSnapshot(snapshot) => {
-                self.deliver_applies();
-                self.applied_index = snapshot.meta.last_index;
-                self.deliver(Delivery::Restore {
-                    meta: snapshot.meta,
-                    data: snapshot.data,
-                });
-            }
+            Action::RestoreSnapshot(snapshot) => self.on_restore(*snapshot)?,
             Action::ReadReady { id, read_index } => {
                 // The application must see the applies this read depends on first.
                 self.deliver_applies();
@@ -447,17 +458,24 @@ impl NodeLoop {
             Action::ProposalAccepted { .. } => {}
             Action::ProposalCommitted { id, index } => {
                 self.deliver_applies();
+                self.forget_proposal(id);
                 if let Some(reply) = self.pending_proposals.remove(&id) {
                     reply.send(Ok(index));
                 }
             }
             Action::ProposalDropped { id, reason } => {
+                if self.forget_proposal(id) {
+                    // A refused change leaves no member behind: the nodes it would
+                    // have added are no longer dialed.
+                    self.reconcile_peers();
+                }
                 if let Some(reply) = self.pending_proposals.remove(&id) {
                     reply.send(Err(self.append_error(reason)));
                 }
             }
             Action::RoleChanged { role, term } => {
                 tracing::info!(node = %self.core.id(), %role, %term, "role changed");
+                self.publish_check_due |= role == RoleKind::Leader;
             }
             Action::LeaderChanged { leader, term } => {
                 tracing::info!(node = %self.core.id(), leader = ?leader, %term, "leader changed");
@@ -479,38 +497,22 @@ impl NodeLoop {
             "applies are consecutive"
         );
         self.applied_index = last.index;
-        let membership_changed = entries
-            .iter()
-            .any(|e| matches!(e.payload, EntryPayload::Membership(_)));
+        if last.term == self.core.term() && self.applied_term != last.term {
+            self.applied_term = last.term;
+            self.publish_check_due = true;
+        }
+        let mut peers_changed = false;
+        for entry in &entries {
+            peers_changed |= self.apply_to_directory(entry);
+        }
         if self.apply_batch.is_empty() {
             self.apply_batch = entries;
         } else {
             self.apply_batch.extend(entries);
         }
-        if membership_changed {
+        if peers_changed {
             self.reconcile_peers();
-        }
-    }
-
-    /// Brings the transport in line with the membership in force: members are heard
-    /// (and dialed, where their address is known); removed nodes are dropped.
-    fn reconcile_peers(&mut self) {
-        let members = self.core.membership().members();
-        let me = self.core.id();
-        for id in members.iter().copied().filter(|id| *id != me) {
-            self.transport.allow_peer(id);
-        }
-        let removed: Vec<NodeId> = self
-            .peer_addrs
-            .keys()
-            .filter(|id| !members.contains(id) && **id != me)
-            .copied()
-            .collect();
-        for id in removed {
-            tracing::info!(node = %me, peer = %id, "peer removed from the membership");
-            self.transport
-                .remove_peer(id, self.poll.registry(), clock::now());
-            self.peer_addrs.remove(&id);
+            self.publish_check_due = true;
         }
     }
 
@@ -528,9 +530,13 @@ impl NodeLoop {
     }
 
     fn leader_hint(&self, leader: Option<NodeId>) -> Option<LeaderHint> {
-        leader.map(|id| LeaderHint {
-            id,
-            addr: self.peer_addrs.get(&id).cloned(),
+        leader.map(|id| {
+            let addrs = self.directory.get(id);
+            LeaderHint {
+                id,
+                addr: addrs.map(|a| a.raft.clone()),
+                app_addrs: addrs.map(|a| a.app.clone()).unwrap_or_default(),
+            }
         })
     }
 
@@ -555,7 +561,14 @@ impl NodeLoop {
             last_index: core.last_index,
             persisted_index: core.persisted_index,
             snapshot_index: core.snapshot_index,
+            members: core
+                .membership
+                .members()
+                .into_iter()
+                .filter_map(|id| Some((id, self.directory.get(id)?.clone())))
+                .collect(),
             membership: core.membership,
+            applied_membership: self.applied_membership.clone(),
             peers: self.transport.peer_status(),
             replication: core.peers,
             listen_addr: self.listen_addr,

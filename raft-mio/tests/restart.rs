@@ -6,6 +6,7 @@ mod support;
 use std::fs;
 
 use raft_core::{EntryPayload, LogIndex, NodeId};
+use raft_mio::members::TAG_COMMAND;
 use raft_mio::storage::{Storage, StorageError, StorageOptions};
 use raft_mio::StartError;
 use support::{Cluster, Cmd};
@@ -17,7 +18,11 @@ fn commands_on_disk(cluster: &Cluster, id: NodeId) -> (raft_core::Restored, Vec<
         .entries
         .iter()
         .filter_map(|e| match &e.payload {
-            EntryPayload::Command(bytes) => Some(postcard::from_bytes(bytes).unwrap()),
+            // raft-mio's envelope: one tag byte, then the application's command.
+            EntryPayload::Command(bytes) => match bytes.split_first() {
+                Some((&TAG_COMMAND, command)) => Some(postcard::from_bytes(command).unwrap()),
+                _ => None,
+            },
             _ => None,
         })
         .collect();

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use raft_core::NodeId;
-use support::{wait_until, Cluster, Cmd, TestNode};
+use support::{compact, wait_until, Cluster, Cmd};
 
 fn segment_count(dir: &Path) -> usize {
     fs::read_dir(dir)
@@ -21,18 +21,6 @@ fn segment_count(dir: &Path) -> usize {
                 .starts_with("log-")
         })
         .count()
-}
-
-/// The application snapshots its state (the applied list) as of its last index.
-fn compact(node: &TestNode) {
-    let applied = node.applied.lock().unwrap().clone();
-    let (up_to, _) = *applied.last().expect("something applied");
-    node.client
-        .compact(up_to, postcard::to_allocvec(&applied).unwrap())
-        .unwrap();
-    wait_until("the snapshot is durable", || {
-        node.status().snapshot_index >= up_to
-    });
 }
 
 #[test]

@@ -290,7 +290,7 @@ impl OwnCluster {
         let exe = std::env::current_exe()?;
         let options = NodeOptions {
             no_fsync,
-            extra_args: Vec::new(),
+            ..NodeOptions::default()
         };
         let mut nodes = Vec::new();
         for spec in &layout.nodes {

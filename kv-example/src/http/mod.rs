@@ -229,6 +229,52 @@ mod tests {
     }
 
     #[test]
+    fn nodes_are_added_and_removed_on_the_leader_and_redirected_on_a_follower() {
+        let server = serve(MemoryBackend::leader());
+        let body = r#"{"id":4,"raft_addr":"h:7004","client_addr":"h:8004","http_addr":"h:9004"}"#;
+        let answer = exchange(
+            &server,
+            &format!(
+                "POST /cluster/nodes HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}\
+                 GET /cluster/nodes HTTP/1.1\r\n\r\n\
+                 DELETE /cluster/nodes/4 HTTP/1.1\r\n\r\n\
+                 DELETE /cluster/nodes/4 HTTP/1.1\r\n\r\n\
+                 POST /cluster/nodes HTTP/1.1\r\nContent-Length: 2\r\n\r\n{{}}\
+                 DELETE /cluster/nodes/x HTTP/1.1\r\n\r\n\
+                 PUT /cluster/nodes HTTP/1.1\r\nConnection: close\r\n\r\n",
+                body.len()
+            ),
+        );
+        assert_eq!(
+            statuses(&answer),
+            ["200", "200", "200", "404", "400", "400", "405"],
+            "{answer}"
+        );
+        let first = answer.split("HTTP/1.1 ").nth(1).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(first.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(json["voters"], serde_json::json!([1, 4]), "{answer}");
+        assert_eq!(json["members"][1]["client_addr"], "h:8004", "{answer}");
+        assert!(answer.contains("node 4 is not a member"), "{answer}");
+
+        let leader = LeaderRef {
+            id: 1,
+            client_addr: Some("127.0.0.1:8001".into()),
+            http_addr: Some("127.0.0.1:9001".into()),
+        };
+        let follower = serve(MemoryBackend::follower_of(leader));
+        let answer = exchange(
+            &follower,
+            "DELETE /cluster/nodes/2 HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(statuses(&answer), ["307"]);
+        assert!(
+            answer.contains("Location: http://127.0.0.1:9001/cluster/nodes/2\r\n"),
+            "{answer}"
+        );
+    }
+
+    #[test]
     fn request_ids_from_headers_suppress_duplicates() {
         let server = serve(MemoryBackend::leader());
         let put = |seq: u64, v: &str| {

@@ -5,21 +5,25 @@
 //! | `GET /kv/{key}` (`?stale` for a local read) | 200, the value | 404 no value |
 //! | `PUT /kv/{key}`, the value as the body (one trailing newline dropped) | 200 `Appended at N` | 307 to the leader |
 //! | `DELETE /kv/{key}` | 200 `Appended at N` | 307 to the leader |
-//! | `GET /status` | 200, JSON | |
+//! | `GET /status` | 200, JSON (membership included) | |
 //! | `POST /snapshot` | 200 `Snapshot at N` | 503 nothing applied yet |
+//! | `GET /cluster/nodes` | 200, JSON: voters, learners, every member's addresses | |
+//! | `POST /cluster/nodes`, JSON `{"id","raft_addr","client_addr","http_addr"}` | 200, JSON membership | 307 to the leader, 400 bad body |
+//! | `DELETE /cluster/nodes/{id}` | 200, JSON membership | 307 to the leader, 404 not a member |
 //!
 //! Writes also answer `X-Raft-Index: N`. A write may carry `X-Client-Id` and
 //! `X-Request-Seq` (positive integers) for duplicate suppression; otherwise the
 //! connection numbers its writes. Passing trouble (no leader, a read that cannot be
 //! confirmed) is 503 with `Retry-After`; a write whose fate is unknown after the
-//! timeout is 504.
+//! timeout is 504. `POST /cluster/nodes` adds a running node started with `--join`
+//! (as a learner, then a voter once it has caught up) and answers when it votes.
 
 use kv_model::{ClientId, Operation, RequestSeq};
 use percent_encoding::percent_decode_str;
 
 use super::request::Head;
 use super::response::Response;
-use crate::api::{check_word, Backend, Consistency, KvError, RequestId, Session};
+use crate::api::{check_word, Backend, Consistency, KvError, NewNode, RequestId, Session};
 
 /// The answer to one request.
 pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: &[u8]) -> Response {
@@ -45,6 +49,9 @@ pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: 
             },
             _ => method_not_allowed("POST"),
         };
+    }
+    if path == "/cluster/nodes" || path.starts_with("/cluster/nodes/") {
+        return cluster_nodes(backend, head, path, body);
     }
     if path == "/" {
         return match method {
@@ -88,7 +95,46 @@ pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: 
 
 /// The text of `GET /`.
 const INDEX: &str = "kv-example: GET /kv/KEY (?stale for a local read), PUT /kv/KEY with the \
-                     value as the body, DELETE /kv/KEY, GET /status, POST /snapshot";
+                     value as the body, DELETE /kv/KEY, GET /status, POST /snapshot, \
+                     GET /cluster/nodes, POST /cluster/nodes {\"id\":4,\"raft_addr\":..,\
+                     \"client_addr\":..,\"http_addr\":..}, DELETE /cluster/nodes/ID";
+
+/// `/cluster/nodes` (the membership, and adding a node) and `/cluster/nodes/{id}`
+/// (removing one).
+fn cluster_nodes<B: Backend>(backend: &B, head: &Head, path: &str, body: &[u8]) -> Response {
+    let method = head.method.as_str();
+    let result = match path.strip_prefix("/cluster/nodes/") {
+        None => match method {
+            "GET" => backend.status().map(|s| Response::json(200, &s.membership)),
+            "POST" => {
+                let node: NewNode = match serde_json::from_slice(body) {
+                    Ok(node) => node,
+                    Err(e) => {
+                        return Response::text(
+                            400,
+                            format!(
+                                "the body must be JSON {{\"id\", \"raft_addr\", \"client_addr\", \
+                                 \"http_addr\"}}: {e}"
+                            ),
+                        )
+                    }
+                };
+                backend.add_node(&node).map(|m| Response::json(200, &m))
+            }
+            _ => return method_not_allowed("GET, POST"),
+        },
+        Some(id) => {
+            let Some(id) = id.parse::<u64>().ok().filter(|id| *id > 0) else {
+                return Response::text(400, format!("`{id}` is not a node id"));
+            };
+            match method {
+                "DELETE" => backend.remove_node(id).map(|m| Response::json(200, &m)),
+                _ => return method_not_allowed("DELETE"),
+            }
+        }
+    };
+    result.unwrap_or_else(|e| error_response(&e, head))
+}
 
 fn write<B: Backend>(
     backend: &B,
@@ -165,6 +211,8 @@ pub fn error_response(error: &KvError, head: &Head) -> Response {
             unavailable(error)
         }
         KvError::Timeout { .. } => Response::text(504, error.to_string()),
+        KvError::Invalid(_) => Response::text(400, error.to_string()),
+        KvError::NotMember(_) => Response::text(404, error.to_string()),
         KvError::StaleRequest(_) => Response::text(409, error.to_string()),
     }
 }

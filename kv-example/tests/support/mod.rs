@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kv_example::client::{Answer, TextClient};
-use kv_example::layout::{Layout, NodeOptions};
+use kv_example::layout::{Layout, NodeOptions, NodeSpec};
+use kv_example::membership::MEMBERSHIP_CHANGE_TIMEOUT;
 use kv_example::process::NodeProcess;
 
 /// How long any wait may take before the test fails.
@@ -233,6 +234,108 @@ impl Cluster {
     pub fn restart(&mut self, id: u64) {
         self.node(id).start().expect("restart the node");
         self.wait_until_serving(id);
+    }
+
+    /// Places node `id` on free ports of 127.0.0.1 (data in the cluster's directory)
+    /// and adds it to the layout, without starting it: the nodes' clients may name it
+    /// before it exists.
+    pub fn plan_node(&mut self, id: u64) -> NodeSpec {
+        let free = Layout::free_local_ports(1, self.dir.path()).expect("free ports");
+        let spec = NodeSpec {
+            id,
+            data_dir: self.dir.path().join(format!("node{id}")),
+            ..free.nodes[0].clone()
+        };
+        self.layout.insert(spec.clone());
+        spec
+    }
+
+    /// Starts planned node `id` with `--join` (its peers: every node of the layout)
+    /// plus `extra_args`, and waits until it serves.
+    pub fn start_joining(&mut self, id: u64, extra_args: &[&str]) {
+        self.start_joining_with(id, extra_args, |_| {});
+    }
+
+    /// [`start_joining`](Self::start_joining), with the node's arguments adjusted by
+    /// `adjust` first.
+    pub fn start_joining_with(
+        &mut self,
+        id: u64,
+        extra_args: &[&str],
+        adjust: impl FnOnce(&mut Vec<String>),
+    ) {
+        let options = NodeOptions {
+            join: true,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            ..NodeOptions::default()
+        };
+        let mut args = self.layout.node_args(id, &options);
+        adjust(&mut args);
+        let mut node =
+            NodeProcess::new(id, exe(), args).log_to(self.dir.path().join(format!("node{id}.log")));
+        node.start().expect("the node process starts");
+        self.nodes.insert(id, node);
+        self.wait_until_serving(id);
+    }
+
+    /// Sends `line` (a membership request) to the leader, following `Leader is`
+    /// answers and retrying while there is no leader; the first other answer.
+    pub fn ask_leader(&self, line: &str) -> Answer {
+        let ids = self.ids();
+        let mut target = ids[0];
+        wait_for_ok(&format!("an answer to `{line}` from the leader"), || {
+            let answer =
+                TextClient::connect(self.client_addr(target), REQUEST_TIMEOUT).and_then(|mut c| {
+                    // The request waits for a catch-up and a promotion.
+                    c.set_timeout(MEMBERSHIP_CHANGE_TIMEOUT + REQUEST_TIMEOUT)?;
+                    c.request(line)
+                });
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(e) => {
+                    target = next_id(&ids, target);
+                    return Err(e.to_string());
+                }
+            };
+            if let Some(addr) = answer.leader_redirect() {
+                target = self.id_of_client_addr(addr);
+                return Err(format!("{answer:?}"));
+            }
+            match &answer {
+                Answer::Error(e) if e.starts_with("no leader") => {
+                    target = next_id(&ids, target);
+                    Err(e.clone())
+                }
+                _ => Ok(answer),
+            }
+        })
+    }
+
+    /// Adds planned, running node `id` through the leader; the answer's text.
+    pub fn add_node(&self, id: u64) -> String {
+        let spec = self.layout.node(id).expect("a planned node").clone();
+        let line = format!(
+            "add-node {id} {} {} {}",
+            spec.raft_addr, spec.client_addr, spec.http_addr
+        );
+        match self.ask_leader(&line) {
+            Answer::Ok(text) => text,
+            Answer::Error(e) => panic!("adding node {id} failed: {e}"),
+        }
+    }
+
+    /// Removes node `id` through the leader, stops its process, and drops it from
+    /// the layout; the answer's text.
+    pub fn remove_node(&mut self, id: u64) -> String {
+        let text = match self.ask_leader(&format!("remove-node {id}")) {
+            Answer::Ok(text) => text,
+            Answer::Error(e) => panic!("removing node {id} failed: {e}"),
+        };
+        if let Some(mut node) = self.nodes.remove(&id) {
+            node.stop(WAIT_MAX).expect("stop the removed node");
+        }
+        self.layout.remove(id);
+        text
     }
 
     /// The tail of every node's log, for failure reports.

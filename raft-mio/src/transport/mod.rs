@@ -165,6 +165,13 @@ impl Transport {
         }
     }
 
+    /// Every peer this node dials or hears.
+    pub fn known_peers(&self) -> Vec<NodeId> {
+        let mut known: BTreeSet<NodeId> = self.members.clone();
+        known.extend(self.peers.keys().copied());
+        known.into_iter().collect()
+    }
+
     /// Forgets a peer at runtime, closing its connections.
     pub fn remove_peer(&mut self, id: NodeId, registry: &Registry, now: Instant) {
         self.members.remove(&id);

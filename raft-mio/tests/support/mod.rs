@@ -132,7 +132,17 @@ impl Cluster {
 
     /// Starts (or restarts) node `id` on its address and data directory.
     pub fn launch(&mut self, id: NodeId, listener: Option<std::net::TcpListener>) {
-        let mut config = self.config(id);
+        self.launch_with(id, listener, |c| c);
+    }
+
+    /// Starts (or restarts) node `id` with its configuration adjusted by `adjust`.
+    pub fn launch_with(
+        &mut self,
+        id: NodeId,
+        listener: Option<std::net::TcpListener>,
+        adjust: impl FnOnce(RaftConfig) -> RaftConfig,
+    ) {
+        let mut config = adjust(self.config(id));
         if let Some(listener) = listener {
             config = config.listener(listener);
         }
@@ -274,6 +284,19 @@ impl Cluster {
             self.stop(id);
         }
     }
+}
+
+/// The application snapshots its state (the applied list) as of its last index, and
+/// waits until the node has made the snapshot durable.
+pub fn compact(node: &TestNode) {
+    let applied = node.applied.lock().unwrap().clone();
+    let (up_to, _) = *applied.last().expect("something applied");
+    node.client
+        .compact(up_to, postcard::to_allocvec(&applied).unwrap())
+        .unwrap();
+    wait_until("the snapshot is durable", || {
+        node.status().snapshot_index >= up_to
+    });
 }
 
 /// Polls `condition` every 10 ms until it holds; fails the test after [`WAIT_MAX`].

@@ -1,0 +1,421 @@
+//! Where the members are: each member's raft address and the application's own
+//! addresses for it (a client port, an HTTP port), replicated through the log.
+//!
+//! ## Why through the log
+//! A membership change is only useful if every member can reach the new node and
+//! the new node every member. Telling each node by hand races with the change, and
+//! whatever was told is lost to a node that restarts, or that joins later and learns
+//! the log from a snapshot. So addresses travel the way the configuration does:
+//! - raft-mio wraps every command entry in a one-byte envelope: [`TAG_COMMAND`] for
+//!   the application's commands, [`TAG_ADDRS`] for an *address record* (members and
+//!   their [`MemberAddrs`]). The application never sees the envelope.
+//! - A leader proposes a record right before each configuration change, in the same
+//!   step, so the record is the entry just before the change: a follower knows a new
+//!   member's address by the time it applies the change, whatever order the
+//!   entries reach it in.
+//! - A leader that has applied an entry of its own term re-publishes what the table
+//!   lacks: members whose address only its configuration knows (the founding
+//!   members), a record that was dropped, and its own addresses if the table has
+//!   them wrong. So the table converges to every member's addresses.
+//! - A snapshot carries the table as of its last index, so a node that catches up
+//!   from a snapshot (or restarts from one) knows every member it needs.
+//!
+//! ## Rules of the table
+//! - A record only adds or replaces addresses; it never removes one. Applying a
+//!   configuration entry removes every node that is not a member of it, which keeps
+//!   the table bounded by the membership.
+//! - Lookups try the replicated table, then addresses given to a change request on
+//!   this node (a leader dials a new member before its record commits), then the
+//!   node's configuration.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use raft_core::{LogIndex, Membership, NodeId, SharedBytes};
+use serde::{Deserialize, Serialize};
+
+/// How to reach one member.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAddrs {
+    /// Where its raft peers reach it (`host:port`).
+    pub raft: String,
+    /// The application's addresses for it, by name (for example `"client"` to
+    /// `"10.0.0.4:8001"`), so that any node can tell a client where a member serves.
+    pub app: BTreeMap<String, String>,
+}
+
+impl MemberAddrs {
+    /// A member reached at `raft`, with no application addresses.
+    pub fn new(raft: impl Into<String>) -> Self {
+        MemberAddrs {
+            raft: raft.into(),
+            app: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the application address `name`.
+    pub fn with(mut self, name: impl Into<String>, addr: impl Into<String>) -> Self {
+        self.app.insert(name.into(), addr.into());
+        self
+    }
+
+    /// The application address `name`, if known.
+    pub fn app(&self, name: &str) -> Option<&str> {
+        self.app.get(name).map(String::as_str)
+    }
+}
+
+impl From<String> for MemberAddrs {
+    fn from(raft: String) -> Self {
+        MemberAddrs::new(raft)
+    }
+}
+
+impl From<&str> for MemberAddrs {
+    fn from(raft: &str) -> Self {
+        MemberAddrs::new(raft)
+    }
+}
+
+/// Members and their addresses.
+pub type AddrTable = BTreeMap<NodeId, MemberAddrs>;
+
+/// The first byte of a command entry that holds an application command (its
+/// postcard encoding follows).
+pub const TAG_COMMAND: u8 = 0;
+/// The first byte of a command entry that holds an address record (an [`AddrTable`]
+/// in postcard follows).
+pub const TAG_ADDRS: u8 = 1;
+
+/// The entry bytes of an application command.
+pub(crate) fn encode_command<T: Serialize>(command: &T) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_extend(command, vec![TAG_COMMAND])
+}
+
+/// The entry bytes of an address record.
+pub(crate) fn encode_record(record: &AddrTable) -> SharedBytes {
+    let bytes =
+        postcard::to_extend(record, vec![TAG_ADDRS]).expect("an address table always encodes");
+    bytes.into()
+}
+
+/// What a command entry holds.
+#[derive(Debug)]
+pub(crate) enum Payload<'a> {
+    /// An application command's encoding.
+    Command(&'a [u8]),
+    /// An address record.
+    Record(AddrTable),
+    /// Neither: another version of raft-mio wrote it, or it is corrupt.
+    Invalid(String),
+}
+
+/// Reads a command entry's envelope.
+pub(crate) fn decode_entry(bytes: &[u8]) -> Payload<'_> {
+    match bytes.split_first() {
+        Some((&TAG_COMMAND, command)) => Payload::Command(command),
+        Some((&TAG_ADDRS, record)) => match postcard::from_bytes(record) {
+            Ok(table) => Payload::Record(table),
+            Err(e) => Payload::Invalid(format!("an address record that does not decode: {e}")),
+        },
+        Some((tag, _)) => Payload::Invalid(format!("an entry with the unknown tag {tag}")),
+        None => Payload::Invalid("an empty command entry".into()),
+    }
+}
+
+/// The version of the snapshot envelope; bumped on any change to its layout.
+const SNAPSHOT_FORMAT: u32 = 1;
+
+/// What raft-mio stores as a snapshot's data: the address table as of the snapshot's
+/// last index, and the application's state.
+#[derive(Serialize)]
+struct SnapshotEnvelopeRef<'a> {
+    format: u32,
+    addrs: &'a AddrTable,
+    app: &'a SharedBytes,
+}
+
+#[derive(Deserialize)]
+struct SnapshotEnvelope {
+    format: u32,
+    addrs: AddrTable,
+    app: SharedBytes,
+}
+
+/// Wraps the application's snapshot with the address table.
+pub(crate) fn wrap_snapshot(addrs: &AddrTable, app: &SharedBytes) -> SharedBytes {
+    let envelope = SnapshotEnvelopeRef {
+        format: SNAPSHOT_FORMAT,
+        addrs,
+        app,
+    };
+    postcard::to_allocvec(&envelope)
+        .expect("a snapshot envelope always encodes")
+        .into()
+}
+
+/// Splits a snapshot's data into the address table and the application's state.
+pub(crate) fn unwrap_snapshot(data: &[u8]) -> Result<(AddrTable, SharedBytes), String> {
+    let envelope: SnapshotEnvelope = postcard::from_bytes(data)
+        .map_err(|e| format!("the snapshot is not one raft-mio wrote: {e}"))?;
+    if envelope.format != SNAPSHOT_FORMAT {
+        return Err(format!(
+            "the snapshot has format {}, this raft-mio reads format {SNAPSHOT_FORMAT}",
+            envelope.format
+        ));
+    }
+    Ok((envelope.addrs, envelope.app))
+}
+
+/// A node's knowledge of where the members are (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Directory {
+    me: NodeId,
+    /// From this node's configuration.
+    seeds: AddrTable,
+    /// From change requests made on this node, until the change is decided.
+    staged: AddrTable,
+    /// The replicated table, as of the applied index.
+    table: AddrTable,
+    /// The table after each change since the snapshot, oldest first; the first is the
+    /// table in force at the snapshot (or the empty table at index 0). Bounded by
+    /// the membership changes between two snapshots: [`compact`](Self::compact)
+    /// drops what a new snapshot covers.
+    versions: Vec<(LogIndex, AddrTable)>,
+}
+
+impl Directory {
+    /// A directory knowing only the configured addresses.
+    pub(crate) fn new(me: NodeId, seeds: AddrTable) -> Self {
+        Directory {
+            me,
+            seeds,
+            staged: AddrTable::new(),
+            table: AddrTable::new(),
+            versions: vec![(LogIndex(0), AddrTable::new())],
+        }
+    }
+
+    /// How to reach `id`, as far as this node knows.
+    pub(crate) fn get(&self, id: NodeId) -> Option<&MemberAddrs> {
+        self.table
+            .get(&id)
+            .or_else(|| self.staged.get(&id))
+            .or_else(|| self.seeds.get(&id))
+    }
+
+    /// Remembers addresses given with a change request (until the change is decided
+    /// and its record applied).
+    pub(crate) fn stage(&mut self, id: NodeId, addrs: MemberAddrs) {
+        self.staged.insert(id, addrs);
+    }
+
+    /// Forgets staged addresses of nodes that are not `members`.
+    pub(crate) fn retain_staged(&mut self, members: &BTreeSet<NodeId>) {
+        self.staged.retain(|id, _| members.contains(id));
+    }
+
+    /// The table of a snapshot at `index` replaces everything replicated.
+    pub(crate) fn restore(&mut self, index: LogIndex, table: AddrTable) {
+        self.table = table.clone();
+        self.versions = vec![(index, table)];
+    }
+
+    /// Applies the address record at `index`; returns the nodes whose addresses
+    /// changed.
+    pub(crate) fn apply_record(&mut self, index: LogIndex, record: AddrTable) -> Vec<NodeId> {
+        let mut changed = Vec::new();
+        for (id, addrs) in record {
+            if self.table.get(&id) != Some(&addrs) {
+                changed.push(id);
+                self.table.insert(id, addrs);
+            }
+        }
+        if !changed.is_empty() {
+            self.push_version(index);
+        }
+        changed
+    }
+
+    /// Applies the configuration entry at `index`: nodes that are not members of it
+    /// leave the table. Returns them.
+    pub(crate) fn apply_membership(
+        &mut self,
+        index: LogIndex,
+        membership: &Membership,
+    ) -> Vec<NodeId> {
+        let members = membership.members();
+        let gone: Vec<NodeId> = self
+            .table
+            .keys()
+            .filter(|id| !members.contains(id))
+            .copied()
+            .collect();
+        if !gone.is_empty() {
+            self.table.retain(|id, _| members.contains(id));
+            self.push_version(index);
+        }
+        gone
+    }
+
+    fn push_version(&mut self, index: LogIndex) {
+        let last = self.versions.last().expect("the base is never removed").0;
+        debug_assert!(index >= last, "applies come in index order");
+        if index == last {
+            self.versions.pop();
+        }
+        self.versions.push((index, self.table.clone()));
+    }
+
+    /// The replicated table as it was at `index` (an index this node has applied).
+    pub(crate) fn at(&self, index: LogIndex) -> &AddrTable {
+        let position = self.versions.partition_point(|(i, _)| *i <= index);
+        &self.versions[position.saturating_sub(1)].1
+    }
+
+    /// A snapshot covers everything through `up_to`: the table in force there becomes
+    /// the base.
+    pub(crate) fn compact(&mut self, up_to: LogIndex) {
+        let position = self.versions.partition_point(|(i, _)| *i <= up_to);
+        self.versions.drain(..position.saturating_sub(1));
+    }
+
+    /// The record a leader should publish so that the table covers `members`:
+    /// `overrides` (addresses given with a request), every member the table lacks
+    /// and this node knows, and this node's own configured addresses if the table
+    /// has them otherwise. Empty if the table needs nothing.
+    pub(crate) fn record_for(
+        &self,
+        members: &BTreeSet<NodeId>,
+        overrides: &AddrTable,
+    ) -> AddrTable {
+        let mut record = overrides.clone();
+        for id in members {
+            if record.contains_key(id) {
+                continue;
+            }
+            let known = self.staged.get(id).or_else(|| self.seeds.get(id));
+            let wanted = match (self.table.get(id), known) {
+                (None, Some(known)) => Some(known.clone()),
+                // A node is the authority on the addresses it was configured with
+                // (not on the ones it was not told: those the table keeps).
+                (Some(replicated), Some(own)) if *id == self.me => {
+                    let mut merged = replicated.clone();
+                    merged.raft.clone_from(&own.raft);
+                    merged.app.extend(own.app.clone());
+                    (merged != *replicated).then_some(merged)
+                }
+                _ => None,
+            };
+            if let Some(addrs) = wanted {
+                record.insert(*id, addrs);
+            }
+        }
+        record
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(raft: &str) -> MemberAddrs {
+        MemberAddrs::new(raft).with("client", format!("{raft}-client"))
+    }
+
+    fn table(items: &[(u64, &str)]) -> AddrTable {
+        items
+            .iter()
+            .map(|(id, a)| (NodeId(*id), addrs(a)))
+            .collect()
+    }
+
+    fn members(ids: &[u64]) -> BTreeSet<NodeId> {
+        ids.iter().map(|id| NodeId(*id)).collect()
+    }
+
+    #[test]
+    fn entries_carry_their_kind_in_one_byte() {
+        let command = encode_command(&"hello".to_string()).unwrap();
+        assert_eq!(command[0], TAG_COMMAND);
+        let Payload::Command(bytes) = decode_entry(&command) else {
+            panic!("a command");
+        };
+        assert_eq!(postcard::from_bytes::<String>(bytes).unwrap(), "hello");
+
+        let record = table(&[(4, "h4:7004")]);
+        let Payload::Record(decoded) = decode_entry(&encode_record(&record)) else {
+            panic!("a record");
+        };
+        assert_eq!(decoded, record);
+        assert!(matches!(decode_entry(&[7, 1]), Payload::Invalid(_)));
+        assert!(matches!(decode_entry(&[]), Payload::Invalid(_)));
+        assert!(matches!(
+            decode_entry(&[TAG_ADDRS, 0xff]),
+            Payload::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn a_snapshot_carries_the_table_next_to_the_application_state() {
+        let addrs = table(&[(1, "h1:1"), (2, "h2:2")]);
+        let app = SharedBytes::from(vec![1u8, 2, 3]);
+        let wrapped = wrap_snapshot(&addrs, &app);
+        assert_eq!(unwrap_snapshot(&wrapped).unwrap(), (addrs, app));
+        let err = unwrap_snapshot(&[1, 2, 3]).unwrap_err();
+        assert!(err.contains("not one raft-mio wrote"), "{err}");
+    }
+
+    #[test]
+    fn the_replicated_table_wins_over_staged_and_configured_addresses() {
+        let mut dir = Directory::new(NodeId(1), table(&[(1, "seed1"), (2, "seed2")]));
+        assert_eq!(dir.get(NodeId(2)).unwrap().raft, "seed2");
+        dir.stage(NodeId(2), addrs("staged2"));
+        assert_eq!(dir.get(NodeId(2)).unwrap().raft, "staged2");
+        dir.apply_record(LogIndex(3), table(&[(2, "rep2")]));
+        assert_eq!(dir.get(NodeId(2)).unwrap().raft, "rep2");
+        assert_eq!(dir.get(NodeId(9)), None);
+    }
+
+    #[test]
+    fn records_upsert_and_configurations_prune() {
+        let mut dir = Directory::new(NodeId(1), AddrTable::new());
+        let changed = dir.apply_record(LogIndex(2), table(&[(1, "a"), (2, "b"), (3, "c")]));
+        assert_eq!(changed.len(), 3);
+        assert!(dir.apply_record(LogIndex(3), table(&[(2, "b")])).is_empty());
+        let gone = dir.apply_membership(LogIndex(5), &Membership::new(members(&[1, 2])));
+        assert_eq!(gone, vec![NodeId(3)]);
+        assert_eq!(dir.table.len(), 2);
+        // The table as it was at each index, for snapshots taken behind the loop.
+        assert_eq!(dir.at(LogIndex(1)).len(), 0);
+        assert_eq!(dir.at(LogIndex(4)).len(), 3);
+        assert_eq!(dir.at(LogIndex(9)).len(), 2);
+        dir.compact(LogIndex(4));
+        assert_eq!(dir.at(LogIndex(4)).len(), 3, "the version in force stays");
+        assert_eq!(dir.versions.len(), 2);
+        dir.restore(LogIndex(20), table(&[(7, "x")]));
+        assert_eq!(dir.at(LogIndex(20)).len(), 1);
+        assert_eq!(dir.get(NodeId(7)).unwrap().raft, "x");
+    }
+
+    #[test]
+    fn a_leader_publishes_what_the_table_lacks_and_its_own_corrections() {
+        let mut dir = Directory::new(NodeId(1), table(&[(1, "new1"), (2, "seed2")]));
+        dir.apply_record(LogIndex(1), table(&[(1, "old1")]));
+        let record = dir.record_for(&members(&[1, 2, 3]), &AddrTable::new());
+        // Node 3 is unknown here: nothing to publish for it.
+        assert_eq!(record, table(&[(1, "new1"), (2, "seed2")]));
+        dir.apply_record(LogIndex(2), record);
+        assert!(dir
+            .record_for(&members(&[1, 2]), &AddrTable::new())
+            .is_empty());
+        // What this node was not configured with, it leaves as the table has it.
+        let mut bare = Directory::new(NodeId(4), [(NodeId(4), "h4".into())].into());
+        bare.apply_record(LogIndex(3), table(&[(4, "h4")]));
+        assert!(bare
+            .record_for(&members(&[4]), &AddrTable::new())
+            .is_empty());
+        // A request's addresses always go in, even over the table's.
+        let overrides = table(&[(2, "moved2")]);
+        assert_eq!(dir.record_for(&members(&[1, 2]), &overrides), overrides);
+    }
+}

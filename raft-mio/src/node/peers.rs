@@ -1,0 +1,208 @@
+//! The loop's side of membership changes and members' addresses (see
+//! [`crate::members`]): a change request dials the new members and proposes their
+//! address record just before the change; applied records and configurations update
+//! the directory; a leader publishes what the table lacks; a restored snapshot
+//! brings its table; and the transport follows the membership.
+
+use std::time::Instant;
+
+use raft_core::{
+    Entry, EntryPayload, Event, LogIndex, Membership, MembershipChange, ProposalId, RoleKind,
+    Snapshot,
+};
+
+use super::NodeLoop;
+use crate::client::AppendError;
+use crate::clock;
+use crate::committed::Delivery;
+use crate::config::RaftConfig;
+use crate::error::{LoopError, StartError};
+use crate::members::{
+    decode_entry, encode_record, unwrap_snapshot, AddrTable, Directory, Payload, TAG_ADDRS,
+};
+use crate::reply::Reply;
+
+/// What a node knows of its members when it starts: the directory (configured
+/// addresses, and the table of its snapshot), the membership of the snapshot (or the
+/// initial one), and the snapshot's restore for the application, if any.
+pub(super) fn restored_directory(
+    config: &RaftConfig,
+    snapshot: Option<&Snapshot>,
+) -> Result<(Directory, Membership, Option<Delivery>), StartError> {
+    let mut directory = Directory::new(config.id, config.member_addrs());
+    let Some(snapshot) = snapshot else {
+        let initial = Membership {
+            voters: config.core.initial_voters.clone(),
+            voters_outgoing: Default::default(),
+            learners: config.core.initial_learners.clone(),
+        };
+        return Ok((directory, initial, None));
+    };
+    // The snapshot's data is raft-mio's envelope: the address table as of its index,
+    // then the application's state.
+    let (table, app) = unwrap_snapshot(&snapshot.data).map_err(StartError::Snapshot)?;
+    directory.restore(snapshot.meta.last_index, table);
+    let restore = Delivery::Restore {
+        meta: snapshot.meta.clone(),
+        data: app,
+    };
+    Ok((directory, snapshot.meta.membership.clone(), Some(restore)))
+}
+
+impl NodeLoop {
+    /// A membership change: the new members' addresses are dialed at once and
+    /// proposed as an address record just before the change (see [`crate::members`]).
+    pub(super) fn on_change_membership(
+        &mut self,
+        changes: Vec<MembershipChange>,
+        addrs: AddrTable,
+        reply: Reply<Result<LogIndex, AppendError>>,
+        now: Instant,
+    ) {
+        let me = self.core.id();
+        for (id, member) in &addrs {
+            if *id != me {
+                self.transport.add_peer(*id, member.raft.clone(), now);
+            }
+            self.directory.stage(*id, member.clone());
+        }
+        let mut members = self.core.membership().members();
+        for change in &changes {
+            match *change {
+                MembershipChange::AddLearner(id) | MembershipChange::AddVoter(id) => {
+                    members.insert(id);
+                }
+                MembershipChange::Remove(id) => {
+                    members.remove(&id);
+                }
+            }
+        }
+        // Before the leader has applied an entry of its term, its table may miss
+        // committed records, and what it would publish could undo them; the change
+        // is refused then anyway (no configuration entry before the leader commits
+        // in its term), and the publishing check covers the rest later.
+        if self.applied_term == self.core.term() {
+            let record = self.directory.record_for(&members, &addrs);
+            if !record.is_empty() {
+                self.propose_record(record);
+            }
+        }
+        let id = self.next_proposal();
+        self.pending_proposals.insert(id, reply);
+        self.changes_in_flight.insert(id);
+        self.other_events
+            .push(Event::ChangeMembership { id, changes });
+    }
+
+    /// Proposes an address record (a command entry in raft-mio's envelope); its
+    /// proposal id, whose outcome the loop follows.
+    pub(super) fn propose_record(&mut self, record: AddrTable) -> ProposalId {
+        debug_assert!(!record.is_empty());
+        let id = self.next_proposal();
+        tracing::info!(node = %self.core.id(), members = ?record.keys().collect::<Vec<_>>(), "publishing members' addresses");
+        self.records_in_flight.insert(id);
+        let command = encode_record(&record);
+        self.other_events.push(Event::Propose { id, command });
+        id
+    }
+
+    /// On a leader that has applied an entry of its term and has no record in
+    /// flight: publishes what the address table lacks (see [`crate::members`]).
+    pub(super) fn maybe_publish_addrs(&mut self) {
+        if !self.publish_check_due || !self.records_in_flight.is_empty() {
+            return;
+        }
+        self.publish_check_due = false;
+        if self.core.role() != RoleKind::Leader || self.applied_term != self.core.term() {
+            return;
+        }
+        let members = self.core.membership().members();
+        let record = self.directory.record_for(&members, &AddrTable::new());
+        if !record.is_empty() {
+            self.propose_record(record);
+        }
+    }
+
+    /// Forgets a decided proposal of the loop's own; whether it was a membership
+    /// change.
+    pub(super) fn forget_proposal(&mut self, id: ProposalId) -> bool {
+        if self.records_in_flight.remove(&id) {
+            // Committed, it is applied by now; dropped, it must be published again.
+            self.publish_check_due = true;
+        }
+        self.changes_in_flight.remove(&id)
+    }
+
+    /// Applies a configuration or address record to the directory; whether the
+    /// transport must follow.
+    pub(super) fn apply_to_directory(&mut self, entry: &Entry) -> bool {
+        match &entry.payload {
+            EntryPayload::Membership(membership) => {
+                self.directory.apply_membership(entry.index, membership);
+                self.applied_membership = (**membership).clone();
+                true
+            }
+            EntryPayload::Command(bytes) if bytes.first() == Some(&TAG_ADDRS) => {
+                match decode_entry(bytes) {
+                    Payload::Record(record) => {
+                        !self.directory.apply_record(entry.index, record).is_empty()
+                    }
+                    Payload::Command(_) | Payload::Invalid(_) => {
+                        tracing::warn!(node = %self.core.id(), index = %entry.index, "an address record that does not decode; ignored");
+                        false
+                    }
+                }
+            }
+            EntryPayload::Command(_) | EntryPayload::Noop => false,
+        }
+    }
+
+    /// A follower installed the leader's snapshot: the application restores its
+    /// state, the directory its table.
+    pub(super) fn on_restore(&mut self, snapshot: Snapshot) -> Result<(), LoopError> {
+        self.deliver_applies();
+        let (table, app) = unwrap_snapshot(&snapshot.data).map_err(LoopError::Snapshot)?;
+        tracing::info!(
+            node = %self.core.id(), last_index = %snapshot.meta.last_index,
+            bytes = snapshot.data.len(), "restoring a snapshot from the leader"
+        );
+        self.directory.restore(snapshot.meta.last_index, table);
+        self.applied_membership = snapshot.meta.membership.clone();
+        self.applied_index = snapshot.meta.last_index;
+        self.deliver(Delivery::Restore {
+            meta: snapshot.meta,
+            data: app,
+        });
+        self.reconcile_peers();
+        self.publish_check_due = true;
+        Ok(())
+    }
+
+    /// Brings the transport in line with the membership: members are heard and
+    /// dialed (at their address in the directory, which may have changed); nodes
+    /// that are members neither of the newest configuration in the log nor of the
+    /// newest one applied are dropped, and their connections closed. A node that is
+    /// waiting to be added (it knows no membership yet) keeps its configured peers.
+    pub(super) fn reconcile_peers(&mut self) {
+        let mut members = self.core.membership().members();
+        members.extend(self.applied_membership.members());
+        if members.is_empty() {
+            return;
+        }
+        let me = self.core.id();
+        let now = clock::now();
+        self.directory.retain_staged(&members);
+        for id in members.iter().copied().filter(|id| *id != me) {
+            match self.directory.get(id) {
+                Some(addrs) => self.transport.add_peer(id, addrs.raft.clone(), now),
+                None => self.transport.allow_peer(id),
+            }
+        }
+        for id in self.transport.known_peers() {
+            if !members.contains(&id) {
+                tracing::info!(node = %me, peer = %id, "peer removed from the membership; closing its connections");
+                self.transport.remove_peer(id, self.poll.registry(), now);
+            }
+        }
+    }
+}
