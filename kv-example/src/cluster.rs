@@ -2,7 +2,7 @@
 //! re-executed as `kv-example node ...`), a banner that says where to connect, and a
 //! console on stdin to stop, start, restart and kill nodes, and to add and remove
 //! them, and to move leadership. Once a leader is elected, the launcher asks it to
-//! hand leadership to the first node, the one the banner points at ([`leader`]).
+//! hand leadership to the first node, the one the banner points at (`cluster/leader.rs`).
 //! Ctrl-C (or `quit`) stops every node cleanly; starting again recovers every key
 //! from the data directory, with the membership the console last changed (saved in
 //! `DATA/cluster.json`).

@@ -19,7 +19,7 @@
 //!   them wrong. So the table converges to every member's addresses.
 //! - But it publishes nothing that would tell no node anything: while the table is
 //!   empty and the record would hold only configured addresses, on a node that
-//!   started fresh as a founder (see [`Directory::is_news`]). Every founder was
+//!   started fresh as a founder (see `Directory::is_news`). Every founder was
 //!   configured with those same addresses, and a node that joins later learns them
 //!   from the record proposed with its change. So a new cluster's first command
 //!   lands at index 2, right after the first leader's no-op.
