@@ -355,6 +355,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Removes node `id` from the cluster (a voter or a learner, the leader too: it
     /// hands over leadership once the removal commits). Only the leader does it.
     fn remove_node(&self, id: u64) -> Result<MembershipReport, KvError>;
+    /// Hands leadership to voter `id`; answers once it leads. Only the leader does
+    /// it.
+    fn transfer_leader(&self, id: u64) -> Result<(), KvError>;
 }
 
 /// The most bytes in a key or value.

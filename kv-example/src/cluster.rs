@@ -1,9 +1,11 @@
 //! `kv-example` with no subcommand: a local cluster of node processes (this binary
 //! re-executed as `kv-example node ...`), a banner that says where to connect, and a
 //! console on stdin to stop, start, restart and kill nodes, and to add and remove
-//! them. Ctrl-C (or `quit`) stops every node cleanly; starting again recovers every
-//! key from the data directory, with the membership the console last changed (saved
-//! in `DATA/cluster.json`).
+//! them, and to move leadership. Once a leader is elected, the launcher asks it to
+//! hand leadership to the first node, the one the banner points at (`cluster/leader.rs`).
+//! Ctrl-C (or `quit`) stops every node cleanly; starting again recovers every key
+//! from the data directory, with the membership the console last changed (saved in
+//! `DATA/cluster.json`).
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -18,23 +20,21 @@ use crate::layout::{Layout, NodeOptions, NodeSpec};
 use crate::membership::MEMBERSHIP_CHANGE_TIMEOUT;
 use crate::process::{NodeProcess, Stopped};
 
+mod leader;
 mod saved;
 
+use leader::{ask_leader, find_leader, settle_leader};
 use saved::{saved_membership_path, SavedMembership, SavedNode};
 
 /// How long a node may take to stop cleanly before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long a status query may take per node.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long the start-up waits for a leader before showing the console anyway.
-const LEADER_WAIT_MAX: Duration = Duration::from_secs(10);
 /// How long a node started by `add-node` may take to serve before it is given up.
 const START_WAIT_MAX: Duration = Duration::from_secs(10);
 /// How long a membership request may take (the node's own bound, plus slack).
 const MEMBERSHIP_REQUEST_TIMEOUT: Duration =
     Duration::from_secs(MEMBERSHIP_CHANGE_TIMEOUT.as_secs() + 5);
-/// How many `Leader is` answers a membership request follows.
-const LEADER_REDIRECTS_MAX: usize = 3;
 
 /// What the supervisor loop reacts to.
 enum Input {
@@ -62,7 +62,7 @@ pub fn run(args: ClusterArgs) -> Result<(), Box<dyn std::error::Error>> {
         supervisor.args.verbose,
         &supervisor.nodes,
     );
-    announce_leader(&supervisor.layout, &rx);
+    settle_leader(&supervisor.layout, &rx);
     spawn_console_reader(tx)?;
 
     loop {
@@ -241,6 +241,7 @@ impl Supervisor {
                 }
             }
             ConsoleCommand::RemoveNode(id) => self.remove_node(id),
+            ConsoleCommand::Transfer(id) => leader::transfer(&self.layout, id),
         }
     }
 
@@ -296,7 +297,7 @@ impl Supervisor {
             "adding node {}: as a learner, then a voter once it has caught up...",
             spec.id
         );
-        match ask_leader(&self.layout, &line) {
+        match ask_leader(&self.layout, &line, MEMBERSHIP_REQUEST_TIMEOUT) {
             Ok(text) => {
                 println!("node {} added: {text}", spec.id);
                 Ok(())
@@ -315,7 +316,8 @@ impl Supervisor {
     /// Asks the leader to remove node `id`; once the removal has committed, stops
     /// its process if it runs here.
     fn remove_node(&mut self, id: u64) {
-        match ask_leader(&self.layout, &format!("remove-node {id}")) {
+        let line = format!("remove-node {id}");
+        match ask_leader(&self.layout, &line, MEMBERSHIP_REQUEST_TIMEOUT) {
             Ok(text) => println!("node {id} removed: {text}"),
             Err(reason) => return println!("node {id} was not removed: {reason}"),
         }
@@ -363,33 +365,6 @@ fn wait_until(max: Duration, mut condition: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Sends a membership request to the leader (following `Leader is` a few times);
-/// the answer's text, or why it failed.
-fn ask_leader(layout: &Layout, line: &str) -> Result<String, String> {
-    let (leader, _) = find_leader(layout).ok_or("no node says it leads right now")?;
-    let mut addr = layout
-        .node(leader)
-        .expect("a node of the layout")
-        .client_addr
-        .clone();
-    for _ in 0..LEADER_REDIRECTS_MAX {
-        let answer = TextClient::connect(&addr, STATUS_TIMEOUT)
-            .and_then(|mut c| {
-                c.set_timeout(MEMBERSHIP_REQUEST_TIMEOUT)?;
-                c.request(line)
-            })
-            .map_err(|e| format!("no answer from {addr}: {e}"))?;
-        match answer {
-            Answer::Ok(text) => return Ok(text),
-            Answer::Error(reason) => match Answer::Error(reason.clone()).leader_redirect() {
-                Some(leader) => addr = leader.to_string(),
-                None => return Err(reason),
-            },
-        }
-    }
-    Err("the leader kept moving; try again".into())
-}
-
 fn print_banner(
     layout: &Layout,
     data_dir: &Path,
@@ -434,23 +409,6 @@ fn print_banner(
     println!();
 }
 
-/// Waits (bounded) for a leader and says which node it is.
-fn announce_leader(layout: &Layout, rx: &mpsc::Receiver<Input>) {
-    let deadline = Instant::now() + LEADER_WAIT_MAX;
-    while Instant::now() < deadline {
-        if let Some((id, line)) = find_leader(layout) {
-            println!("node {id} leads: {line}");
-            return;
-        }
-        // Stay responsive to Ctrl-C while waiting.
-        if let Ok(Input::Interrupt) = rx.recv_timeout(Duration::from_millis(100)) {
-            println!("(interrupted while waiting for a leader; type quit to stop)");
-            return;
-        }
-    }
-    println!("no leader yet; `status` shows what each node knows");
-}
-
 fn spawn_console_reader(tx: mpsc::Sender<Input>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("console".into())
@@ -474,16 +432,6 @@ fn query_status(addr: &str) -> Result<String, String> {
         Answer::Ok(line) => Ok(line),
         Answer::Error(reason) => Err(reason),
     }
-}
-
-/// The node that says it leads, with its status line.
-fn find_leader(layout: &Layout) -> Option<(u64, String)> {
-    layout.nodes.iter().find_map(|spec| {
-        let line = query_status(&spec.client_addr).ok()?;
-        line.split_whitespace()
-            .any(|w| w == "role=leader")
-            .then_some((spec.id, line))
-    })
 }
 
 fn resolve(target: Target, layout: &Layout) -> Option<u64> {

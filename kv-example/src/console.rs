@@ -48,6 +48,8 @@ pub enum ConsoleCommand {
     },
     /// Remove node `id` from the cluster (and stop it, if it runs here).
     RemoveNode(u64),
+    /// Hand leadership to node `id`.
+    Transfer(u64),
     /// Show the commands.
     Help,
     /// Stop every node and exit (like Ctrl-C).
@@ -78,6 +80,7 @@ console commands:
   add-node N RAFT CLIENT HTTP
                     add node N that runs elsewhere (started with --join) at these addresses
   remove-node N     remove node N from the cluster; stop it if it runs here
+  transfer N        ask the leader to hand leadership to node N
   help              this text
   quit              stop every node and exit (Ctrl-C does the same)";
 
@@ -150,6 +153,10 @@ pub fn parse(line: &str, ids: &[u64]) -> Result<Option<ConsoleCommand>, String> 
             };
             ConsoleCommand::RemoveNode(new_id(id)?)
         }
+        "transfer" => match target(false)? {
+            Target::Node(id) => ConsoleCommand::Transfer(id),
+            Target::Leader => unreachable!("transfer takes no `leader`"),
+        },
         "help" | "?" => no_args(ConsoleCommand::Help)?,
         "quit" | "exit" => no_args(ConsoleCommand::Quit)?,
         other => return Err(format!("unknown command `{other}`; type `help`")),
@@ -199,6 +206,7 @@ mod tests {
                 },
             ),
             ("remove-node 3", ConsoleCommand::RemoveNode(3)),
+            ("transfer 1", ConsoleCommand::Transfer(1)),
             ("help", ConsoleCommand::Help),
             ("quit", ConsoleCommand::Quit),
         ];
@@ -222,6 +230,9 @@ mod tests {
             ("add-node 4 h:1 h:2", "usage: add-node"),
             ("add-node 4 h:1 h h:3", "`h` is not HOST:PORT"),
             ("remove-node", "usage: remove-node N"),
+            ("transfer", "usage: transfer N"),
+            ("transfer 9", "`9` is not a node"),
+            ("transfer x", "`x` is not a node"),
         ];
         for (line, reason) in cases {
             let err = parse(line, &IDS).unwrap_err();
@@ -240,6 +251,7 @@ mod tests {
             "snapshot",
             "add-node",
             "remove-node",
+            "transfer",
             "quit",
         ] {
             assert!(HELP.contains(command), "{command}");

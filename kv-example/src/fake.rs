@@ -99,6 +99,15 @@ impl Backend for MemoryBackend {
         Ok(self.store.lock().unwrap().applied_index())
     }
 
+    fn transfer_leader(&self, id: u64) -> Result<(), KvError> {
+        self.check_leader()?;
+        let members = self.members.lock().unwrap();
+        if !members.iter().any(|m| m.id == id) {
+            return Err(KvError::NotMember(id));
+        }
+        Ok(())
+    }
+
     fn status(&self) -> Result<StatusReport, KvError> {
         let store = self.store.lock().unwrap();
         Ok(StatusReport {

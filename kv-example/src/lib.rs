@@ -23,7 +23,8 @@
 //! [`cli`] (flags and environment), [`node`] (one node process), [`cluster`] (the
 //! local cluster of processes, its console), [`process`] and [`layout`] (starting
 //! node processes), [`api`] (what front ends ask of a node), [`service`] (that, over
-//! Raft), [`membership`] (adding and removing nodes), [`replica`] (the applied
+//! Raft), [`membership`] (adding and removing nodes), [`leadership`] (handing it
+//! to another voter), [`replica`] (the applied
 //! store), [`protocol`], [`line`](mod@line) and [`text`] (the line protocol), [`http`],
 //! [`client`] (a blocking line-protocol client), [`bench`](mod@bench), [`addrs`] (who is where).
 //!
@@ -49,6 +50,7 @@ pub mod console;
 mod fake;
 pub mod http;
 pub mod layout;
+pub mod leadership;
 pub mod line;
 pub mod membership;
 pub mod node;

@@ -8,12 +8,15 @@
 //! snapshot                           -> Ok: snapshot at INDEX
 //! add-node ID RAFT CLIENT HTTP       -> Ok: node ID is a voter; voters=.. learners=..
 //! remove-node ID                     -> Ok: node ID is removed; voters=.. learners=..
+//! transfer ID                        -> Ok: node ID leads
 //! help                               -> Ok: the commands
 //! ```
 //! A write or a membership change sent to a follower answers `Error: Leader is
-//! HOST:PORT` (the leader's text address). `add-node` adds a running node started
-//! with `--join`: as a learner, then, once it has caught up, as a voter. Anything else that goes wrong answers one `Error: ...` line, and the
-//! connection stays usable. Keys and values are non-empty and hold no whitespace.
+//! HOST:PORT` (the leader's text address), and so does `transfer`. `add-node` adds a
+//! running node started with `--join`: as a learner, then, once it has caught up, as
+//! a voter. `transfer` hands leadership to a voter and answers once it leads.
+//! Anything else that goes wrong answers one `Error: ...` line, and the connection
+//! stays usable. Keys and values are non-empty and hold no whitespace.
 //!
 //! `--req CLIENT:SEQ` names the write for duplicate suppression, so a client that
 //! lost an answer can resend the write (to any node) and have it applied once.
@@ -58,6 +61,8 @@ pub enum Request {
     AddNode(NewNode),
     /// `remove-node ID`.
     RemoveNode(u64),
+    /// `transfer ID`: hand leadership to node ID.
+    Transfer(u64),
     /// `help`.
     Help,
 }
@@ -65,7 +70,8 @@ pub enum Request {
 /// The answer to `help`.
 pub const HELP: &str = "commands: put [--req CLIENT:SEQ] KEY VALUE | get [--stale] KEY | \
                         del [--req CLIENT:SEQ] KEY | status | snapshot | \
-                        add-node ID RAFT_ADDR CLIENT_ADDR HTTP_ADDR | remove-node ID | help";
+                        add-node ID RAFT_ADDR CLIENT_ADDR HTTP_ADDR | remove-node ID | \
+                        transfer ID | help";
 
 /// Parses one request line (without its line ending). The error is the text after
 /// `Error: `.
@@ -146,6 +152,11 @@ pub fn parse(line: &str) -> Result<Request, String> {
             no_more_flags("remove-node", &flags)?;
             let [id] = exact_args("remove-node", "remove-node ID", &args)?;
             Ok(Request::RemoveNode(node_id(id)?))
+        }
+        "transfer" => {
+            no_more_flags("transfer", &flags)?;
+            let [id] = exact_args("transfer", "transfer ID", &args)?;
+            Ok(Request::Transfer(node_id(id)?))
         }
         "help" => Ok(Request::Help),
         _ => Err(format!("unknown command `{}`; {HELP}", shorten(command))),
@@ -303,12 +314,20 @@ mod tests {
             }))
         );
         assert_eq!(parse("remove-node 3"), Ok(Request::RemoveNode(3)));
+        assert_eq!(parse("transfer 1"), Ok(Request::Transfer(1)));
         let cases = [
             ("add-node 4", "missing argument for add-node"),
             ("add-node 0 h:1 h:2 h:3", "not a node id"),
             ("add-node 4 h h:2 h:3", "`h` is not a HOST:PORT"),
             ("remove-node x", "not a node id"),
             ("remove-node 1 2", "too many arguments"),
+            (
+                "transfer",
+                "missing argument for transfer; usage: transfer ID",
+            ),
+            ("transfer x", "`x` is not a node id"),
+            ("transfer 0", "`0` is not a node id"),
+            ("transfer 1 2", "too many arguments"),
         ];
         for (line, reason) in cases {
             let err = parse(line).unwrap_err();

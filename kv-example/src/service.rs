@@ -16,6 +16,7 @@ use crate::api::{
     Backend, Consistency, KvError, MembershipReport, NewNode, PeerReport, RequestId, StatusReport,
     WriteAck,
 };
+use crate::leadership::{self, LEADERSHIP_TRANSFER_TIMEOUT};
 use crate::membership::{self, leader_ref, membership_report};
 use crate::replica::{Replica, WaitError};
 
@@ -94,6 +95,10 @@ impl Backend for KvService {
 
     fn remove_node(&self, id: u64) -> Result<MembershipReport, KvError> {
         membership::remove_node(&self.client, id, self.membership_timeout)
+    }
+
+    fn transfer_leader(&self, id: u64) -> Result<(), KvError> {
+        leadership::transfer_leader(&self.client, id, LEADERSHIP_TRANSFER_TIMEOUT)
     }
 
     fn snapshot(&self) -> Result<u64, KvError> {

@@ -106,6 +106,9 @@ impl<B: Backend> TextHandler<B> {
             Request::RemoveNode(id) => backend
                 .remove_node(id)
                 .map(|m| Reply::Info(format!("node {id} is removed; {}", m.to_words()))),
+            Request::Transfer(id) => backend
+                .transfer_leader(id)
+                .map(|()| Reply::Info(format!("node {id} leads"))),
             Request::Help => Ok(Reply::Info(HELP.to_string())),
         };
         result.unwrap_or_else(|e| Reply::Error(e.to_string()))
@@ -206,6 +209,35 @@ mod tests {
         let follower = serve(MemoryBackend::follower_of(leader), ServerLimits::default());
         assert_eq!(
             exchange(&follower, b"remove-node 2\n", 1),
+            ["Error: Leader is 127.0.0.1:8001"]
+        );
+    }
+
+    #[test]
+    fn transfer_answers_on_the_leader_and_names_it_on_a_follower() {
+        let server = serve(MemoryBackend::leader(), ServerLimits::default());
+        let got = exchange(
+            &server,
+            b"transfer 1\ntransfer 9\ntransfer\ntransfer x\nstatus\n",
+            5,
+        );
+        assert_eq!(got[0], "Ok: node 1 leads");
+        assert_eq!(got[1], "Error: node 9 is not a member");
+        assert!(
+            got[2].starts_with("Error: missing argument for transfer"),
+            "{got:?}"
+        );
+        assert!(got[3].starts_with("Error: `x` is not a node id"), "{got:?}");
+        assert!(got[4].starts_with("Ok: node=1 role=leader"), "{got:?}");
+
+        let leader = LeaderRef {
+            id: 1,
+            client_addr: Some("127.0.0.1:8001".into()),
+            http_addr: None,
+        };
+        let follower = serve(MemoryBackend::follower_of(leader), ServerLimits::default());
+        assert_eq!(
+            exchange(&follower, b"transfer 1\n", 1),
             ["Error: Leader is 127.0.0.1:8001"]
         );
     }

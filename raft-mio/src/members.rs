@@ -17,6 +17,12 @@
 //!   lacks: members whose address only its configuration knows (the founding
 //!   members), a record that was dropped, and its own addresses if the table has
 //!   them wrong. So the table converges to every member's addresses.
+//! - But it publishes nothing that would tell no node anything: while the table is
+//!   empty and the record would hold only configured addresses, on a node that
+//!   started fresh as a founder (see `Directory::is_news`). Every founder was
+//!   configured with those same addresses, and a node that joins later learns them
+//!   from the record proposed with its change. So a new cluster's first command
+//!   lands at index 2, right after the first leader's no-op.
 //! - A snapshot carries the table as of its last index, so a node that catches up
 //!   from a snapshot (or restarts from one) knows every member it needs.
 //!
@@ -181,17 +187,24 @@ pub(crate) struct Directory {
     /// the membership changes between two snapshots: [`compact`](Self::compact)
     /// drops what a new snapshot covers.
     versions: Vec<(LogIndex, AddrTable)>,
+    /// Whether `seeds` are the founding configuration: this process started a
+    /// founding member on empty storage, so its configuration is the one the other
+    /// founders were given too. A node that restarts may have been given other
+    /// addresses since (it moved), which only a record can tell the others.
+    seeds_founding: bool,
 }
 
 impl Directory {
-    /// A directory knowing only the configured addresses.
-    pub(crate) fn new(me: NodeId, seeds: AddrTable) -> Self {
+    /// A directory knowing only the configured addresses; `seeds_founding` says
+    /// whether they are the founding configuration (see [`is_news`](Self::is_news)).
+    pub(crate) fn new(me: NodeId, seeds: AddrTable, seeds_founding: bool) -> Self {
         Directory {
             me,
             seeds,
             staged: AddrTable::new(),
             table: AddrTable::new(),
             versions: vec![(LogIndex(0), AddrTable::new())],
+            seeds_founding,
         }
     }
 
@@ -312,6 +325,25 @@ impl Directory {
         }
         record
     }
+
+    /// Whether publishing `record` could tell some node an address it does not
+    /// know. It could not while the replicated table is empty (nobody has been told
+    /// anything but their configuration), every address in the record is this
+    /// node's configured one, and that configuration is the founding one: every
+    /// founder was given the same, and a node that joins later gets them all in the
+    /// record proposed with its change. Anything else may be news: a staged address,
+    /// a table that is in use (a member may have been re-addressed through it), or
+    /// a node that restarted and may have been configured with a new address of its
+    /// own since the others were configured.
+    pub(crate) fn is_news(&self, record: &AddrTable) -> bool {
+        if record.is_empty() {
+            return false;
+        }
+        let configured = record
+            .iter()
+            .all(|(id, addrs)| self.seeds.get(id) == Some(addrs));
+        !(self.table.is_empty() && configured && self.seeds_founding)
+    }
 }
 
 #[cfg(test)]
@@ -367,7 +399,7 @@ mod tests {
 
     #[test]
     fn the_replicated_table_wins_over_staged_and_configured_addresses() {
-        let mut dir = Directory::new(NodeId(1), table(&[(1, "seed1"), (2, "seed2")]));
+        let mut dir = Directory::new(NodeId(1), table(&[(1, "seed1"), (2, "seed2")]), true);
         assert_eq!(dir.get(NodeId(2)).unwrap().raft, "seed2");
         dir.stage(NodeId(2), addrs("staged2"));
         assert_eq!(dir.get(NodeId(2)).unwrap().raft, "staged2");
@@ -378,7 +410,7 @@ mod tests {
 
     #[test]
     fn records_upsert_and_configurations_prune() {
-        let mut dir = Directory::new(NodeId(1), AddrTable::new());
+        let mut dir = Directory::new(NodeId(1), AddrTable::new(), true);
         let changed = dir.apply_record(LogIndex(2), table(&[(1, "a"), (2, "b"), (3, "c")]));
         assert_eq!(changed.len(), 3);
         assert!(dir.apply_record(LogIndex(3), table(&[(2, "b")])).is_empty());
@@ -399,7 +431,7 @@ mod tests {
 
     #[test]
     fn a_leader_publishes_what_the_table_lacks_and_its_own_corrections() {
-        let mut dir = Directory::new(NodeId(1), table(&[(1, "new1"), (2, "seed2")]));
+        let mut dir = Directory::new(NodeId(1), table(&[(1, "new1"), (2, "seed2")]), false);
         dir.apply_record(LogIndex(1), table(&[(1, "old1")]));
         let record = dir.record_for(&members(&[1, 2, 3]), &AddrTable::new());
         // Node 3 is unknown here: nothing to publish for it.
@@ -409,7 +441,7 @@ mod tests {
             .record_for(&members(&[1, 2]), &AddrTable::new())
             .is_empty());
         // What this node was not configured with, it leaves as the table has it.
-        let mut bare = Directory::new(NodeId(4), [(NodeId(4), "h4".into())].into());
+        let mut bare = Directory::new(NodeId(4), [(NodeId(4), "h4".into())].into(), false);
         bare.apply_record(LogIndex(3), table(&[(4, "h4")]));
         assert!(bare
             .record_for(&members(&[4]), &AddrTable::new())
@@ -417,5 +449,31 @@ mod tests {
         // A request's addresses always go in, even over the table's.
         let overrides = table(&[(2, "moved2")]);
         assert_eq!(dir.record_for(&members(&[1, 2]), &overrides), overrides);
+    }
+
+    #[test]
+    fn a_fresh_founder_publishes_nothing_every_founder_was_configured_with() {
+        let seeds = table(&[(1, "h1"), (2, "h2"), (3, "h3")]);
+        let all = members(&[1, 2, 3]);
+        let fresh = Directory::new(NodeId(1), seeds.clone(), true);
+        let record = fresh.record_for(&all, &AddrTable::new());
+        assert_eq!(record, seeds, "the table lacks every founder");
+        assert!(!fresh.is_news(&record), "but every founder has them all");
+
+        // Restarted, the node may have been given a new address of its own.
+        let restarted = Directory::new(NodeId(1), seeds.clone(), false);
+        assert!(restarted.is_news(&restarted.record_for(&all, &AddrTable::new())));
+
+        // Staged addresses (a change request on this node) are news.
+        let mut staging = Directory::new(NodeId(1), seeds.clone(), true);
+        staging.stage(NodeId(4), addrs("h4"));
+        let record = staging.record_for(&members(&[1, 2, 3, 4]), &AddrTable::new());
+        assert!(staging.is_news(&record));
+
+        // Once the table is in use, what it lacks is published.
+        let mut in_use = Directory::new(NodeId(1), seeds, true);
+        in_use.apply_record(LogIndex(2), table(&[(4, "h4")]));
+        assert!(in_use.is_news(&in_use.record_for(&all, &AddrTable::new())));
+        assert!(!in_use.is_news(&AddrTable::new()));
     }
 }

@@ -121,7 +121,7 @@ impl NodeLoop {
         let (storage, restored) =
             Storage::open(&config.data_dir, config.storage.clone()).map_err(StartError::Storage)?;
         let (directory, applied_membership, restore) =
-            peers::restored_directory(&config, restored.snapshot.as_ref())?;
+            peers::restored_directory(&config, &restored)?;
         // The application starts from the snapshot, if any.
         let applied_index = restored
             .snapshot

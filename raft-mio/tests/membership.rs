@@ -3,14 +3,16 @@
 //! founding node leaves and its connections close; a founder that restarts, and a
 //! node that joins later through a snapshot, learn addresses no configuration gave
 //! them; a member that moves is reached at its new address once it is published; a
-//! removed node that comes back with its old log cannot disturb the cluster.
+//! removed node that comes back with its old log cannot disturb the cluster; and a
+//! new cluster, whose members all know each other from their configuration, logs
+//! no address record at all.
 
 mod support;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 
-use raft_core::{MembershipChange, NodeId, RoleKind};
+use raft_core::{LogIndex, MembershipChange, NodeId, RoleKind, Term};
 use raft_mio::{AddrTable, AppendError, MemberAddrs, RaftConfig};
 use support::{wait_until, Cluster, Cmd, TestNode};
 
@@ -100,6 +102,40 @@ fn wait_until_connected(node: &TestNode, peer: NodeId, addrs: &MemberAddrs) {
                 && status.peers.iter().any(|p| p.id == peer && p.connected)
         },
     );
+}
+
+#[test]
+fn a_new_cluster_logs_no_address_record_so_its_first_command_lands_at_index_2() {
+    // A second election adds its leader's no-op to the log: then try a new cluster.
+    for _ in 0..3 {
+        let cluster = Cluster::start(3);
+        let first = cluster.append(Cmd(1));
+        let second = cluster.append(Cmd(2));
+        cluster.wait_for_applied(&[Cmd(1), Cmd(2)]);
+        let leader = cluster.node(cluster.wait_for_leader());
+        // Each status is one turn of the leader's loop: a record proposed late, after
+        // the commands, has been stepped into the log by the second.
+        leader.status();
+        let status = leader.status();
+        if status.term != Term(1) {
+            cluster.shutdown();
+            continue;
+        }
+        assert_eq!(
+            first,
+            LogIndex(2),
+            "index 1 is the leader's no-op, then ours"
+        );
+        assert_eq!(second, LogIndex(3));
+        assert_eq!(status.last_index, LogIndex(3), "nothing else in the log");
+        let expected = vec![(LogIndex(2), Cmd(1)), (LogIndex(3), Cmd(2))];
+        for node in cluster.nodes.values() {
+            assert_eq!(*node.applied.lock().unwrap(), expected, "node {}", node.id);
+        }
+        cluster.shutdown();
+        return;
+    }
+    panic!("three new clusters in a row elected a second leader");
 }
 
 #[test]

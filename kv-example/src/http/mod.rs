@@ -275,6 +275,47 @@ mod tests {
     }
 
     #[test]
+    fn leadership_moves_on_the_leader_and_is_redirected_on_a_follower() {
+        let server = serve(MemoryBackend::leader());
+        let answer = exchange(
+            &server,
+            "POST /cluster/leader HTTP/1.1\r\nContent-Length: 1\r\n\r\n1\
+             POST /cluster/leader HTTP/1.1\r\nContent-Length: 8\r\n\r\n{\"id\":1}\
+             POST /cluster/leader HTTP/1.1\r\nContent-Length: 1\r\n\r\n9\
+             POST /cluster/leader HTTP/1.1\r\nContent-Length: 1\r\n\r\nx\
+             POST /cluster/leader HTTP/1.1\r\nContent-Length: 0\r\n\r\n\
+             POST /cluster/leader HTTP/1.1\r\nContent-Length: 1\r\n\r\n0\
+             GET /cluster/leader HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(
+            statuses(&answer),
+            ["200", "200", "404", "400", "400", "400", "405"],
+            "{answer}"
+        );
+        let first = answer.split("HTTP/1.1 ").nth(1).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(first.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(json, serde_json::json!({ "leader": 1 }), "{answer}");
+        assert!(answer.contains("node 9 is not a member"), "{answer}");
+
+        let leader = LeaderRef {
+            id: 1,
+            client_addr: Some("127.0.0.1:8001".into()),
+            http_addr: Some("127.0.0.1:9001".into()),
+        };
+        let follower = serve(MemoryBackend::follower_of(leader));
+        let answer = exchange(
+            &follower,
+            "POST /cluster/leader HTTP/1.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\n1",
+        );
+        assert_eq!(statuses(&answer), ["307"]);
+        assert!(
+            answer.contains("Location: http://127.0.0.1:9001/cluster/leader\r\n"),
+            "{answer}"
+        );
+    }
+
+    #[test]
     fn request_ids_from_headers_suppress_duplicates() {
         let server = serve(MemoryBackend::leader());
         let put = |seq: u64, v: &str| {

@@ -10,6 +10,7 @@
 //! | `GET /cluster/nodes` | 200, JSON: voters, learners, every member's addresses | |
 //! | `POST /cluster/nodes`, JSON `{"id","raft_addr","client_addr","http_addr"}` | 200, JSON membership | 307 to the leader, 400 bad body |
 //! | `DELETE /cluster/nodes/{id}` | 200, JSON membership | 307 to the leader, 404 not a member |
+//! | `POST /cluster/leader`, the voter's id as the body (`2` or `{"id":2}`) | 200, JSON `{"leader":2}` once it leads | 307 to the leader, 400 bad body or a learner, 404 not a member, 503 not yet |
 //!
 //! Writes also answer `X-Raft-Index: N`. A write may carry `X-Client-Id` and
 //! `X-Request-Seq` (positive integers) for duplicate suppression; otherwise the
@@ -52,6 +53,12 @@ pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: 
     }
     if path == "/cluster/nodes" || path.starts_with("/cluster/nodes/") {
         return cluster_nodes(backend, head, path, body);
+    }
+    if path == "/cluster/leader" {
+        return match method {
+            "POST" => cluster_leader(backend, head, body),
+            _ => method_not_allowed("POST"),
+        };
     }
     if path == "/" {
         return match method {
@@ -97,7 +104,35 @@ pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: 
 const INDEX: &str = "kv-example: GET /kv/KEY (?stale for a local read), PUT /kv/KEY with the \
                      value as the body, DELETE /kv/KEY, GET /status, POST /snapshot, \
                      GET /cluster/nodes, POST /cluster/nodes {\"id\":4,\"raft_addr\":..,\
-                     \"client_addr\":..,\"http_addr\":..}, DELETE /cluster/nodes/ID";
+                     \"client_addr\":..,\"http_addr\":..}, DELETE /cluster/nodes/ID, \
+                     POST /cluster/leader ID";
+
+/// The body of `POST /cluster/leader`: the id alone, or as `{"id": N}` like the
+/// bodies of `/cluster/nodes`.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum LeaderBody {
+    Id(u64),
+    Object { id: u64 },
+}
+
+/// `POST /cluster/leader`: hands leadership to the voter named in the body.
+fn cluster_leader<B: Backend>(backend: &B, head: &Head, body: &[u8]) -> Response {
+    let id = match serde_json::from_slice(body) {
+        Ok(LeaderBody::Id(id) | LeaderBody::Object { id }) if id > 0 => id,
+        Ok(_) => return Response::text(400, "node id 0 is reserved; ids start at 1"),
+        Err(_) => {
+            return Response::text(
+                400,
+                "the body must be the id of the node to lead: `2` or {\"id\": 2}",
+            )
+        }
+    };
+    match backend.transfer_leader(id) {
+        Ok(()) => Response::json(200, &serde_json::json!({ "leader": id })),
+        Err(e) => error_response(&e, head),
+    }
+}
 
 /// `/cluster/nodes` (the membership, and adding a node) and `/cluster/nodes/{id}`
 /// (removing one).

@@ -23,6 +23,8 @@ pub const WAIT_MAX: Duration = Duration::from_secs(30);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a wait polls.
 pub const POLL: Duration = Duration::from_millis(50);
+/// How many times [`Cluster::start`] picks new ports when a node finds one taken.
+const PORT_ATTEMPTS_MAX: usize = 5;
 
 /// The binary under test.
 pub fn exe() -> &'static Path {
@@ -61,10 +63,24 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts `n` nodes on free ports of 127.0.0.1.
+    ///
+    /// The ports are free when chosen, but are let go before the nodes bind them,
+    /// and an outgoing connection of a test running in parallel may take one in
+    /// between (it draws its local port from the same range). A node that finds its
+    /// port taken exits at once; the cluster is then started again on new ports.
     pub fn start(n: u64) -> Cluster {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let layout = Layout::free_local_ports(n, dir.path()).expect("free ports");
-        Cluster::start_with(layout, dir, NodeOptions::default(), |_| Vec::new())
+        for _ in 0..PORT_ATTEMPTS_MAX {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let layout = Layout::free_local_ports(n, dir.path()).expect("free ports");
+            match Cluster::try_start(layout, dir, NodeOptions::default(), |_| Vec::new()) {
+                Ok(cluster) => return cluster,
+                Err(log) if log.contains("Address already in use") => {
+                    eprintln!("a port was taken before its node bound it; new ports:\n{log}");
+                }
+                Err(log) => panic!("a node exited while starting:\n{log}"),
+            }
+        }
+        panic!("{PORT_ATTEMPTS_MAX} clusters in a row found one of their ports taken");
     }
 
     /// Starts the nodes of `layout`, each under `wrapper(id)` (a command prefix).
@@ -74,6 +90,18 @@ impl Cluster {
         options: NodeOptions,
         wrapper: impl Fn(u64) -> Vec<String>,
     ) -> Cluster {
+        Cluster::try_start(layout, dir, options, wrapper)
+            .unwrap_or_else(|log| panic!("a node exited while starting:\n{log}"))
+    }
+
+    /// Starts the nodes of `layout` and waits until each serves; the nodes' logs if
+    /// one exits first (the others are killed).
+    fn try_start(
+        layout: Layout,
+        dir: tempfile::TempDir,
+        options: NodeOptions,
+        wrapper: impl Fn(u64) -> Vec<String>,
+    ) -> Result<Cluster, String> {
         let mut nodes = BTreeMap::new();
         for spec in &layout.nodes {
             let mut node = NodeProcess::new(spec.id, exe(), layout.node_args(spec.id, &options))
@@ -82,11 +110,22 @@ impl Cluster {
             node.start().expect("the node process starts");
             nodes.insert(spec.id, node);
         }
-        let cluster = Cluster { layout, nodes, dir };
+        let mut cluster = Cluster { layout, nodes, dir };
         for id in cluster.layout.ids() {
-            cluster.wait_until_serving(id);
+            let exited = wait_for(&format!("node {id} to serve"), || {
+                if cluster.status(id).is_some() {
+                    return Some(false);
+                }
+                cluster.node(id).try_exit().map(|_| true)
+            });
+            if exited {
+                let logs = cluster.logs();
+                // Dropped without a panic: the other nodes are killed quietly.
+                drop(cluster);
+                return Err(logs);
+            }
         }
-        cluster
+        Ok(cluster)
     }
 
     pub fn ids(&self) -> Vec<u64> {

@@ -7,8 +7,8 @@
 use std::time::Instant;
 
 use raft_core::{
-    Entry, EntryPayload, Event, LogIndex, Membership, MembershipChange, ProposalId, RoleKind,
-    Snapshot,
+    Entry, EntryPayload, Event, LogIndex, Membership, MembershipChange, ProposalId, Restored,
+    RoleKind, Snapshot, Term,
 };
 
 use super::NodeLoop;
@@ -27,10 +27,17 @@ use crate::reply::Reply;
 /// initial one), and the snapshot's restore for the application, if any.
 pub(super) fn restored_directory(
     config: &RaftConfig,
-    snapshot: Option<&Snapshot>,
+    restored: &Restored,
 ) -> Result<(Directory, Membership, Option<Delivery>), StartError> {
-    let mut directory = Directory::new(config.id, config.member_addrs());
-    let Some(snapshot) = snapshot else {
+    // A founding member on empty storage: its configuration is the one every founder
+    // was started with, so its addresses are news to no founder.
+    let founding =
+        !(config.core.initial_voters.is_empty() && config.core.initial_learners.is_empty());
+    let fresh = restored.snapshot.is_none()
+        && restored.entries.is_empty()
+        && restored.hard_state.term == Term(0);
+    let mut directory = Directory::new(config.id, config.member_addrs(), founding && fresh);
+    let Some(snapshot) = restored.snapshot.as_ref() else {
         let initial = Membership {
             voters: config.core.initial_voters.clone(),
             voters_outgoing: Default::default(),
@@ -107,7 +114,8 @@ impl NodeLoop {
     }
 
     /// On a leader that has applied an entry of its term and has no record in
-    /// flight: publishes what the address table lacks (see [`crate::members`]).
+    /// flight: publishes what the address table lacks, if that is news to anyone
+    /// (see [`crate::members`]).
     pub(super) fn maybe_publish_addrs(&mut self) {
         if !self.publish_check_due || !self.records_in_flight.is_empty() {
             return;
@@ -118,7 +126,7 @@ impl NodeLoop {
         }
         let members = self.core.membership().members();
         let record = self.directory.record_for(&members, &AddrTable::new());
-        if !record.is_empty() {
+        if self.directory.is_news(&record) {
             self.propose_record(record);
         }
     }
