@@ -175,4 +175,8 @@ pub enum IgnoreReason {
     InvalidCompact,
     /// The event is only meaningful on a leader.
     NotLeader,
+    /// `Campaign` reached a node that already leads.
+    AlreadyLeader,
+    /// `Campaign` reached a learner or a node outside the configuration.
+    NotVoter,
 }

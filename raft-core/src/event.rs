@@ -28,6 +28,12 @@ pub enum Event {
         /// The caller's name for this read.
         id: ReadId,
     },
+    /// Start an election now instead of waiting for the election timeout (etcd's
+    /// `Campaign`): through PreVote when it is enabled, so a node that cannot win
+    /// disturbs no one. For an operator or a bootstrap that prefers a leader, e.g.
+    /// the first node of a new cluster once it reaches its peers. Ignored, with a
+    /// reason, on a leader and on a node that is not a voter.
+    Campaign,
     /// Hand leadership to `to` (thesis §3.10). Only a leader acts on it.
     TransferLeadership {
         /// The voter that should lead next.

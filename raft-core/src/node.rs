@@ -129,6 +129,7 @@ impl RaftNode {
             Event::Propose { id, command } => self.on_propose(vec![(id, command)]),
             Event::ProposeBatch(proposals) => self.on_propose(proposals),
             Event::Read { id } => self.on_read(id),
+            Event::Campaign => self.on_campaign(),
             Event::TransferLeadership { to } => self.on_transfer_leadership(to),
             Event::ChangeMembership { id, changes } => self.on_change_membership(id, changes),
             Event::Compact { up_to, data } => self.shared.compact(up_to, data),
@@ -375,6 +376,24 @@ impl RaftNode {
             Role::Leader(leader) => leader.on_read(&mut self.shared, id, ReadOrigin::Local),
             _ => self.shared.forward_read(id),
         }
+    }
+
+    fn on_campaign(&mut self) {
+        let refusal = if matches!(self.role, Role::Leader(_)) {
+            Some(IgnoreReason::AlreadyLeader)
+        } else if !self.shared.is_voter() {
+            Some(IgnoreReason::NotVoter)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.shared.out.actions.push(Action::Ignored(reason));
+            return;
+        }
+        self.transition(Next::Campaign {
+            pre_vote: self.shared.config.pre_vote,
+            leadership_transfer: false,
+        });
     }
 
     fn on_transfer_leadership(&mut self, to: NodeId) {

@@ -325,7 +325,61 @@ fn stickiness_ends_when_the_leader_goes_quiet() {
     assert_ne!(leader, 1);
 }
 
+// ---- Campaign (an election on request) ----
+
+#[test]
+fn campaign_on_request_elects_the_node_before_any_timeout() {
+    let mut c = Cluster::new(3);
+    c.step(2, Event::Campaign);
+    c.deliver_all();
+    assert_eq!(c.node(2).role(), RoleKind::Leader, "no tick was needed");
+    assert_eq!(
+        c.node(2).term(),
+        Term(1),
+        "PreVote first, then one real term"
+    );
+    assert_eq!(c.node(1).leader(), Some(NodeId(2)));
+}
+
+#[test]
+fn campaign_on_request_goes_through_prevote_and_cannot_unseat_a_live_leader() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    let term = c.node(1).term();
+    c.step(3, Event::Campaign);
+    c.deliver_all();
+    assert_eq!(c.node(1).role(), RoleKind::Leader);
+    assert_eq!(c.node(3).term(), term, "the poll failed without a new term");
+}
+
+#[test]
+fn campaign_on_request_is_refused_by_a_leader_and_a_learner() {
+    let mut c = Cluster::with_configs(vec![
+        with_learner_3(config(1, &[1, 2])),
+        with_learner_3(config(2, &[1, 2])),
+        with_learner_3(config(3, &[1, 2])),
+    ]);
+    c.elect(1);
+    c.clear_outputs(1);
+    c.step(1, Event::Campaign);
+    assert_eq!(
+        c.outputs(1),
+        vec![Action::Ignored(IgnoreReason::AlreadyLeader)]
+    );
+    c.clear_outputs(3);
+    c.step(3, Event::Campaign);
+    assert_eq!(c.outputs(3), vec![Action::Ignored(IgnoreReason::NotVoter)]);
+    assert_eq!(c.node(3).role(), RoleKind::Follower);
+}
+
 // ---- harness helpers local to this file ----
+
+fn with_learner_3(config: raft_core::Config) -> raft_core::Config {
+    raft_core::Config {
+        initial_learners: [NodeId(3)].into(),
+        ..config
+    }
+}
 
 fn configs_without_prevote(n: u64) -> Vec<raft_core::Config> {
     let voters: Vec<u64> = (1..=n).collect();

@@ -118,6 +118,7 @@ fn event() -> impl Strategy<Value = Event> {
         }),
         1 => (0u64..4).prop_map(|id| Event::Propose { id: ProposalId(id), command: SharedBytes::from("x") }),
         1 => (0u64..4).prop_map(|id| Event::Read { id: ReadId(id) }),
+        1 => Just(Event::Campaign),
         1 => (0u64..5).prop_map(|to| Event::TransferLeadership { to: NodeId(to) }),
         1 => (0u64..5).prop_map(|n| Event::ChangeMembership {
             id: ProposalId(9),
@@ -136,8 +137,16 @@ fn fresh_node(id: u64) -> RaftNode {
     RaftNode::new(config, Restored::default()).unwrap()
 }
 
+/// The number of cases: `PROPTEST_CASES` for a long run, `default` otherwise.
+fn cases_or(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases_or(256), ..ProptestConfig::default() })]
 
     /// Same configuration, same events: the same actions.
     #[test]
@@ -180,6 +189,8 @@ enum Op {
     Compact(u64),
     /// Ask this node (the leader, if it is one) to change the membership of a node.
     Change(u64, u8, u64),
+    /// Ask this node to start an election now.
+    Campaign(u64),
 }
 
 fn op(nodes: u64) -> impl Strategy<Value = Op> {
@@ -197,6 +208,7 @@ fn op(nodes: u64) -> impl Strategy<Value = Op> {
         1 => Just(Op::Heal),
         1 => (1..=nodes).prop_map(Op::Compact),
         1 => (1..=nodes, 0u8..3, 1..=nodes + 1).prop_map(|(n, kind, target)| Op::Change(n, kind, target)),
+        1 => (1..=nodes).prop_map(Op::Campaign),
     ]
 }
 
@@ -252,6 +264,7 @@ fn run_schedule(nodes: u64, ops: &[Op]) {
             Op::Isolate(n) => cluster.isolate(n),
             Op::Heal => cluster.heal(),
             Op::Compact(n) if cluster.nodes[&NodeId(n)].up => cluster.compact(n),
+            Op::Campaign(n) => cluster.step(n, Event::Campaign),
             Op::Change(n, kind, target) => {
                 let target = NodeId(target);
                 let change = match kind {
@@ -299,7 +312,7 @@ fn run_schedule(nodes: u64, ops: &[Op]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases_or(128), ..ProptestConfig::default() })]
 
     /// Election safety, log matching, leader completeness and state machine safety hold
     /// on 3 nodes under random delivery, loss, duplication, crashes and restarts; and
