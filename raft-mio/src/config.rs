@@ -75,6 +75,11 @@ pub struct RaftConfig {
     pub fsyncs_in_flight_max: usize,
     /// The most proposals stepped into the core as one batch.
     pub proposal_batch_max: usize,
+    /// On a new cluster (empty storage, term 0), campaign as soon as this node is
+    /// connected to enough voters to win, instead of waiting for a randomized
+    /// election timeout: the cluster's first leader is then this node (unless
+    /// another election started first). Set it on at most one founding member.
+    pub campaign_at_bootstrap: bool,
 }
 
 impl RaftConfig {
@@ -106,6 +111,7 @@ impl RaftConfig {
             committed_backlog_entries_max: 1 << 20,
             proposal_batch_max: 4_096,
             fsyncs_in_flight_max: 3,
+            campaign_at_bootstrap: false,
         }
     }
 
@@ -181,6 +187,13 @@ impl RaftConfig {
     pub fn join_existing(mut self) -> Self {
         self.core.initial_voters.clear();
         self.core.initial_learners.clear();
+        self
+    }
+
+    /// Makes this node the preferred first leader of a new cluster (see
+    /// [`campaign_at_bootstrap`](Self::campaign_at_bootstrap)).
+    pub fn campaign_at_bootstrap(mut self) -> Self {
+        self.campaign_at_bootstrap = true;
         self
     }
 

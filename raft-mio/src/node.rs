@@ -45,6 +45,7 @@ use crate::outlet::Outlet;
 use crate::reply::Reply;
 use crate::storage::{Storage, SyncStart};
 
+mod bootstrap;
 mod peers;
 use crate::transport::{Transport, WAKER_TOKEN};
 
@@ -107,6 +108,8 @@ pub struct NodeLoop {
     requests_per_turn_max: usize,
     /// Requests may be left in the queue (the drain stopped at its bound).
     requests_left: bool,
+    /// Campaign once connected to a majority (a new cluster's preferred leader).
+    bootstrap_campaign_armed: bool,
     shutting_down: bool,
 }
 
@@ -160,6 +163,7 @@ impl NodeLoop {
             node = %config.id, %listen_addr, data_dir = %config.data_dir.display(),
             term = %core.term(), last_index = %core.last_index(), "raft node started"
         );
+        let bootstrap_campaign_armed = config.campaign_at_bootstrap && bootstrap::is_new(&core);
         let mut node = NodeLoop {
             core,
             storage,
@@ -193,6 +197,7 @@ impl NodeLoop {
             proposal_batch_max: config.proposal_batch_max,
             requests_per_turn_max: config.client_queue_max,
             requests_left: false,
+            bootstrap_campaign_armed,
             shutting_down: false,
         };
         // The log may have added members the configuration does not name, or removed
@@ -236,6 +241,7 @@ impl NodeLoop {
         let now = clock::now();
         self.gather(now);
         self.take_finished_sync()?;
+        self.maybe_campaign_at_bootstrap();
         self.step_gathered(now);
         self.execute_actions()?;
         self.maybe_publish_addrs();

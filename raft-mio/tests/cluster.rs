@@ -3,8 +3,8 @@
 
 mod support;
 
-use raft_core::{LogIndex, RoleKind};
-use raft_mio::AppendError;
+use raft_core::{LogIndex, NodeId, RoleKind, Term};
+use raft_mio::{AppendError, RaftConfig};
 use support::{wait_until, Cluster, Cmd};
 
 #[test]
@@ -188,4 +188,51 @@ fn leadership_moves_on_request() {
     cluster.append(Cmd(2));
     cluster.wait_for_applied(&[Cmd(1), Cmd(2)]);
     cluster.shutdown();
+}
+
+#[test]
+fn the_node_set_to_campaign_at_bootstrap_leads_a_new_cluster_in_term_1() {
+    // Whichever node the timeouts would favour, the chosen one wins: at least two of
+    // the three cases differ from the cluster's natural first leader.
+    let chosen: [(NodeId, Tweak); 3] = [
+        (NodeId(1), |c| campaign_if(c, NodeId(1))),
+        (NodeId(2), |c| campaign_if(c, NodeId(2))),
+        (NodeId(3), |c| campaign_if(c, NodeId(3))),
+    ];
+    for (id, tweak) in chosen {
+        let cluster = Cluster::start_with(3, tweak);
+        assert_eq!(cluster.wait_for_leader(), id);
+        let status = cluster.node(id).status();
+        assert_eq!(status.term, Term(1), "one election, no contest");
+        assert_eq!(cluster.append(Cmd(1)), LogIndex(2), "after the no-op");
+        cluster.shutdown();
+    }
+}
+
+#[test]
+fn a_restarted_cluster_does_not_campaign_at_bootstrap_again() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.wait_for_leader();
+    cluster.append(Cmd(1));
+    let term = cluster.node(leader).status().term;
+    let other = NodeId(leader.0 % 3 + 1);
+    cluster.stop(other);
+    // Storage is no longer new: the flag must leave the node an ordinary follower.
+    cluster.launch_with(other, None, RaftConfig::campaign_at_bootstrap);
+    cluster.append(Cmd(2));
+    cluster.wait_for_applied(&[Cmd(1), Cmd(2)]);
+    assert_eq!(cluster.wait_for_leader(), leader, "no election was started");
+    assert_eq!(cluster.node(leader).status().term, term);
+    cluster.shutdown();
+}
+
+/// A change to every node's configuration.
+type Tweak = fn(RaftConfig) -> RaftConfig;
+
+fn campaign_if(config: RaftConfig, id: NodeId) -> RaftConfig {
+    if config.id == id {
+        config.campaign_at_bootstrap()
+    } else {
+        config
+    }
 }

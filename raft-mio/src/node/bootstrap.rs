@@ -1,0 +1,45 @@
+//! A new cluster's preferred first leader: the node configured with
+//! [`campaign_at_bootstrap`](crate::RaftConfig::campaign_at_bootstrap) campaigns as
+//! soon as it is connected to enough voters to win, rather than after a randomized
+//! election timeout. Through PreVote, so campaigning early can only cost a failed
+//! poll, never a disrupted leader; and only once, and only while no election has
+//! started anywhere (the term is still 0).
+
+use raft_core::{Event, LogIndex, RaftNode, RoleKind, Term};
+
+use super::NodeLoop;
+
+/// Whether the core starts a new cluster: no term, no log, no snapshot.
+pub(super) fn is_new(core: &RaftNode) -> bool {
+    core.term() == Term(0) && core.last_index() == LogIndex(0)
+}
+
+impl NodeLoop {
+    /// Steps `Event::Campaign` once a majority of the voters (this node included)
+    /// is reachable; disarms for good once any election has begun.
+    pub(super) fn maybe_campaign_at_bootstrap(&mut self) {
+        if !self.bootstrap_campaign_armed {
+            return;
+        }
+        if self.core.term() != Term(0) || self.core.role() != RoleKind::Follower {
+            self.bootstrap_campaign_armed = false;
+            return;
+        }
+        let voters = &self.core.membership().voters;
+        if !voters.contains(&self.core.id()) {
+            self.bootstrap_campaign_armed = false;
+            return;
+        }
+        let connected = self
+            .transport
+            .peer_status()
+            .iter()
+            .filter(|peer| peer.connected && voters.contains(&peer.id))
+            .count();
+        if 1 + connected > voters.len() / 2 {
+            tracing::info!(node = %self.core.id(), connected, "new cluster: campaigning at once");
+            self.bootstrap_campaign_armed = false;
+            self.other_events.push(Event::Campaign);
+        }
+    }
+}
