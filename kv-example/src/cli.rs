@@ -111,6 +111,12 @@ pub struct NodeArgs {
     /// /cluster/nodes`). --peers then names this node and the current members.
     #[arg(long, env = "KV_JOIN")]
     pub join: bool,
+    /// On a new cluster, campaign as soon as a majority of the peers is reachable
+    /// instead of after a random election timeout, so that this node is the first
+    /// leader. For at most one founding member (the local cluster sets it on node 1);
+    /// ignored once the data directory holds state.
+    #[arg(long, env = "KV_CAMPAIGN_AT_BOOTSTRAP", conflicts_with = "join")]
+    pub campaign_at_bootstrap: bool,
     /// The length of one Raft tick in milliseconds (elections time out after 10 to 20
     /// ticks, heartbeats every 2).
     #[arg(long, env = "KV_TICK_MS", default_value_t = 10,

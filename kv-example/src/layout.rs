@@ -166,6 +166,10 @@ impl Layout {
         }
         if options.join {
             args.push("--join".into());
+        } else if self.nodes.first().map(|n| n.id) == Some(id) {
+            // The first node leads a new cluster, so the README's session (writes on
+            // node 1, the first at index 2) is what a new user sees.
+            args.push("--campaign-at-bootstrap".into());
         }
         args.extend(options.extra_args.iter().cloned());
         args

@@ -61,6 +61,9 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
     if args.join {
         config = config.join_existing();
     }
+    if args.campaign_at_bootstrap {
+        config = config.campaign_at_bootstrap();
+    }
     if let Some(listen) = &args.raft_listen {
         config = config.listen_addr(listen.clone());
     }

@@ -1,9 +1,11 @@
 //! Who leads the local cluster: finding the leader, asking it for things over the
-//! text protocol, and, at start-up, asking it to hand leadership to the first node,
-//! the one the banner tells you to `nc`, so that a write there is not answered
-//! `Leader is ...`. The election itself is left alone (its randomized timeouts are
-//! what keeps it live); the launcher only asks for a transfer afterwards, a bounded
-//! number of times, and carries on whatever the answer.
+//! text protocol, and making the first node, the one the banner tells you to `nc`,
+//! the leader, so that a write there is not answered `Leader is ...`. On a new
+//! cluster the first node campaigns as soon as it reaches its peers
+//! (`--campaign-at-bootstrap`, set by [`Layout::node_args`]), so it leads term 1 and
+//! the first write lands at index 2. A restarted cluster elects whoever times out
+//! first (the randomized timeouts are what keeps it live); the launcher then asks that
+//! leader to hand over, a bounded number of times, and carries on whatever the answer.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
