@@ -36,6 +36,16 @@ impl MemoryBackend {
         }
     }
 
+    /// A backend that follows node 1 at `127.0.0.1:8001` (and, `with_http`, at
+    /// `127.0.0.1:9001` over HTTP).
+    pub fn follower_of_node_1(with_http: bool) -> MemoryBackend {
+        MemoryBackend::follower_of(LeaderRef {
+            id: 1,
+            client_addr: Some("127.0.0.1:8001".into()),
+            http_addr: with_http.then(|| "127.0.0.1:9001".into()),
+        })
+    }
+
     /// A backend that follows `leader`.
     pub fn follower_of(leader: LeaderRef) -> MemoryBackend {
         MemoryBackend {

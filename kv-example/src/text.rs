@@ -122,7 +122,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::api::LeaderRef;
     use crate::fake::MemoryBackend;
     use crate::server::{Server, ServerLimits};
 
@@ -176,12 +175,10 @@ mod tests {
 
     #[test]
     fn a_follower_names_the_leaders_client_address() {
-        let leader = LeaderRef {
-            id: 1,
-            client_addr: Some("127.0.0.1:8001".into()),
-            http_addr: None,
-        };
-        let server = serve(MemoryBackend::follower_of(leader), ServerLimits::default());
+        let server = serve(
+            MemoryBackend::follower_of_node_1(false),
+            ServerLimits::default(),
+        );
         assert_eq!(
             exchange(&server, b"put 1 bar\n", 1),
             ["Error: Leader is 127.0.0.1:8001"]
@@ -201,12 +198,10 @@ mod tests {
         assert_eq!(got[2], "Error: node 4 is not a member");
         assert!(got[3].ends_with(" voters=1 learners=-"), "{got:?}");
 
-        let leader = LeaderRef {
-            id: 1,
-            client_addr: Some("127.0.0.1:8001".into()),
-            http_addr: None,
-        };
-        let follower = serve(MemoryBackend::follower_of(leader), ServerLimits::default());
+        let follower = serve(
+            MemoryBackend::follower_of_node_1(false),
+            ServerLimits::default(),
+        );
         assert_eq!(
             exchange(&follower, b"remove-node 2\n", 1),
             ["Error: Leader is 127.0.0.1:8001"]
@@ -230,12 +225,10 @@ mod tests {
         assert!(got[3].starts_with("Error: `x` is not a node id"), "{got:?}");
         assert!(got[4].starts_with("Ok: node=1 role=leader"), "{got:?}");
 
-        let leader = LeaderRef {
-            id: 1,
-            client_addr: Some("127.0.0.1:8001".into()),
-            http_addr: None,
-        };
-        let follower = serve(MemoryBackend::follower_of(leader), ServerLimits::default());
+        let follower = serve(
+            MemoryBackend::follower_of_node_1(false),
+            ServerLimits::default(),
+        );
         assert_eq!(
             exchange(&follower, b"transfer 1\n", 1),
             ["Error: Leader is 127.0.0.1:8001"]

@@ -104,7 +104,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::api::LeaderRef;
     use crate::fake::MemoryBackend;
     use crate::server::{Server, ServerLimits};
 
@@ -174,12 +173,7 @@ mod tests {
 
     #[test]
     fn a_write_to_a_follower_is_redirected_to_the_leader() {
-        let leader = LeaderRef {
-            id: 1,
-            client_addr: Some("127.0.0.1:8001".into()),
-            http_addr: Some("127.0.0.1:9001".into()),
-        };
-        let server = serve(MemoryBackend::follower_of(leader));
+        let server = serve(MemoryBackend::follower_of_node_1(true));
         let answer = exchange(
             &server,
             "PUT /kv/k?x=1 HTTP/1.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\nv",
@@ -257,12 +251,7 @@ mod tests {
         assert_eq!(json["members"][1]["client_addr"], "h:8004", "{answer}");
         assert!(answer.contains("node 4 is not a member"), "{answer}");
 
-        let leader = LeaderRef {
-            id: 1,
-            client_addr: Some("127.0.0.1:8001".into()),
-            http_addr: Some("127.0.0.1:9001".into()),
-        };
-        let follower = serve(MemoryBackend::follower_of(leader));
+        let follower = serve(MemoryBackend::follower_of_node_1(true));
         let answer = exchange(
             &follower,
             "DELETE /cluster/nodes/2 HTTP/1.1\r\nConnection: close\r\n\r\n",
@@ -298,12 +287,7 @@ mod tests {
         assert_eq!(json, serde_json::json!({ "leader": 1 }), "{answer}");
         assert!(answer.contains("node 9 is not a member"), "{answer}");
 
-        let leader = LeaderRef {
-            id: 1,
-            client_addr: Some("127.0.0.1:8001".into()),
-            http_addr: Some("127.0.0.1:9001".into()),
-        };
-        let follower = serve(MemoryBackend::follower_of(leader));
+        let follower = serve(MemoryBackend::follower_of_node_1(true));
         let answer = exchange(
             &follower,
             "POST /cluster/leader HTTP/1.1\r\nContent-Length: 1\r\nConnection: close\r\n\r\n1",
