@@ -1,7 +1,8 @@
 //! Failing seeds the simulator found in raft-core, one named test each. A test stays
 //! `#[ignore]`d with the bug's description until the core is fixed; then the ignore
-//! goes and the test guards the fix. Both bugs below are fixed on main (the seeds
-//! were found against the core as it first landed).
+//! goes and the test guards the fix. Every bug below is fixed (the first two seeds
+//! were found against the core as it first landed, the third once membership
+//! changes joined the swarm).
 
 use raft_sim::params::{Pins, SimParams};
 use raft_sim::run::{run, Verdict};
@@ -57,6 +58,27 @@ fn a_leader_may_compact_past_the_first_entry_of_its_term() {
 #[test]
 fn stale_candidates_do_not_starve_the_only_electable_node() {
     let params = SimParams::draw(3666, &Pins::default());
+    let report = run(&params, RunOptions::default());
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+}
+
+/// Fixed in raft-core `on_stale_term`, which now refuses a stale VoteRequest with the
+/// current term (as Figure 2 says) instead of ignoring it.
+///
+/// Seed 891 with membership changes on (3 nodes and a spare, PreVote off): n4 joins
+/// as a learner, is promoted, and n3 is removed, so the committed configuration is
+/// {n1, n2, n4}; n1 lags at i22 and still knows only {n1, n2, n3}. The heal keeps n2
+/// down. n1 campaigns in terms 8, 9, 10... but writes only to n2 and n3, which are
+/// down; n4 campaigns in terms 2, 3, 4... and n1 silently ignores each stale request.
+/// n4 never learns the newer term, n1 can never win: no leader within 300 ticks of
+/// the heal. With the refusal, n4 adopts n1's term and wins the next election.
+#[test]
+fn a_candidate_outside_a_voters_known_configuration_learns_the_newer_term() {
+    let pins = Pins {
+        membership_changes: Some(true),
+        ..Pins::default()
+    };
+    let params = SimParams::draw(891, &pins);
     let report = run(&params, RunOptions::default());
     assert_eq!(report.verdict, Verdict::Pass, "{report}");
 }
