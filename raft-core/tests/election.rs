@@ -86,12 +86,17 @@ fn s5_1_a_stale_candidate_is_refused_with_the_current_term() {
     c.clear_outputs(2);
     let term = c.node(2).term();
     c.step(2, vote_request(3, 2, 0, 99, 0, false));
-    let refusal = c.outputs(2).iter().any(|a| {
-        matches!(a, Action::Send(m) if m.to == NodeId(3)
+    let refusal = c.in_flight.iter().any(|m| {
+        m.from == NodeId(2)
+            && m.to == NodeId(3)
             && m.term == term
-            && m.body == MessageBody::VoteResponse { pre_vote: false, granted: false })
+            && m.body
+                == MessageBody::VoteResponse {
+                    pre_vote: false,
+                    granted: false,
+                }
     });
-    assert!(refusal, "{:?}", c.outputs(2));
+    assert!(refusal, "{:?}", c.in_flight);
 }
 
 #[test]
