@@ -150,8 +150,8 @@ impl RaftNode {
         if !self.shared.election.tick() {
             return Next::Stay;
         }
-        if !self.shared.is_voter() {
-            // Learners (and removed nodes) never campaign.
+        if !self.shared.may_campaign() {
+            // Learners (and nodes whose removal committed) never campaign.
             self.shared.reset_election_timer();
             return Next::Stay;
         }

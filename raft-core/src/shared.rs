@@ -118,6 +118,20 @@ impl Shared {
         self.membership().is_voter(self.id)
     }
 
+    /// Whether this node may campaign: it votes in the configuration in force, or in
+    /// the one in force at its commit index. A node whose log holds an uncommitted
+    /// configuration that removes it may still be the only one with the log the
+    /// next leader needs, so it must stand until that configuration commits (thesis
+    /// §4.2.2, Figure 4.6). It counts votes in the configuration in force, so winning
+    /// changes nothing about safety; as leader it commits its removal and steps down.
+    pub(crate) fn may_campaign(&self) -> bool {
+        self.is_voter()
+            || self
+                .memberships
+                .at(self.log.commit_index())
+                .is_voter(self.id)
+    }
+
     /// Writes `entries` to the log (discarding any conflicting suffix from the first
     /// one's index) and asks the shell to make them durable.
     pub(crate) fn append_to_log(&mut self, entries: Vec<Entry>) {

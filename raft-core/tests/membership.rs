@@ -138,6 +138,51 @@ fn a_removed_leader_hands_over_and_steps_down() {
     assert_eq!(c.leader(), Some(leader));
 }
 
+/// Found by raft-sim (seed 4300, see raft-sim/tests/core_regressions.rs). The leader
+/// removes itself; the joint configuration commits, and the leader appends the final
+/// configuration but crashes before sending it. It restarts with the longest log,
+/// which makes every other candidate fail to get its vote, while the configuration
+/// in force in its own log says it is no voter. With a voter kept down, no one else
+/// can win: the removed node must campaign until its removal commits (thesis §4.2.2).
+#[test]
+fn a_node_removed_by_an_uncommitted_configuration_still_campaigns() {
+    let mut c = Cluster::new(4);
+    c.elect(1);
+    let event = Event::ChangeMembership {
+        id: ProposalId(1),
+        changes: vec![MembershipChange::Remove(NodeId(1))],
+    };
+    c.step(1, event);
+    // Deliver until the joint configuration commits and the leader appends the final
+    // one; that one goes nowhere.
+    for _ in 0..1_000 {
+        if !c.node(1).membership().is_joint() {
+            break;
+        }
+        assert!(c.deliver_one(), "the joint configuration commits");
+    }
+    assert_eq!(c.node(1).membership().voters, ids(&[2, 3, 4]));
+    c.crash(1);
+    c.restart(1);
+    c.crash(4);
+    assert!(
+        c.node(2).membership().is_joint(),
+        "2 holds the joint configuration only"
+    );
+    for _ in 0..100 {
+        c.tick_all();
+    }
+    let leader = c.leader().expect("a leader although node 4 is down");
+    assert!(
+        leader == 2 || leader == 3,
+        "node 1 committed its removal and handed over"
+    );
+    let membership = c.node(leader).membership();
+    assert_eq!(membership.voters, ids(&[2, 3, 4]));
+    assert!(!membership.is_joint());
+    assert_eq!(c.node(1).role(), RoleKind::Follower);
+}
+
 #[test]
 fn a_removed_follower_does_not_disrupt_the_cluster() {
     let mut c = Cluster::new(3);
