@@ -82,3 +82,24 @@ fn a_candidate_outside_a_voters_known_configuration_learns_the_newer_term() {
     let report = run(&params, RunOptions::default());
     assert_eq!(report.verdict, Verdict::Pass, "{report}");
 }
+
+/// Fixed in raft-core: a node may campaign while it votes in the configuration in
+/// force at its commit index, even if a newer, uncommitted one in its log removes it
+/// (thesis §4.2.2, Figure 4.6).
+///
+/// Seed 4300 (3 nodes and 2 spares, membership changes every ~139ms): n4 joins and
+/// is promoted, so the voters are {n1, n2, n3, n4}; then the leader n2 removes
+/// itself. The joint configuration {n1, n3, n4} / {n1, n2, n3, n4} commits at i119,
+/// n2 appends the final {n1, n3, n4} at i123 and more entries through i125, and a
+/// partition cuts it off before they reach anyone. After the heal n1 stays down. n3
+/// (log through i120) needs three votes of the old half, so n2's; n2 refuses (its log
+/// is longer) and never campaigns, because the newest configuration in its log says
+/// it is no voter. n4 lags far behind. No leader within 300 ticks of the heal. With
+/// the fix n2 campaigns, wins in {n1, n3, n4} with n3 and n4, commits its removal and
+/// hands over.
+#[test]
+fn a_node_removed_by_an_uncommitted_configuration_may_still_lead() {
+    let params = SimParams::draw(4300, &Pins::default());
+    let report = run(&params, RunOptions::default());
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+}
