@@ -211,7 +211,15 @@ impl Shared {
     /// The application captured its state through `up_to`: keep it as the snapshot
     /// and discard the log prefix it covers.
     pub(crate) fn compact(&mut self, up_to: LogIndex, data: crate::types::SharedBytes) {
-        if up_to <= self.log.snapshot_index() || up_to > self.log.applied_index() {
+        // A node that joined a running cluster knows no configuration in force
+        // before the entry that added it (the initial one lives in each member's
+        // Config, not in the log); a snapshot there would record no voters, which no
+        // restart accepts. It compacts once it has applied a configuration entry.
+        let unknown_membership = self.memberships.at(up_to).voters.is_empty();
+        if up_to <= self.log.snapshot_index()
+            || up_to > self.log.applied_index()
+            || unknown_membership
+        {
             let reason = crate::action::IgnoreReason::InvalidCompact;
             self.out.actions.push(Action::Ignored(reason));
             return;

@@ -6,7 +6,8 @@ mod support;
 use std::collections::BTreeSet;
 
 use raft_core::{
-    Action, DropReason, Event, LogIndex, MembershipChange, NodeId, ProposalId, RoleKind,
+    Action, DropReason, Event, IgnoreReason, LogIndex, MembershipChange, NodeId, ProposalId,
+    RoleKind,
 };
 use support::*;
 
@@ -181,6 +182,37 @@ fn a_node_removed_by_an_uncommitted_configuration_still_campaigns() {
     assert_eq!(membership.voters, ids(&[2, 3, 4]));
     assert!(!membership.is_joint());
     assert_eq!(c.node(1).role(), RoleKind::Follower);
+}
+
+/// Found by raft-sim (seed 6958 with membership changes on). A node that joins a
+/// running cluster receives the log from index 1, but the configuration in force
+/// before the entry that added it is the initial one, which lives in the members'
+/// `Config` and not in the log. A snapshot it took there recorded no voters, and it
+/// could then never restart from its own disk.
+#[test]
+fn a_joining_node_does_not_snapshot_before_it_knows_a_configuration() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.propose(1, 1, "a");
+    c.propose(1, 2, "b");
+    c.add_node(4);
+    change(&mut c, 1, 3, &[MembershipChange::AddLearner(NodeId(4))]);
+    settle(&mut c);
+    assert_eq!(c.applied_commands(4), ["a", "b"]);
+    let before_added = Event::Compact {
+        up_to: LogIndex(3),
+        data: "a,b".into(),
+    };
+    c.clear_outputs(4);
+    c.step(4, before_added);
+    assert!(c
+        .outputs(4)
+        .contains(&Action::Ignored(IgnoreReason::InvalidCompact)));
+    c.compact(4);
+    assert!(c.node(4).snapshot_meta().membership.is_learner(NodeId(4)));
+    c.crash(4);
+    c.restart(4);
+    assert!(c.node(4).membership().is_learner(NodeId(4)));
 }
 
 #[test]
