@@ -103,3 +103,25 @@ fn a_node_removed_by_an_uncommitted_configuration_may_still_lead() {
     let report = run(&params, RunOptions::default());
     assert_eq!(report.verdict, Verdict::Pass, "{report}");
 }
+
+/// Fixed in raft-core `Shared::compact`, which now refuses to compact where the node
+/// knows no configuration in force.
+///
+/// Seed 6958 with membership changes on: the spare n4 is added as a learner and
+/// receives the log from i1. The configuration in force before the entry that added
+/// it is the initial {n1, n2, n3}, which lives in the members' `Config`, not in the
+/// log, so n4's own history starts empty. At 916.795ms n4 compacts through i28,
+/// before that entry, and its snapshot records a membership with no voters: the
+/// membership checker reports that {n1, n2, n3} was committed in force there, and a
+/// restart from that disk would fail (`Restored::validate` refuses a snapshot
+/// without voters).
+#[test]
+fn a_joining_node_does_not_snapshot_an_unknown_configuration() {
+    let pins = Pins {
+        membership_changes: Some(true),
+        ..Pins::default()
+    };
+    let params = SimParams::draw(6958, &pins);
+    let report = run(&params, RunOptions::default());
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+}
