@@ -233,6 +233,37 @@ fn a_removed_follower_does_not_disrupt_the_cluster() {
     );
 }
 
+/// Since a node removed by an uncommitted configuration must still campaign, a
+/// removed node has to learn that its removal committed: the leader sends it one
+/// last heartbeat with the commit index when it stops tracking it. Without PreVote
+/// and CheckQuorum nothing else would keep it from raising terms forever.
+#[test]
+fn a_removed_follower_learns_its_removal_committed_and_stays_quiet() {
+    let voters = [1, 2, 3, 4];
+    let configs = voters
+        .iter()
+        .map(|&n| {
+            let mut config = config(n, &voters);
+            config.pre_vote = false;
+            config.check_quorum = false;
+            config
+        })
+        .collect();
+    let mut c = Cluster::with_configs(configs);
+    c.elect(1);
+    change(&mut c, 1, 1, &[MembershipChange::Remove(NodeId(4))]);
+    settle(&mut c);
+    assert_eq!(c.node(1).membership().voters, ids(&[1, 2, 3]));
+    let removal_index = c.node(1).last_index();
+    assert_eq!(c.node(4).commit_index(), removal_index);
+    let term = c.node(1).term();
+    for _ in 0..60 {
+        c.tick_all();
+    }
+    assert_eq!(c.node(4).term(), term, "node 4 never campaigned");
+    assert_eq!(c.leader(), Some(1));
+}
+
 #[test]
 fn one_change_at_a_time() {
     let mut c = Cluster::new(3);
