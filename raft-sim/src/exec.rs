@@ -63,6 +63,25 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
     elected
 }
 
+/// Checks what a step left once its actions ran: the log matches what the
+/// persistence actions built, configuration entries the node now holds committed are
+/// recorded (a follower may append and commit in one step), and its active
+/// configuration and uncommitted configurations obey the membership rules.
+pub(crate) fn observe_after_step(host: &NodeHost, env: &mut Env) {
+    let Some(raft) = &host.raft else { return };
+    let node = host.id;
+    let tail = env.logs.verify_tail(node, raft);
+    env.check(tail);
+    let commit = env.members.observe_commit(node, raft.commit_index());
+    env.check(commit);
+    let committed_index = LogIndex(env.commits.committed_len());
+    let leads = raft.role() == RoleKind::Leader;
+    let active = env
+        .members
+        .check_node(node, raft.membership(), leads, committed_index);
+    env.check(active);
+}
+
 /// Starts an fsync if writes are waiting and none is running.
 pub(crate) fn maybe_start_fsync(host: &mut NodeHost, env: &mut Env) {
     if host.disk.start_fsync().is_some() {

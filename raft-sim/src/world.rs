@@ -593,19 +593,7 @@ impl World {
         let (host, after) = rest.split_first_mut().expect("the node's own host");
         let peers = crate::exec::Peers { before, after };
         crate::exec::execute(host, &peers, &mut self.env, &mut actions);
-        if let Some(raft) = &self.hosts[index].raft {
-            let tail = self.env.logs.verify_tail(node, raft);
-            self.env.check(tail);
-            let commit = self.env.members.observe_commit(node, raft.commit_index());
-            self.env.check(commit);
-            let committed_index = raft_core::LogIndex(self.env.commits.committed_len());
-            let leads = raft.role() == RoleKind::Leader;
-            let active =
-                self.env
-                    .members
-                    .check_node(node, raft.membership(), leads, committed_index);
-            self.env.check(active);
-        }
+        crate::exec::observe_after_step(&self.hosts[index], &mut self.env);
         self.actions = actions;
         self.after_membership_commit();
     }
