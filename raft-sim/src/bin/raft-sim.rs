@@ -189,7 +189,7 @@ fn run_seed(cli: &Cli, seed: u64) -> i32 {
     if let (Some(path), Some(timeline)) = (&cli.timeline, &report.timeline) {
         let title = format!("raft-sim seed {seed}: {:?}", report.verdict);
         let svg = timeline.to_svg(
-            params.nodes_count,
+            params.nodes_total(),
             report.end,
             cli.timeline_px_per_ms,
             &title,
