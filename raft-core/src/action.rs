@@ -170,8 +170,9 @@ pub enum IgnoreReason {
     Malformed(&'static str),
     /// `Persisted` reported a sequence number never issued or already reported.
     InvalidPersisted,
-    /// `Compact` named an index this node cannot compact to (not applied, or already
-    /// compacted).
+    /// `Compact` named an index this node cannot compact to (not applied, already
+    /// compacted, or, on a node that joined a running cluster, before the first
+    /// configuration entry it holds, where it knows no configuration to record).
     InvalidCompact,
     /// The event is only meaningful on a leader.
     NotLeader,

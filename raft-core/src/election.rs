@@ -9,7 +9,7 @@ use crate::types::{LogIndex, NodeId, Term};
 impl RaftNode {
     /// Starts a PreVote poll or an election.
     pub(crate) fn campaign(&mut self, pre_vote: bool, leadership_transfer: bool) {
-        if !self.shared.is_voter() {
+        if !self.shared.may_campaign() {
             return;
         }
         self.become_candidate(pre_vote);

@@ -151,8 +151,8 @@ impl RaftNode {
         if !self.shared.election.tick() {
             return Next::Stay;
         }
-        if !self.shared.is_voter() {
-            // Learners (and removed nodes) never campaign.
+        if !self.shared.may_campaign() {
+            // Learners (and nodes whose removal committed) never campaign.
             self.shared.reset_election_timer();
             return Next::Stay;
         }
@@ -296,9 +296,14 @@ impl RaftNode {
                 self.shared
                     .send_now(message.from, MessageBody::HeartbeatResponse { read_round });
             }
-            MessageBody::VoteRequest { pre_vote: true, .. } => {
+            // A candidate behind this node's term learns the term from the refusal
+            // (Figure 2: "reply false if term < currentTerm"). Without it, a candidate
+            // this node never writes to (one missing from the configuration it knows,
+            // after a membership change it has not caught up with) keeps campaigning in
+            // terms this node ignores, while this node's own campaigns never reach it.
+            MessageBody::VoteRequest { pre_vote, .. } => {
                 let body = MessageBody::VoteResponse {
-                    pre_vote: true,
+                    pre_vote: *pre_vote,
                     granted: false,
                 };
                 self.shared.send_now(message.from, body);

@@ -118,6 +118,20 @@ impl Shared {
         self.membership().is_voter(self.id)
     }
 
+    /// Whether this node may campaign: it votes in the configuration in force, or in
+    /// the one in force at its commit index. A node whose log holds an uncommitted
+    /// configuration that removes it may still be the only one with the log the
+    /// next leader needs, so it must stand until that configuration commits (thesis
+    /// §4.2.2, Figure 4.6). It counts votes in the configuration in force, so winning
+    /// changes nothing about safety; as leader it commits its removal and steps down.
+    pub(crate) fn may_campaign(&self) -> bool {
+        self.is_voter()
+            || self
+                .memberships
+                .at(self.log.commit_index())
+                .is_voter(self.id)
+    }
+
     /// Writes `entries` to the log (discarding any conflicting suffix from the first
     /// one's index) and asks the shell to make them durable.
     pub(crate) fn append_to_log(&mut self, entries: Vec<Entry>) {
@@ -197,7 +211,15 @@ impl Shared {
     /// The application captured its state through `up_to`: keep it as the snapshot
     /// and discard the log prefix it covers.
     pub(crate) fn compact(&mut self, up_to: LogIndex, data: crate::types::SharedBytes) {
-        if up_to <= self.log.snapshot_index() || up_to > self.log.applied_index() {
+        // A node that joined a running cluster knows no configuration in force
+        // before the entry that added it (the initial one lives in each member's
+        // Config, not in the log); a snapshot there would record no voters, which no
+        // restart accepts. It compacts once it has applied a configuration entry.
+        let unknown_membership = self.memberships.at(up_to).voters.is_empty();
+        if up_to <= self.log.snapshot_index()
+            || up_to > self.log.applied_index()
+            || unknown_membership
+        {
             let reason = crate::action::IgnoreReason::InvalidCompact;
             self.out.actions.push(Action::Ignored(reason));
             return;

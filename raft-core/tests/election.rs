@@ -75,6 +75,30 @@ fn s5_1_stale_term_message_is_ignored() {
         .contains(&Action::Ignored(IgnoreReason::StaleTerm)));
 }
 
+/// Found by raft-sim (seed 891 with membership changes on, see
+/// raft-sim/tests/core_regressions.rs): a voter that never writes to a candidate (the
+/// candidate is missing from the configuration the voter knows) must still tell it
+/// the newer term, or the candidate campaigns forever in terms the voter ignores.
+#[test]
+fn s5_1_a_stale_candidate_is_refused_with_the_current_term() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.clear_outputs(2);
+    let term = c.node(2).term();
+    c.step(2, vote_request(3, 2, 0, 99, 0, false));
+    let refusal = c.in_flight.iter().any(|m| {
+        m.from == NodeId(2)
+            && m.to == NodeId(3)
+            && m.term == term
+            && m.body
+                == MessageBody::VoteResponse {
+                    pre_vote: false,
+                    granted: false,
+                }
+    });
+    assert!(refusal, "{:?}", c.in_flight);
+}
+
 #[test]
 fn s5_1_vote_is_durable_before_it_is_sent() {
     let mut c = Cluster::new(3);

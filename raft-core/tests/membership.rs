@@ -6,7 +6,8 @@ mod support;
 use std::collections::BTreeSet;
 
 use raft_core::{
-    Action, DropReason, Event, LogIndex, MembershipChange, NodeId, ProposalId, RoleKind,
+    Action, DropReason, Event, IgnoreReason, LogIndex, MembershipChange, NodeId, ProposalId,
+    RoleKind,
 };
 use support::*;
 
@@ -138,6 +139,82 @@ fn a_removed_leader_hands_over_and_steps_down() {
     assert_eq!(c.leader(), Some(leader));
 }
 
+/// Found by raft-sim (seed 4300, see raft-sim/tests/core_regressions.rs). The leader
+/// removes itself; the joint configuration commits, and the leader appends the final
+/// configuration but crashes before sending it. It restarts with the longest log,
+/// which makes every other candidate fail to get its vote, while the configuration
+/// in force in its own log says it is no voter. With a voter kept down, no one else
+/// can win: the removed node must campaign until its removal commits (thesis §4.2.2).
+#[test]
+fn a_node_removed_by_an_uncommitted_configuration_still_campaigns() {
+    let mut c = Cluster::new(4);
+    c.elect(1);
+    let event = Event::ChangeMembership {
+        id: ProposalId(1),
+        changes: vec![MembershipChange::Remove(NodeId(1))],
+    };
+    c.step(1, event);
+    // Deliver until the joint configuration commits and the leader appends the final
+    // one; that one goes nowhere.
+    for _ in 0..1_000 {
+        if !c.node(1).membership().is_joint() {
+            break;
+        }
+        assert!(c.deliver_one(), "the joint configuration commits");
+    }
+    assert_eq!(c.node(1).membership().voters, ids(&[2, 3, 4]));
+    c.crash(1);
+    c.restart(1);
+    c.crash(4);
+    assert!(
+        c.node(2).membership().is_joint(),
+        "2 holds the joint configuration only"
+    );
+    for _ in 0..100 {
+        c.tick_all();
+    }
+    let leader = c.leader().expect("a leader although node 4 is down");
+    assert!(
+        leader == 2 || leader == 3,
+        "node 1 committed its removal and handed over"
+    );
+    let membership = c.node(leader).membership();
+    assert_eq!(membership.voters, ids(&[2, 3, 4]));
+    assert!(!membership.is_joint());
+    assert_eq!(c.node(1).role(), RoleKind::Follower);
+}
+
+/// Found by raft-sim (seed 6958 with membership changes on). A node that joins a
+/// running cluster receives the log from index 1, but the configuration in force
+/// before the entry that added it is the initial one, which lives in the members'
+/// `Config` and not in the log. A snapshot it took there recorded no voters, and it
+/// could then never restart from its own disk.
+#[test]
+fn a_joining_node_does_not_snapshot_before_it_knows_a_configuration() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.propose(1, 1, "a");
+    c.propose(1, 2, "b");
+    c.add_node(4);
+    change(&mut c, 1, 3, &[MembershipChange::AddLearner(NodeId(4))]);
+    settle(&mut c);
+    assert_eq!(c.applied_commands(4), ["a", "b"]);
+    let before_added = Event::Compact {
+        up_to: LogIndex(3),
+        data: "a,b".into(),
+    };
+    c.clear_outputs(4);
+    c.step(4, before_added);
+    assert!(c
+        .outputs(4)
+        .contains(&Action::Ignored(IgnoreReason::InvalidCompact)));
+    c.compact(4);
+    assert!(c.node(4).snapshot_meta().membership.is_learner(NodeId(4)));
+    c.crash(4);
+    c.restart(4);
+    assert!(c.node(4).membership().is_learner(NodeId(4)));
+}
+
 #[test]
 fn a_removed_follower_does_not_disrupt_the_cluster() {
     let mut c = Cluster::new(3);
@@ -154,6 +231,37 @@ fn a_removed_follower_does_not_disrupt_the_cluster() {
         !c.node(3).membership().is_voter(NodeId(3)),
         "node 3 learned its removal"
     );
+}
+
+/// Since a node removed by an uncommitted configuration must still campaign, a
+/// removed node has to learn that its removal committed: the leader sends it one
+/// last heartbeat with the commit index when it stops tracking it. Without PreVote
+/// and CheckQuorum nothing else would keep it from raising terms forever.
+#[test]
+fn a_removed_follower_learns_its_removal_committed_and_stays_quiet() {
+    let voters = [1, 2, 3, 4];
+    let configs = voters
+        .iter()
+        .map(|&n| {
+            let mut config = config(n, &voters);
+            config.pre_vote = false;
+            config.check_quorum = false;
+            config
+        })
+        .collect();
+    let mut c = Cluster::with_configs(configs);
+    c.elect(1);
+    change(&mut c, 1, 1, &[MembershipChange::Remove(NodeId(4))]);
+    settle(&mut c);
+    assert_eq!(c.node(1).membership().voters, ids(&[1, 2, 3]));
+    let removal_index = c.node(1).last_index();
+    assert_eq!(c.node(4).commit_index(), removal_index);
+    let term = c.node(1).term();
+    for _ in 0..60 {
+        c.tick_all();
+    }
+    assert_eq!(c.node(4).term(), term, "node 4 never campaigned");
+    assert_eq!(c.leader(), Some(1));
 }
 
 #[test]

@@ -22,12 +22,7 @@ impl World {
     }
 
     fn random_node(&mut self) -> NodeId {
-        NodeId(
-            self.env
-                .streams
-                .fault
-                .between(1, u64::from(self.env.params.nodes_count)),
-        )
+        NodeId(self.env.streams.fault.between(1, self.hosts.len() as u64))
     }
 
     fn mark_network(&mut self, text: String) {
@@ -56,6 +51,23 @@ impl World {
                     self.armed.push_back(fault.fault);
                 }
             }
+            Fault::Crash {
+                target: CrashTarget::SnapshotReceiver,
+                down_ms,
+            } => {
+                if self.armed_install_crashes.len() < crate::faults::FAULTS_MAX {
+                    self.armed_install_crashes.push_back(down_ms);
+                }
+            }
+            Fault::Membership {
+                kind,
+                at_next_leader: true,
+            } => {
+                if self.armed_membership.len() < crate::faults::FAULTS_MAX {
+                    self.armed_membership.push_back(kind);
+                }
+            }
+            Fault::Membership { kind, .. } => self.fire_membership(kind, None),
             Fault::Partition { kind, duration_ms } => self.partition(kind, duration_ms),
             Fault::Crash { target, down_ms } => self.crash_target(target, down_ms),
         }
@@ -67,6 +79,7 @@ impl World {
         if self.healed_at.is_some() {
             return;
         }
+        self.aim_armed_membership(node);
         let Some(fault) = self.armed.pop_front() else {
             return;
         };
@@ -102,11 +115,12 @@ impl World {
                 self.env
                     .schedule_in(u64::from(duration_ms) * 1_000, Ev::HealPartition { epoch });
             }
+            Fault::Membership { .. } => unreachable!("membership changes are armed apart"),
         }
     }
 
     fn partition(&mut self, kind: PartitionKind, duration_ms: u32) {
-        let n = self.env.params.nodes_count as usize;
+        let n = self.hosts.len();
         let text = match kind {
             PartitionKind::RandomHalves => {
                 let mut groups: Vec<u8> = (0..n)
@@ -185,7 +199,9 @@ impl World {
         let leader = self.current_leader();
         let victim = match (target, leader) {
             (CrashTarget::Leader, Some(leader)) => leader,
-            (CrashTarget::NextLeader, _) => unreachable!("armed, not fired directly"),
+            (CrashTarget::NextLeader | CrashTarget::SnapshotReceiver, _) => {
+                unreachable!("armed, not fired directly")
+            }
             (CrashTarget::Follower, Some(leader)) if up.len() > 1 => {
                 let followers: Vec<NodeId> =
                     up.iter().copied().filter(|id| *id != leader).collect();
@@ -237,7 +253,7 @@ impl World {
 
     pub(crate) fn restart(&mut self, node: NodeId, life: u32) {
         let host = &self.hosts[node.0 as usize - 1];
-        if host.life != life || host.is_up() || host.kept_down {
+        if host.life != life || host.is_up() || host.kept_down || host.retired {
             return;
         }
         self.env.coverage.restarts += 1;
@@ -250,7 +266,8 @@ impl World {
     }
 
     /// The fault phase is over: heal the network, calm it, restart the quorum core
-    /// (perhaps leaving a minority down), and start the liveness clock.
+    /// (perhaps leaving a minority down), stop the nodes a committed configuration
+    /// removed, and start the liveness clock.
     pub(crate) fn end_fault_phase(&mut self) {
         let now = self.env.sched.now();
         self.healed_at = Some(now);
@@ -260,21 +277,22 @@ impl World {
             delay_us_min: self.env.params.network.delay_us_min,
             ..NetworkParams::calm()
         };
-        let n = u64::from(self.env.params.nodes_count);
-        let mut kept_down = Vec::new();
-        if self.env.params.minority_stays_down {
-            let count = self.env.streams.fault.between(1, (n - 1) / 2);
-            let mut ids: Vec<NodeId> = (1..=n).map(NodeId).collect();
-            self.env.streams.fault.shuffle(&mut ids);
-            kept_down = ids[..count as usize].to_vec();
-        }
+        let kept_down = if self.env.params.minority_stays_down {
+            self.choose_kept_down()
+        } else {
+            Vec::new()
+        };
         let down: Vec<String> = kept_down.iter().map(|id| id.to_string()).collect();
         self.mark_network(format!("heal all; keep down [{}]", down.join(",")));
-        for id in (1..=n).map(NodeId) {
+        for id in (1..=self.hosts.len() as u64).map(NodeId) {
+            let host = &self.hosts[id.0 as usize - 1];
             if kept_down.contains(&id) {
                 self.crash(id);
                 self.hosts[id.0 as usize - 1].kept_down = true;
-            } else if !self.hosts[id.0 as usize - 1].is_up() {
+            } else if host.retired {
+                // Outside the configuration: liveness must not depend on it.
+                self.crash(id);
+            } else if !host.is_up() {
                 self.env.coverage.restarts += 1;
                 self.boot(id);
             }
@@ -282,6 +300,42 @@ impl World {
         for client in &mut self.clients {
             client.stop_issuing();
         }
+    }
+
+    /// Voters of the committed configuration to keep down after the heal: 1 to
+    /// (voters - 1) / 2 of them, and never a half or more of the voters of any
+    /// configuration a node holds (joint halves counted apart), so that the nodes
+    /// left up are a quorum of whichever configuration ends up leading.
+    fn choose_kept_down(&mut self) -> Vec<NodeId> {
+        let committed = self.env.members.committed_latest().1.clone();
+        let mut candidates: Vec<NodeId> = committed.voters.iter().copied().collect();
+        let v = candidates.len() as u64;
+        if v < 3 {
+            return Vec::new();
+        }
+        let count = self.env.streams.fault.between(1, (v - 1) / 2) as usize;
+        self.env.streams.fault.shuffle(&mut candidates);
+        let mut voter_sets = vec![committed.voters.clone()];
+        for host in self.hosts.iter().filter(|h| !h.retired) {
+            let m = crate::reconfig::membership_of_host(host);
+            voter_sets.push(m.voters);
+            voter_sets.push(m.voters_outgoing);
+        }
+        voter_sets.retain(|set| !set.is_empty());
+        let mut kept: Vec<NodeId> = Vec::new();
+        for id in candidates {
+            if kept.len() == count {
+                break;
+            }
+            let minority_everywhere = voter_sets.iter().all(|set| {
+                let down = kept.iter().chain([&id]).filter(|k| set.contains(k)).count();
+                2 * down < set.len()
+            });
+            if minority_everywhere {
+                kept.push(id);
+            }
+        }
+        kept
     }
 
     /// After the heal: notes when a leader appeared and when every client finished.

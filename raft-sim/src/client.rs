@@ -139,7 +139,8 @@ const RETRY_BACKOFF_US: u64 = 5_000;
 #[derive(Clone, Debug)]
 pub struct Client {
     id: ClientId,
-    nodes_count: u64,
+    /// The nodes this client knows to address, in id order (its endpoint list).
+    endpoints: Vec<NodeId>,
     seq_last: u64,
     current: Option<InFlight>,
     leader_guess: NodeId,
@@ -149,12 +150,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// Client `id` (non-zero) of a cluster of `nodes_count` nodes.
+    /// Client `id` (non-zero) of a cluster of `nodes_count` nodes (ids 1..=count).
     pub fn new(id: u64, nodes_count: u64, first_guess: NodeId) -> Client {
         assert!(id > 0 && nodes_count > 0);
         Client {
             id: ClientId(id),
-            nodes_count,
+            endpoints: (1..=nodes_count).map(NodeId).collect(),
             seq_last: 0,
             current: None,
             leader_guess: first_guess,
@@ -412,8 +413,21 @@ impl Client {
         }
     }
 
+    /// Replaces the endpoint list, as an operator does when nodes join or leave
+    /// the cluster (an empty list is ignored: a client always has somewhere to go).
+    pub fn set_endpoints(&mut self, endpoints: Vec<NodeId>) {
+        debug_assert!(
+            endpoints.windows(2).all(|w| w[0] < w[1]),
+            "sorted, distinct"
+        );
+        if !endpoints.is_empty() {
+            self.endpoints = endpoints;
+        }
+    }
+
     fn random_node(&mut self, rng: &mut SimRng) -> NodeId {
-        NodeId(rng.between(1, self.nodes_count))
+        // The same draw as `between(1, n)` when the endpoints are 1..=n.
+        *rng.pick(&self.endpoints)
     }
 }
 

@@ -80,6 +80,27 @@ coverage! {
     snapshots_installed,
     /// Events the core ignored (with a reason).
     events_ignored,
+    /// Membership changes handed to a leader.
+    membership_proposed,
+    /// Membership changes committed.
+    membership_committed,
+    /// Membership changes the leader refused or lost (one already pending, not yet
+    /// committed an entry of its term, no longer leader, overwritten).
+    membership_dropped,
+    /// Spares added as learners (committed).
+    learners_added,
+    /// Learners promoted to voters (committed).
+    learners_promoted,
+    /// Voters removed (committed).
+    voters_removed,
+    /// Leaders that removed themselves (committed).
+    leaders_removed,
+    /// Removed nodes stopped as soon as their removal committed (the others run on,
+    /// outside the configuration, until the heal).
+    removed_nodes_stopped,
+    /// Nodes crashed while receiving a snapshot (between chunks, or between the
+    /// request to persist it and the report that it is durable).
+    snapshot_install_crashes,
 }
 
 /// A named counter: what it counts, and how to read it from a [`Coverage`].
@@ -97,6 +118,11 @@ pub const FAULT_CLASSES: &[NamedCounter] = &[
     ("log truncation", |c| c.log_truncations),
     ("proposal overwritten", |c| c.proposals_overwritten),
     ("read failed", |c| c.reads_failed),
+    ("membership change", |c| c.membership_committed),
+    ("voter removed", |c| c.voters_removed),
+    ("crash during snapshot install", |c| {
+        c.snapshot_install_crashes
+    }),
 ];
 
 /// Protocol paths a sweep should see; their absence is reported, not failed (the
@@ -105,6 +131,9 @@ pub const PATHS_EXPECTED: &[NamedCounter] = &[
     ("snapshot taken", |c| c.snapshots_taken),
     ("snapshot installed", |c| c.snapshots_installed),
     ("leader step-down", |c| c.leader_step_downs),
+    ("learner promoted", |c| c.learners_promoted),
+    ("leader removed", |c| c.leaders_removed),
+    ("removed node stopped", |c| c.removed_nodes_stopped),
 ];
 
 impl Coverage {

@@ -5,10 +5,11 @@
 
 use kv_model::Command;
 use raft_core::{
-    Action, DropReason, Entry, EntryPayload, Event, LogIndex, NodeId, ProposalId, ReadId, RoleKind,
-    SharedBytes,
+    Action, DropReason, Entry, EntryPayload, Event, LogIndex, MembershipChange, NodeId, ProposalId,
+    ReadId, RoleKind, SharedBytes,
 };
 
+use crate::checkers::state::StateSource;
 use crate::checkers::{durability, Violation, ViolationKind};
 use crate::client::{ClientReply, ClientRequest, ReplyBody, RequestBody};
 use crate::disk::Write;
@@ -60,6 +61,25 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
         });
     }
     elected
+}
+
+/// Checks what a step left once its actions ran: the log matches what the
+/// persistence actions built, configuration entries the node now holds committed are
+/// recorded (a follower may append and commit in one step), and its active
+/// configuration and uncommitted configurations obey the membership rules.
+pub(crate) fn observe_after_step(host: &NodeHost, env: &mut Env) {
+    let Some(raft) = &host.raft else { return };
+    let node = host.id;
+    let tail = env.logs.verify_tail(node, raft);
+    env.check(tail);
+    let commit = env.members.observe_commit(node, raft.commit_index());
+    env.check(commit);
+    let committed_index = LogIndex(env.commits.committed_len());
+    let leads = raft.role() == RoleKind::Leader;
+    let active = env
+        .members
+        .check_node(node, raft.membership(), leads, committed_index);
+    env.check(active);
 }
 
 /// Starts an fsync if writes are waiting and none is running.
@@ -135,6 +155,16 @@ pub(crate) fn execute(
     actions: &mut Vec<Action>,
 ) {
     let node = host.id;
+    // What the membership checker needs to judge a leader's configuration entries:
+    // its term, and whether an entry of that term is committed.
+    let (leader_term, commit_index, commit_term) = match &host.raft {
+        Some(raft) => (
+            (raft.role() == RoleKind::Leader).then(|| raft.term()),
+            raft.commit_index(),
+            raft.term_at(raft.commit_index()),
+        ),
+        None => (None, LogIndex(0), None),
+    };
     for action in actions.drain(..) {
         if env.violation.is_some() {
             return;
@@ -157,6 +187,10 @@ pub(crate) fn execute(
                 }
                 let appended = env.logs.on_append(node, &entries);
                 env.check(appended);
+                let configs =
+                    env.members
+                        .on_append(node, &entries, leader_term, commit_index, commit_term);
+                env.check(configs);
                 persist(host, env, seq, Write::Append(entries));
             }
             Action::PersistSnapshot {
@@ -172,6 +206,10 @@ pub(crate) fn execute(
                 };
                 env.logs
                     .on_snapshot(node, meta.last_index, meta.last_term, discard_log);
+                let configs =
+                    env.members
+                        .on_snapshot(node, meta.last_index, &meta.membership, discard_log);
+                env.check(configs);
                 persist(
                     host,
                     env,
@@ -209,6 +247,13 @@ pub(crate) fn execute(
                 host.compacted_index = host.kv.applied_index();
                 env.commits
                     .on_restore_snapshot(node, snapshot.meta.last_index);
+                let state = env.states.observe(
+                    node,
+                    snapshot.meta.last_index.0,
+                    &snapshot.data,
+                    StateSource::Install,
+                );
+                env.check(state);
             }
             Action::ReadReady { id, read_index } => read_ready(host, env, id, read_index),
             Action::ReadFailed { id, .. } => {
@@ -302,6 +347,21 @@ fn read_ready(host: &mut NodeHost, env: &mut Env, id: ReadId, read_index: LogInd
 }
 
 fn committed(host: &mut NodeHost, env: &mut Env, id: ProposalId, index: LogIndex) {
+    if let Some((change, leader)) = env.membership_proposals.remove(&id) {
+        let c = &mut env.coverage;
+        c.membership_committed += 1;
+        match change {
+            MembershipChange::AddVoter(_) => c.learners_promoted += 1,
+            MembershipChange::Remove(removed) => {
+                c.voters_removed += 1;
+                if removed == leader {
+                    c.leaders_removed += 1;
+                }
+            }
+            MembershipChange::AddLearner(_) => c.learners_added += 1,
+        }
+        return;
+    }
     env.coverage.proposals_committed += 1;
     let Some(write) = host.writes.remove(&id) else {
         return;
@@ -336,6 +396,10 @@ fn committed(host: &mut NodeHost, env: &mut Env, id: ProposalId, index: LogIndex
 }
 
 fn dropped(host: &mut NodeHost, env: &mut Env, id: ProposalId, reason: DropReason) {
+    if env.membership_proposals.remove(&id).is_some() {
+        env.coverage.membership_dropped += 1;
+        return;
+    }
     env.coverage.proposals_dropped += 1;
     let Some(write) = host.writes.remove(&id) else {
         return;
@@ -393,6 +457,8 @@ impl World {
     pub(crate) fn on_request(&mut self, to: NodeId, request: ClientRequest) {
         let host = &mut self.hosts[to.0 as usize - 1];
         if !host.is_up() {
+            self.env
+                .trace(|| format!("{to} (down) loses request {:?}", request.seq));
             return; // Lost with the crashed node: the client times out.
         }
         let client = request.client.0 as usize - 1;
@@ -444,6 +510,11 @@ impl World {
         host.compacted_index = up_to;
         let data = SharedBytes::from(host.kv.snapshot());
         self.env.coverage.snapshots_taken += 1;
+        let state = self
+            .env
+            .states
+            .observe(node, up_to, &data, StateSource::Compaction);
+        self.env.check(state);
         self.step(
             node,
             Event::Compact {

@@ -40,6 +40,34 @@ pub enum CrashTarget {
     /// win, often before its first entries are replicated: the moment the commit
     /// rule of §5.4.2 (Figure 8) exists for.
     NextLeader,
+    /// Armed at its time; crashes the next node that receives an InstallSnapshot
+    /// chunk, right after the chunk or a little later: between chunks, between the
+    /// core's request to persist the snapshot and its `Persisted` report, or after.
+    SnapshotReceiver,
+}
+
+/// Which membership change the leader is asked to make (resolved when it fires,
+/// from the leader's membership at that moment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MembershipKind {
+    /// Add a spare node as a learner.
+    AddSpare,
+    /// Promote a learner to voter (through a joint configuration).
+    Promote,
+    /// Remove a voter that is not the leader.
+    RemoveFollower,
+    /// Remove the leader itself (it steps down once the change commits).
+    RemoveLeader,
+}
+
+impl MembershipKind {
+    /// Every kind, in the order a fallback tries them.
+    pub const ALL: [MembershipKind; 4] = [
+        MembershipKind::AddSpare,
+        MembershipKind::Promote,
+        MembershipKind::RemoveFollower,
+        MembershipKind::RemoveLeader,
+    ];
 }
 
 /// One fault.
@@ -59,6 +87,15 @@ pub enum Fault {
         target: CrashTarget,
         /// How long it stays down.
         down_ms: u32,
+    },
+    /// Ask the leader to change the membership.
+    Membership {
+        /// The change wanted (another applicable one if it is not).
+        kind: MembershipKind,
+        /// Armed: fire within 3ms of the next election won, usually before the new
+        /// leader has committed an entry of its term (the window the rule of
+        /// Ongaro's 2015 single-server-change fix closes).
+        at_next_leader: bool,
     },
 }
 
@@ -80,6 +117,17 @@ impl fmt::Display for TimedFault {
             Fault::Crash { target, down_ms } => {
                 write!(f, "{}ms crash {target:?} for {down_ms}ms", self.at_ms)
             }
+            Fault::Membership {
+                kind,
+                at_next_leader,
+            } => {
+                let aim = if at_next_leader {
+                    " at next leader"
+                } else {
+                    ""
+                };
+                write!(f, "{}ms membership {kind:?}{aim}", self.at_ms)
+            }
         }
     }
 }
@@ -95,6 +143,8 @@ pub struct FaultRates {
     pub partition_ms_max: u32,
     /// The longest a crashed node stays down.
     pub down_ms_max: u32,
+    /// The mean time between membership changes.
+    pub membership_interval_ms_mean: Option<u32>,
 }
 
 /// The faults of one run, in time order.
@@ -149,6 +199,40 @@ impl FaultPlan {
         FaultPlan::new(faults)
     }
 
+    /// Draws the faults of the reconfiguration stream and adds them to the plan:
+    /// membership changes (if `rates` has them) and, when crashes happen at all, up
+    /// to three crashes aimed at a node receiving a snapshot. A stream of their own,
+    /// so worlds without them keep the plan they always had.
+    pub fn with_reconfig(mut self, rng: &mut SimRng, rates: &FaultRates, phase_ms: u32) -> Self {
+        if let Some(mean) = rates.membership_interval_ms_mean {
+            for at_ms in Self::arrivals(rng, mean, phase_ms) {
+                let kind = *rng.pick(&MembershipKind::ALL);
+                let at_next_leader = rng.chance(crate::rng::Ppm::from_percent(30.0));
+                self.faults.push(TimedFault {
+                    at_ms,
+                    fault: Fault::Membership {
+                        kind,
+                        at_next_leader,
+                    },
+                });
+            }
+        }
+        if rates.crash_interval_ms_mean.is_some() {
+            for _ in 0..rng.between(0, 3) {
+                let at_ms = rng.between(0, u64::from(phase_ms.max(1)) - 1) as u32;
+                let down_ms = rng.between(10, u64::from(rates.down_ms_max.max(10))) as u32;
+                self.faults.push(TimedFault {
+                    at_ms,
+                    fault: Fault::Crash {
+                        target: CrashTarget::SnapshotReceiver,
+                        down_ms,
+                    },
+                });
+            }
+        }
+        FaultPlan::new(self.faults)
+    }
+
     /// Arrival times with gaps drawn uniformly from `0..2 * mean` (mean `mean`).
     fn arrivals(rng: &mut SimRng, mean_ms: u32, phase_ms: u32) -> Vec<u32> {
         let mut times = Vec::new();
@@ -163,14 +247,15 @@ impl FaultPlan {
         times
     }
 
-    /// The number of faults of each class: (partitions, crashes).
-    pub fn counts(&self) -> (usize, usize) {
-        let partitions = self
-            .faults
-            .iter()
-            .filter(|f| matches!(f.fault, Fault::Partition { .. }))
-            .count();
-        (partitions, self.faults.len() - partitions)
+    /// The number of faults of each class: (partitions, crashes, membership changes).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let count =
+            |want: fn(&Fault) -> bool| self.faults.iter().filter(|f| want(&f.fault)).count();
+        (
+            count(|f| matches!(f, Fault::Partition { .. })),
+            count(|f| matches!(f, Fault::Crash { .. })),
+            count(|f| matches!(f, Fault::Membership { .. })),
+        )
     }
 }
 
@@ -185,6 +270,7 @@ mod tests {
             crash_interval_ms_mean: Some(1_000),
             partition_ms_max: 1_000,
             down_ms_max: 500,
+            membership_interval_ms_mean: Some(400),
         }
     }
 
@@ -194,9 +280,23 @@ mod tests {
         let plan = FaultPlan::draw(&mut rng, &rates(), 10_000);
         assert!(plan.faults.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
         assert!(plan.faults.iter().all(|f| f.at_ms < 10_000));
-        let (partitions, crashes) = plan.counts();
+        let (partitions, crashes, changes) = plan.counts();
         assert!((10..=30).contains(&partitions), "{partitions} partitions");
         assert!((4..=18).contains(&crashes), "{crashes} crashes");
+        assert_eq!(changes, 0, "membership changes come from their own stream");
+    }
+
+    #[test]
+    fn the_reconfig_stream_adds_membership_changes_and_leaves_the_rest() {
+        let mut rng = SimRng::new(5, StreamKind::Fault);
+        let plan = FaultPlan::draw(&mut rng, &rates(), 10_000);
+        let mut reconfig = SimRng::new(5, StreamKind::Reconfig);
+        let more = plan.clone().with_reconfig(&mut reconfig, &rates(), 10_000);
+        let (partitions, crashes, changes) = more.counts();
+        assert_eq!(partitions, plan.counts().0);
+        assert!(crashes >= plan.counts().1 && crashes <= plan.counts().1 + 3);
+        assert!((10..=40).contains(&changes), "{changes} membership changes");
+        assert!(more.faults.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
     }
 
     #[test]
@@ -205,6 +305,7 @@ mod tests {
         let calm = FaultRates {
             partition_interval_ms_mean: None,
             crash_interval_ms_mean: None,
+            membership_interval_ms_mean: None,
             ..rates()
         };
         assert!(FaultPlan::draw(&mut rng, &calm, 10_000).faults.is_empty());

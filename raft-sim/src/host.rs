@@ -80,6 +80,10 @@ pub struct NodeHost {
     pub compacted_index: u64,
     /// After the heal this node stays down (outside the quorum core).
     pub kept_down: bool,
+    /// The node was a member of a committed configuration.
+    pub was_member: bool,
+    /// A committed configuration removed the node: it never restarts.
+    pub retired: bool,
     /// The last index of the node's log as the persistence actions left it (to count
     /// truncations).
     pub log_last: LogIndex,
@@ -104,6 +108,8 @@ impl NodeHost {
             reads: BTreeMap::new(),
             compacted_index: 0,
             kept_down: false,
+            was_member: false,
+            retired: false,
             log_last: LogIndex(0),
             role_last: (RoleKind::Follower, Term(0)),
         }

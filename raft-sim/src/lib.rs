@@ -29,6 +29,7 @@ pub mod host;
 pub mod linearizability;
 pub mod network;
 pub mod params;
+mod reconfig;
 pub mod rng;
 pub mod run;
 pub mod scheduler;

@@ -52,10 +52,32 @@ pub struct SimParams {
     pub msg_entries_max: usize,
     /// The most AppendEntries in flight to one follower.
     pub inflight_msgs_max: usize,
+    /// Membership changes during the fault phase (the spare pool and how often).
+    pub membership: MembershipParams,
+    /// The size of one InstallSnapshot chunk (small values split a snapshot into
+    /// many chunks, which opens the window of a crash between chunks).
+    pub snapshot_chunk_bytes: u64,
     /// After the heal, a leader must be known within this many ticks.
     pub liveness_leader_ticks_max: u64,
     /// After the heal, every pending client operation must complete within this many ticks.
     pub liveness_ops_ticks_max: u64,
+}
+
+/// Membership changes: the fault plan asks whoever leads to add spares as learners,
+/// promote learners and remove voters (the leader too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MembershipParams {
+    /// The mean time between membership changes (None: the membership never changes).
+    pub change_interval_ms_mean: Option<u32>,
+    /// Extra node ids that start outside the configuration, empty, waiting to be
+    /// added (0 when the membership never changes).
+    pub spares_count: u32,
+}
+
+impl MembershipParams {
+    /// The fewest voters a removal may leave (so that a crashed or partitioned voter
+    /// still leaves a quorum whose liveness can be checked).
+    pub const VOTERS_MIN: usize = 3;
 }
 
 /// Knobs that override what the swarm draws (None: keep the draw).
@@ -95,6 +117,10 @@ pub struct Pins {
     pub msg_entries_max: Option<usize>,
     /// The most AppendEntries in flight per follower.
     pub inflight_msgs_max: Option<usize>,
+    /// Membership changes on or off.
+    pub membership_changes: Option<bool>,
+    /// The mean time between membership changes, ms (0: none).
+    pub membership_every_ms: Option<u32>,
 }
 
 fn maybe(rng: &mut SimRng, p_none: Ppm, low: u64, high: u64) -> Option<u64> {
@@ -141,6 +167,8 @@ impl SimParams {
             crash_interval_ms_mean: maybe(&mut rng, quarter, 300, 3_000).map(|v| v as u32),
             partition_ms_max: rng.between(100, 1_500) as u32,
             down_ms_max: rng.between(10, 1_000) as u32,
+            // Drawn at the end (below) with the other membership parameters.
+            membership_interval_ms_mean: None,
         };
         let fault_phase_ms = rng.between(2_000, 5_000) as u32;
         let workload = WorkloadParams {
@@ -158,6 +186,21 @@ impl SimParams {
         // Drawn last so that adding them left every earlier draw of a seed unchanged.
         let msg_entries_max = *rng.pick(&[1usize, 2, 8, 512]);
         let inflight_msgs_max = *rng.pick(&[1usize, 4, 64]);
+        let change_interval_ms_mean = maybe(&mut rng, half, 100, 1_000).map(|v| v as u32);
+        let spares_count = rng.between(1, 2) as u32;
+        let membership = MembershipParams {
+            change_interval_ms_mean,
+            spares_count: if change_interval_ms_mean.is_some() {
+                spares_count
+            } else {
+                0
+            },
+        };
+        let snapshot_chunk_bytes = *rng.pick(&[64u64, 1_024, 256 << 10]);
+        let faults = FaultRates {
+            membership_interval_ms_mean: membership.change_interval_ms_mean,
+            ..faults
+        };
         let mut params = SimParams {
             seed,
             nodes_count,
@@ -175,6 +218,8 @@ impl SimParams {
             minority_stays_down,
             msg_entries_max,
             inflight_msgs_max,
+            membership,
+            snapshot_chunk_bytes,
             liveness_leader_ticks_max: 300,
             liveness_ops_ticks_max: 600,
         };
@@ -239,6 +284,25 @@ impl SimParams {
         if let Some(n) = pins.inflight_msgs_max {
             self.inflight_msgs_max = n.max(1);
         }
+        let every = match (pins.membership_every_ms, pins.membership_changes) {
+            (Some(ms), _) => Some((ms > 0).then_some(ms)),
+            (None, Some(false)) => Some(None),
+            (None, Some(true)) => Some(self.membership.change_interval_ms_mean.or(Some(500))),
+            (None, None) => None,
+        };
+        if let Some(every) = every {
+            self.membership.change_interval_ms_mean = every;
+            self.faults.membership_interval_ms_mean = every;
+            self.membership.spares_count = match every {
+                None => 0,
+                Some(_) => self.membership.spares_count.max(1),
+            };
+        }
+    }
+
+    /// Every node id of the world: the initial voters, then the spares.
+    pub fn nodes_total(&self) -> u32 {
+        self.nodes_count + self.membership.spares_count
     }
 }
 
@@ -296,6 +360,13 @@ impl fmt::Display for SimParams {
             self.faults.down_ms_max,
             on_off(self.minority_stays_down)
         )?;
+        writeln!(
+            f,
+            "members:  membership_changes={} spares={} snapshot_chunk={}bytes",
+            every_ms(self.membership.change_interval_ms_mean),
+            self.membership.spares_count,
+            self.snapshot_chunk_bytes
+        )?;
         write!(
             f,
             "clients:  count={} keys={} think<={}us timeout={}us attempts={} reads={} cas={} deletes={}",
@@ -342,6 +413,50 @@ mod tests {
     }
 
     #[test]
+    fn membership_changes_are_drawn_last_and_pinnable() {
+        let on = SimParams::draw(
+            5,
+            &Pins {
+                membership_changes: Some(true),
+                ..Pins::default()
+            },
+        );
+        let off = SimParams::draw(
+            5,
+            &Pins {
+                membership_changes: Some(false),
+                ..Pins::default()
+            },
+        );
+        assert!(on.membership.change_interval_ms_mean.is_some());
+        assert!(on.membership.spares_count >= 1);
+        assert_eq!(off.membership.change_interval_ms_mean, None);
+        assert_eq!(off.membership.spares_count, 0);
+        assert_eq!(off.nodes_total(), off.nodes_count);
+        assert_eq!(on.workload, off.workload);
+        assert_eq!(
+            on.faults.crash_interval_ms_mean,
+            off.faults.crash_interval_ms_mean
+        );
+        assert_eq!(
+            on.faults.partition_interval_ms_mean,
+            off.faults.partition_interval_ms_mean
+        );
+        let seeds_with_changes = (0..40)
+            .filter(|s| {
+                SimParams::draw(*s, &Pins::default())
+                    .membership
+                    .change_interval_ms_mean
+                    .is_some()
+            })
+            .count();
+        assert!(
+            (8..=32).contains(&seeds_with_changes),
+            "{seeds_with_changes}"
+        );
+    }
+
+    #[test]
     fn the_report_names_every_drawn_parameter() {
         let text = SimParams::draw(3, &Pins::default()).to_string();
         for name in [
@@ -360,6 +475,9 @@ mod tests {
             "partitions=",
             "crashes=",
             "minority_stays_down=",
+            "membership_changes=",
+            "spares=",
+            "snapshot_chunk=",
             "count=",
             "keys=",
             "think",

@@ -50,6 +50,10 @@ pub enum StreamKind {
     Fault = 6,
     /// Node seeds (each node's own rng for election timeouts).
     Node = 7,
+    /// Membership changes and crashes during snapshot installs: their times in the
+    /// plan and whom they hit. A stream of its own, so that worlds without them draw
+    /// every other fault exactly as before they existed.
+    Reconfig = 8,
 }
 
 /// A deterministic random stream with the few draws the simulator needs.
@@ -133,6 +137,8 @@ pub struct Streams {
     pub fault: SimRng,
     /// The nodes' own seeds.
     pub node: SimRng,
+    /// Membership changes and snapshot-install crashes.
+    pub reconfig: SimRng,
 }
 
 impl Streams {
@@ -146,6 +152,7 @@ impl Streams {
             client: SimRng::new(seed, StreamKind::Client),
             fault: SimRng::new(seed, StreamKind::Fault),
             node: SimRng::new(seed, StreamKind::Node),
+            reconfig: SimRng::new(seed, StreamKind::Reconfig),
         }
     }
 }

@@ -248,16 +248,15 @@ impl fmt::Display for RunReport {
         let (p, c, h) = (&self.params, &self.coverage, &self.history);
         writeln!(f, "raft-sim seed {}", p.seed)?;
         writeln!(f, "{p}")?;
-        let (partitions, crashes) = self.plan.iter().fold((0, 0), |(pa, cr), line| {
-            if line.contains("partition") {
-                (pa + 1, cr)
-            } else {
-                (pa, cr + 1)
-            }
-        });
+        let count = |word: &str| self.plan.iter().filter(|l| l.contains(word)).count();
+        let (partitions, crashes, changes) = (
+            count(" partition "),
+            count(" crash "),
+            count(" membership "),
+        );
         writeln!(
             f,
-            "plan:     {} faults ({partitions} partitions, {crashes} crashes)",
+            "plan:     {} faults ({partitions} partitions, {crashes} crashes, {changes} membership changes)",
             self.plan.len()
         )?;
         writeln!(

@@ -13,6 +13,8 @@ use raft_core::{Action, Config, Event, Message, NodeId, RoleKind};
 use crate::checkers::commit::CommitChecker;
 use crate::checkers::election::ElectionChecker;
 use crate::checkers::log_matching::LogMatchingChecker;
+use crate::checkers::membership::MembershipChecker;
+use crate::checkers::state::{StateChecker, StateSource};
 use crate::checkers::{Violation, ViolationKind};
 use crate::client::{Client, ClientEffect, ClientReply, ClientRequest};
 use crate::coverage::Coverage;
@@ -70,6 +72,18 @@ pub(crate) enum Ev {
         life: u32,
         fault: crate::faults::Fault,
     },
+    /// An armed membership change fires at the leader it was aimed at.
+    AimedMembership {
+        node: NodeId,
+        life: u32,
+        kind: crate::faults::MembershipKind,
+    },
+    /// A crash aimed at a node in the middle of receiving a snapshot.
+    InstallCrash {
+        node: NodeId,
+        life: u32,
+        down_ms: u32,
+    },
 }
 
 /// Shared machinery every node's actions touch.
@@ -81,6 +95,11 @@ pub(crate) struct Env {
     pub election: ElectionChecker,
     pub logs: LogMatchingChecker,
     pub commits: CommitChecker,
+    pub members: MembershipChecker,
+    pub states: StateChecker,
+    /// Membership changes in flight: the change and the leader asked to make it.
+    pub membership_proposals:
+        std::collections::BTreeMap<raft_core::ProposalId, (raft_core::MembershipChange, NodeId)>,
     pub coverage: Coverage,
     pub digest: Digest,
     pub trace: Trace,
@@ -217,6 +236,13 @@ pub struct World {
     pub(crate) partition_epoch: u64,
     /// Faults waiting for the next election (`NextLeader`, `IsolateNextLeader`).
     pub(crate) armed: std::collections::VecDeque<crate::faults::Fault>,
+    /// Membership changes waiting for the next election.
+    pub(crate) armed_membership: std::collections::VecDeque<crate::faults::MembershipKind>,
+    /// Crashes waiting for the next InstallSnapshot chunk (their down time).
+    pub(crate) armed_install_crashes: std::collections::VecDeque<u32>,
+    /// The index of the committed configuration the world last acted on (retiring
+    /// removed nodes).
+    pub(crate) membership_seen: raft_core::LogIndex,
     pub(crate) healed_at: Option<SimTime>,
     pub(crate) leader_at: Option<SimTime>,
     pub(crate) ops_done_at: Option<SimTime>,
@@ -231,22 +257,32 @@ impl World {
     pub fn new(params: SimParams, options: RunOptions) -> World {
         let mut streams = Streams::new(params.seed);
         let n = params.nodes_count as usize;
+        let total = params.nodes_total() as usize;
         let plan = options.plan.unwrap_or_else(|| {
             FaultPlan::draw(&mut streams.fault, &params.faults, params.fault_phase_ms)
+                .with_reconfig(&mut streams.reconfig, &params.faults, params.fault_phase_ms)
         });
         let voters: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
-        let mut hosts = Vec::with_capacity(n);
-        for id in &voters {
-            let mut config = Config::new(*id, voters.iter().copied());
+        let mut hosts = Vec::with_capacity(total);
+        for id in (1..=total as u64).map(NodeId) {
+            // A spare starts outside the configuration, knowing no members: it waits
+            // for a leader to add it and send it the log.
+            let initial_voters = if voters.contains(&id) {
+                voters.clone()
+            } else {
+                Vec::new()
+            };
+            let mut config = Config::new(id, initial_voters);
             config.seed = streams.node.next_u64();
             config.pre_vote = params.pre_vote;
             config.check_quorum = params.check_quorum;
             config.msg_entries_max = params.msg_entries_max;
             config.inflight_msgs_max = params.inflight_msgs_max;
+            config.snapshot_chunk_bytes = params.snapshot_chunk_bytes;
             let drift = i64::from(params.clock_drift.0);
             let skew_ppm = streams.clock.between(0, 2 * drift as u64) as i64 - drift;
             let tick_us = (TICK_US as i64 * (1_000_000 + skew_ppm) / 1_000_000) as u64;
-            hosts.push(NodeHost::new(*id, config, tick_us));
+            hosts.push(NodeHost::new(id, config, tick_us));
         }
         let clients = (1..=u64::from(params.workload.clients_count))
             .map(|c| {
@@ -256,10 +292,13 @@ impl World {
             .collect();
         let env = Env {
             sched: Scheduler::new(),
-            net: Network::new(n, params.network),
+            net: Network::new(total, params.network),
             election: ElectionChecker::new(),
-            logs: LogMatchingChecker::new(n),
-            commits: CommitChecker::new(n),
+            logs: LogMatchingChecker::new(total),
+            commits: CommitChecker::new(total),
+            members: MembershipChecker::new(total, raft_core::Membership::new(voters)),
+            states: StateChecker::new(),
+            membership_proposals: std::collections::BTreeMap::new(),
             coverage: Coverage::default(),
             digest: Digest::new(),
             trace: options.trace,
@@ -271,6 +310,9 @@ impl World {
             streams,
             params,
         };
+        for host in hosts.iter_mut().take(n) {
+            host.was_member = true;
+        }
         World {
             env,
             hosts,
@@ -279,6 +321,9 @@ impl World {
             plan,
             partition_epoch: 0,
             armed: std::collections::VecDeque::new(),
+            armed_membership: std::collections::VecDeque::new(),
+            armed_install_crashes: std::collections::VecDeque::new(),
+            membership_seen: raft_core::LogIndex(0),
             healed_at: None,
             leader_at: None,
             ops_done_at: None,
@@ -328,6 +373,28 @@ impl World {
         self.env
             .commits
             .on_restart(id, raft.commit_index(), raft.applied_index());
+        let meta = raft.snapshot_meta();
+        let base = if meta.last_index > raft_core::LogIndex(0) {
+            meta.membership
+        } else {
+            raft_core::Membership {
+                voters: host.config.initial_voters.clone(),
+                voters_outgoing: Default::default(),
+                learners: host.config.initial_learners.clone(),
+            }
+        };
+        self.env
+            .members
+            .on_restart(id, base, raft.entries(), raft.commit_index());
+        if let Some(snapshot) = &host.disk.durable().snapshot {
+            let restored = self.env.states.observe(
+                id,
+                snapshot.meta.last_index.0,
+                &snapshot.data,
+                StateSource::Restart,
+            );
+            self.env.check(restored);
+        }
         let (life, tick_us) = (host.life, host.tick_us);
         let phase_us = self.env.streams.clock.between(1, tick_us);
         self.env.schedule_in(phase_us, Ev::Tick { node: id, life });
@@ -429,6 +496,14 @@ impl World {
             Ev::Compact { node, life } => self.compact(node, life),
             Ev::EndFaultPhase => self.end_fault_phase(),
             Ev::AimedFault { node, life, fault } => self.fire_aimed(node, life, fault),
+            Ev::AimedMembership { node, life, kind } => {
+                self.fire_aimed_membership(node, life, kind)
+            }
+            Ev::InstallCrash {
+                node,
+                life,
+                down_ms,
+            } => self.fire_install_crash(node, life, down_ms),
         }
     }
 
@@ -467,7 +542,11 @@ impl World {
                 kind: msg.body.kind(),
             });
         }
+        let installing = matches!(msg.body, raft_core::MessageBody::InstallSnapshot(_));
         self.step(to, Event::Message(msg));
+        if installing {
+            self.aim_install_crash(to);
+        }
     }
 
     fn on_fsync_done(&mut self, node: NodeId, epoch: u32) {
@@ -514,11 +593,9 @@ impl World {
         let (host, after) = rest.split_first_mut().expect("the node's own host");
         let peers = crate::exec::Peers { before, after };
         crate::exec::execute(host, &peers, &mut self.env, &mut actions);
-        if let Some(raft) = &self.hosts[index].raft {
-            let tail = self.env.logs.verify_tail(node, raft);
-            self.env.check(tail);
-        }
+        crate::exec::observe_after_step(&self.hosts[index], &mut self.env);
         self.actions = actions;
+        self.after_membership_commit();
     }
 
     fn apply_client_effects(&mut self, client: usize, out: &mut Vec<ClientEffect>) {

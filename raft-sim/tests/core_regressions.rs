@@ -1,7 +1,8 @@
 //! Failing seeds the simulator found in raft-core, one named test each. A test stays
 //! `#[ignore]`d with the bug's description until the core is fixed; then the ignore
-//! goes and the test guards the fix. Both bugs below are fixed on main (the seeds
-//! were found against the core as it first landed).
+//! goes and the test guards the fix. Every bug below is fixed (the first two seeds
+//! were found against the core as it first landed, the third once membership
+//! changes joined the swarm).
 
 use raft_sim::params::{Pins, SimParams};
 use raft_sim::run::{run, Verdict};
@@ -57,6 +58,70 @@ fn a_leader_may_compact_past_the_first_entry_of_its_term() {
 #[test]
 fn stale_candidates_do_not_starve_the_only_electable_node() {
     let params = SimParams::draw(3666, &Pins::default());
+    let report = run(&params, RunOptions::default());
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+}
+
+/// Fixed in raft-core `on_stale_term`, which now refuses a stale VoteRequest with the
+/// current term (as Figure 2 says) instead of ignoring it.
+///
+/// Seed 891 with membership changes on (3 nodes and a spare, PreVote off): n4 joins
+/// as a learner, is promoted, and n3 is removed, so the committed configuration is
+/// {n1, n2, n4}; n1 lags at i22 and still knows only {n1, n2, n3}. The heal keeps n2
+/// down. n1 campaigns in terms 8, 9, 10... but writes only to n2 and n3, which are
+/// down; n4 campaigns in terms 2, 3, 4... and n1 silently ignores each stale request.
+/// n4 never learns the newer term, n1 can never win: no leader within 300 ticks of
+/// the heal. With the refusal, n4 adopts n1's term and wins the next election.
+#[test]
+fn a_candidate_outside_a_voters_known_configuration_learns_the_newer_term() {
+    let pins = Pins {
+        membership_changes: Some(true),
+        ..Pins::default()
+    };
+    let params = SimParams::draw(891, &pins);
+    let report = run(&params, RunOptions::default());
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+}
+
+/// Fixed in raft-core: a node may campaign while it votes in the configuration in
+/// force at its commit index, even if a newer, uncommitted one in its log removes it
+/// (thesis §4.2.2, Figure 4.6).
+///
+/// Seed 4300 (3 nodes and 2 spares, membership changes every ~139ms): n4 joins and
+/// is promoted, so the voters are {n1, n2, n3, n4}; then the leader n2 removes
+/// itself. The joint configuration {n1, n3, n4} / {n1, n2, n3, n4} commits at i119,
+/// n2 appends the final {n1, n3, n4} at i123 and more entries through i125, and a
+/// partition cuts it off before they reach anyone. After the heal n1 stays down. n3
+/// (log through i120) needs three votes of the old half, so n2's; n2 refuses (its log
+/// is longer) and never campaigns, because the newest configuration in its log says
+/// it is no voter. n4 lags far behind. No leader within 300 ticks of the heal. With
+/// the fix n2 campaigns, wins in {n1, n3, n4} with n3 and n4, commits its removal and
+/// hands over.
+#[test]
+fn a_node_removed_by_an_uncommitted_configuration_may_still_lead() {
+    let params = SimParams::draw(4300, &Pins::default());
+    let report = run(&params, RunOptions::default());
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+}
+
+/// Fixed in raft-core `Shared::compact`, which now refuses to compact where the node
+/// knows no configuration in force.
+///
+/// Seed 6958 with membership changes on: the spare n4 is added as a learner and
+/// receives the log from i1. The configuration in force before the entry that added
+/// it is the initial {n1, n2, n3}, which lives in the members' `Config`, not in the
+/// log, so n4's own history starts empty. At 916.795ms n4 compacts through i28,
+/// before that entry, and its snapshot records a membership with no voters: the
+/// membership checker reports that {n1, n2, n3} was committed in force there, and a
+/// restart from that disk would fail (`Restored::validate` refuses a snapshot
+/// without voters).
+#[test]
+fn a_joining_node_does_not_snapshot_an_unknown_configuration() {
+    let pins = Pins {
+        membership_changes: Some(true),
+        ..Pins::default()
+    };
+    let params = SimParams::draw(6958, &pins);
     let report = run(&params, RunOptions::default());
     assert_eq!(report.verdict, Verdict::Pass, "{report}");
 }

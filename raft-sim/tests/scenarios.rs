@@ -1,7 +1,7 @@
 //! Named scenarios: one fault story each, with the outcome the protocol promises.
 //! Failing seeds found by sweeps are added here as regression tests, by name.
 
-use raft_sim::faults::{CrashTarget, Fault, FaultPlan, PartitionKind, TimedFault};
+use raft_sim::faults::{CrashTarget, Fault, FaultPlan, MembershipKind, PartitionKind, TimedFault};
 use raft_sim::params::{Pins, SimParams};
 use raft_sim::run::{run, RunReport, Verdict};
 use raft_sim::world::RunOptions;
@@ -99,4 +99,89 @@ fn compaction_and_snapshot_install_keep_the_state_machines_equal() {
     let report = run_plan(9, &pins, faults);
     assert_eq!(report.verdict, Verdict::Pass);
     assert!(report.coverage.snapshots_taken > 0, "{}", report.coverage);
+}
+
+fn membership(at_ms: u32, kind: MembershipKind) -> TimedFault {
+    TimedFault {
+        at_ms,
+        fault: Fault::Membership {
+            kind,
+            at_next_leader: false,
+        },
+    }
+}
+
+#[test]
+fn spares_join_learners_are_promoted_and_the_leader_removes_itself() {
+    let pins = Pins {
+        membership_changes: Some(true),
+        minority_stays_down: Some(false),
+        ..calm(3)
+    };
+    let faults = vec![
+        membership(300, MembershipKind::AddSpare),
+        membership(500, MembershipKind::Promote),
+        membership(800, MembershipKind::RemoveLeader),
+        membership(1_100, MembershipKind::AddSpare),
+        membership(1_300, MembershipKind::Promote),
+        membership(1_600, MembershipKind::RemoveFollower),
+    ];
+    let mut params = SimParams::draw(21, &pins);
+    params.membership.spares_count = 2;
+    let report = run(
+        &params,
+        RunOptions {
+            plan: Some(FaultPlan::new(faults)),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    let c = &report.coverage;
+    assert_eq!(c.learners_added, 2, "{c}");
+    assert_eq!(c.learners_promoted, 2, "{c}");
+    assert_eq!(c.leaders_removed, 1, "{c}");
+    assert_eq!(c.voters_removed, 2, "{c}");
+    assert!(report.history.writes_ok > 0);
+}
+
+#[test]
+fn a_crash_in_the_middle_of_a_snapshot_install_restores_a_matching_state() {
+    let pins = Pins {
+        compact_every: Some(5),
+        crashes: Some(true),
+        minority_stays_down: Some(false),
+        ..calm(3)
+    };
+    // The follower falls behind the leader's snapshots while it is down, then
+    // crashes again while the snapshot streams in, 64 bytes a chunk.
+    let crash = |at_ms, target, down_ms| TimedFault {
+        at_ms,
+        fault: Fault::Crash { target, down_ms },
+    };
+    let faults = vec![
+        crash(200, CrashTarget::Follower, 600),
+        crash(250, CrashTarget::SnapshotReceiver, 50),
+        crash(900, CrashTarget::Follower, 600),
+        crash(950, CrashTarget::SnapshotReceiver, 50),
+    ];
+    let mut params = SimParams::draw(9, &pins);
+    params.snapshot_chunk_bytes = 64;
+    let report = run(
+        &params,
+        RunOptions {
+            plan: Some(FaultPlan::new(faults)),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    assert!(
+        report.coverage.snapshot_install_crashes >= 1,
+        "{}",
+        report.coverage
+    );
+    assert!(
+        report.coverage.snapshots_installed >= 1,
+        "{}",
+        report.coverage
+    );
 }

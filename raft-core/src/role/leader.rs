@@ -411,13 +411,32 @@ impl LeaderState {
         Next::Stay
     }
 
-    /// Tracks exactly the members of the current configuration and of the committed
-    /// one (so a removed member still receives the entry that removes it).
-    fn sync_progress(&mut self, shared: &Shared) {
+    /// Tracks the members of the current configuration and of the committed one (so
+    /// a removed member still receives the entry that removes it), and a removed
+    /// member until it holds the newest configuration entry. Then it gets one last
+    /// heartbeat carrying the commit index: a removed node that never learns that
+    /// its removal committed keeps campaigning, as it must while the removal may
+    /// still be undone (thesis §4.2.2), and without PreVote or CheckQuorum its
+    /// campaigns would disrupt the cluster. Removed members are few (each was a
+    /// member once), and a new leader tracks none of them.
+    pub(super) fn sync_progress(&mut self, shared: &mut Shared) {
         let mut members = shared.membership().members();
         members.extend(shared.memberships.at(shared.log.commit_index()).members());
         members.remove(&shared.id);
-        self.progress.retain(|id, _| members.contains(id));
+        let commit = shared.log.commit_index();
+        let config_index = shared.memberships.current_index();
+        let mut released = Vec::new();
+        self.progress.retain(|id, progress| {
+            let departing = progress.match_index < config_index;
+            if !members.contains(id) && !departing {
+                released.push((*id, commit.min(progress.match_index)));
+            }
+            members.contains(id) || departing
+        });
+        for (id, commit) in released {
+            let read_round = 0;
+            shared.send_now(id, MessageBody::Heartbeat { commit, read_round });
+        }
         let next_index = shared.log.last_index().next();
         for id in members {
             self.progress

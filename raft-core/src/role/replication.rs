@@ -92,6 +92,13 @@ impl LeaderState {
                 } else {
                     Next::Stay
                 };
+                let commit = shared.log.commit_index();
+                let member = shared.membership().contains(from)
+                    || shared.memberships.at(commit).contains(from);
+                if !member {
+                    // A removed member caught up: release it (see `sync_progress`).
+                    self.sync_progress(shared);
+                }
                 self.maybe_send_timeout_now(shared, from);
                 next
             }

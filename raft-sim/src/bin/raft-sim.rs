@@ -100,6 +100,13 @@ struct Cli {
     /// Pin the most AppendEntries in flight per follower.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     inflight_msgs_max: Option<u64>,
+    /// Pin membership changes on or off (on: spares join as learners, learners are
+    /// promoted, voters and leaders removed during the fault phase).
+    #[arg(long)]
+    membership_changes: Option<bool>,
+    /// Pin the mean time between membership changes, ms (0: none).
+    #[arg(long)]
+    membership_every_ms: Option<u32>,
 }
 
 fn default_jobs() -> usize {
@@ -149,6 +156,8 @@ impl Cli {
             partition_every_ms: self.partition_every_ms,
             msg_entries_max: self.msg_entries_max.map(|n| n as usize),
             inflight_msgs_max: self.inflight_msgs_max.map(|n| n as usize),
+            membership_changes: self.membership_changes,
+            membership_every_ms: self.membership_every_ms,
         }
     }
 }
@@ -180,7 +189,7 @@ fn run_seed(cli: &Cli, seed: u64) -> i32 {
     if let (Some(path), Some(timeline)) = (&cli.timeline, &report.timeline) {
         let title = format!("raft-sim seed {seed}: {:?}", report.verdict);
         let svg = timeline.to_svg(
-            params.nodes_count,
+            params.nodes_total(),
             report.end,
             cli.timeline_px_per_ms,
             &title,

@@ -9,6 +9,8 @@ pub mod commit;
 pub mod durability;
 pub mod election;
 pub mod log_matching;
+pub mod membership;
+pub mod state;
 
 use std::fmt;
 
@@ -42,8 +44,13 @@ pub enum ViolationKind {
     Linearizability,
     /// The core panicked (a failed assertion).
     Panic,
-    /// The nodes' state machines disagree at the end of the run.
+    /// The nodes' state machines disagree (at the end of the run, or where a
+    /// snapshot is taken, installed or restored).
     Divergence,
+    /// A membership rule broke (thesis §4): configurations committed differently,
+    /// an active configuration that is not the log's newest, two uncommitted
+    /// configurations, or one appended before the leader committed its term.
+    Membership,
 }
 
 impl fmt::Display for ViolationKind {
@@ -60,6 +67,7 @@ impl fmt::Display for ViolationKind {
             ViolationKind::Linearizability => "linearizability",
             ViolationKind::Panic => "panic",
             ViolationKind::Divergence => "divergence",
+            ViolationKind::Membership => "membership",
         };
         f.write_str(name)
     }

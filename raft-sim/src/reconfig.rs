@@ -1,0 +1,280 @@
+//! Membership changes as the fault plan fires them, the retirement of nodes a
+//! committed configuration removed, and crashes aimed at a node receiving a
+//! snapshot. Every choice here draws from the reconfiguration stream, so worlds
+//! without membership changes draw everything else as they always did.
+
+use raft_core::{Event, LogIndex, Membership, MembershipChange, NodeId, ProposalId, RoleKind};
+
+use crate::faults::MembershipKind;
+use crate::host::NodeHost;
+use crate::params::MembershipParams;
+use crate::rng::Ppm;
+use crate::world::{Ev, World};
+
+/// The change `kind` asks of a leader `leader` whose membership is `m`, if it
+/// applies: a spare from `spares` to add, a learner to promote, a voter to remove
+/// while more than [`MembershipParams::VOTERS_MIN`] remain.
+fn change_for(
+    kind: MembershipKind,
+    leader: NodeId,
+    m: &Membership,
+    spares: &[NodeId],
+    pick: &mut impl FnMut(&[NodeId]) -> NodeId,
+) -> Option<MembershipChange> {
+    let removable = m.voters.len() > MembershipParams::VOTERS_MIN;
+    match kind {
+        MembershipKind::AddSpare if !spares.is_empty() => {
+            Some(MembershipChange::AddLearner(pick(spares)))
+        }
+        MembershipKind::Promote if !m.learners.is_empty() => {
+            let learners: Vec<NodeId> = m.learners.iter().copied().collect();
+            Some(MembershipChange::AddVoter(pick(&learners)))
+        }
+        MembershipKind::RemoveFollower if removable => {
+            let followers: Vec<NodeId> =
+                m.voters.iter().copied().filter(|v| *v != leader).collect();
+            Some(MembershipChange::Remove(pick(&followers)))
+        }
+        MembershipKind::RemoveLeader if removable && m.voters.contains(&leader) => {
+            Some(MembershipChange::Remove(leader))
+        }
+        _ => None,
+    }
+}
+
+impl World {
+    /// Asks `leader` (the current leader if None) for the membership change `kind`,
+    /// or the next kind that applies to its membership.
+    pub(crate) fn fire_membership(&mut self, kind: MembershipKind, leader: Option<NodeId>) {
+        let Some(leader) = leader.or_else(|| self.current_leader()) else {
+            return;
+        };
+        let Some(raft) = self.hosts[leader.0 as usize - 1].raft.as_ref() else {
+            return;
+        };
+        let membership = raft.membership().clone();
+        // Spares: never added, never retired, not already in the leader's log.
+        let spares: Vec<NodeId> = self
+            .hosts
+            .iter()
+            .filter(|h| !h.was_member && !h.retired && !membership.contains(h.id))
+            .map(|h| h.id)
+            .collect();
+        let start = MembershipKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .expect("every kind is listed");
+        let rng = &mut self.env.streams.reconfig;
+        let mut pick = |ids: &[NodeId]| *rng.pick(ids);
+        let change = (0..MembershipKind::ALL.len())
+            .map(|i| MembershipKind::ALL[(start + i) % MembershipKind::ALL.len()])
+            .find_map(|k| change_for(k, leader, &membership, &spares, &mut pick));
+        let Some(change) = change else {
+            return;
+        };
+        let id = ProposalId(self.env.proposal_next);
+        self.env.proposal_next += 1;
+        self.env.coverage.membership_proposed += 1;
+        self.env.membership_proposals.insert(id, (change, leader));
+        self.env
+            .trace(|| format!("MEMBERSHIP ask {leader} to {change:?} ({id})"));
+        self.step(
+            leader,
+            Event::ChangeMembership {
+                id,
+                changes: vec![change],
+            },
+        );
+    }
+
+    /// After a step: if a newer configuration committed, note its members, and
+    /// retire the nodes it removed: each is stopped now, or (half the time) left
+    /// running outside the configuration until the heal, which must be harmless.
+    pub(crate) fn after_membership_commit(&mut self) {
+        let (index, committed) = self.env.members.committed_latest();
+        if index <= self.membership_seen {
+            return;
+        }
+        self.membership_seen = index;
+        let members = committed.members();
+        let mut removed = Vec::new();
+        for host in &mut self.hosts {
+            if members.contains(&host.id) {
+                host.was_member = true;
+            } else if host.was_member && !host.retired {
+                host.retired = true;
+                removed.push(host.id);
+            }
+        }
+        // Clients learn the new member list, as their operators would tell them.
+        let endpoints: Vec<NodeId> = self
+            .hosts
+            .iter()
+            .filter(|h| h.was_member && !h.retired)
+            .map(|h| h.id)
+            .collect();
+        for client in &mut self.clients {
+            client.set_endpoints(endpoints.clone());
+        }
+        for id in removed {
+            self.env.trace(|| format!("MEMBERSHIP {id} retired"));
+            let stop_now = self.env.streams.reconfig.chance(Ppm::from_percent(50.0));
+            if stop_now && self.healed_at.is_none() && self.hosts[id.0 as usize - 1].is_up() {
+                self.env.coverage.removed_nodes_stopped += 1;
+                self.crash(id);
+            }
+        }
+    }
+
+    /// `node` just stepped an InstallSnapshot chunk: aim the oldest armed
+    /// snapshot-install crash at it, right away (between chunks, or before the
+    /// snapshot it asked to persist is durable) or a little later.
+    pub(crate) fn aim_install_crash(&mut self, node: NodeId) {
+        if self.healed_at.is_some() || !self.hosts[node.0 as usize - 1].is_up() {
+            return;
+        }
+        let Some(down_ms) = self.armed_install_crashes.pop_front() else {
+            return;
+        };
+        let life = self.hosts[node.0 as usize - 1].life;
+        let rng = &mut self.env.streams.reconfig;
+        let delay_us = if rng.chance(Ppm::from_percent(50.0)) {
+            0
+        } else {
+            rng.between(1, self.env.params.fsync_us_max.max(1))
+        };
+        self.env.schedule_in(
+            delay_us,
+            Ev::InstallCrash {
+                node,
+                life,
+                down_ms,
+            },
+        );
+    }
+
+    pub(crate) fn fire_install_crash(&mut self, node: NodeId, life: u32, down_ms: u32) {
+        let host = &self.hosts[node.0 as usize - 1];
+        if self.healed_at.is_some() || host.life != life || !host.is_up() {
+            return;
+        }
+        self.env.coverage.snapshot_install_crashes += 1;
+        self.env
+            .trace(|| format!("CRASH {node} while installing a snapshot"));
+        self.crash(node);
+        let life = self.hosts[node.0 as usize - 1].life;
+        self.env
+            .schedule_in(u64::from(down_ms) * 1_000, Ev::Restart { node, life });
+    }
+
+    /// `node` just won an election: aim the oldest armed membership change at it,
+    /// within 3ms (usually before its first entry commits).
+    pub(crate) fn aim_armed_membership(&mut self, node: NodeId) {
+        if self.healed_at.is_some() {
+            return;
+        }
+        let Some(kind) = self.armed_membership.pop_front() else {
+            return;
+        };
+        let life = self.hosts[node.0 as usize - 1].life;
+        let delay_us = self.env.streams.reconfig.between(0, 3_000);
+        self.env
+            .schedule_in(delay_us, Ev::AimedMembership { node, life, kind });
+    }
+
+    pub(crate) fn fire_aimed_membership(&mut self, node: NodeId, life: u32, kind: MembershipKind) {
+        let host = &self.hosts[node.0 as usize - 1];
+        let leads = host
+            .raft
+            .as_ref()
+            .is_some_and(|r| r.role() == RoleKind::Leader);
+        if self.healed_at.is_some() || host.life != life || !leads {
+            return;
+        }
+        self.fire_membership(kind, Some(node));
+    }
+}
+
+/// The membership `host` would have in force if it ran now: its node's, or for a
+/// crashed node the newest configuration on its disk.
+pub(crate) fn membership_of_host(host: &NodeHost) -> Membership {
+    if let Some(raft) = &host.raft {
+        return raft.membership().clone();
+    }
+    let durable = host.disk.durable();
+    let in_log = durable.entries.iter().rev().find_map(|e| match &e.payload {
+        raft_core::EntryPayload::Membership(m) => Some((**m).clone()),
+        _ => None,
+    });
+    in_log
+        .or_else(|| {
+            durable
+                .snapshot
+                .as_ref()
+                .filter(|s| s.meta.last_index > LogIndex(0))
+                .map(|s| s.meta.membership.clone())
+        })
+        .unwrap_or_else(|| Membership {
+            voters: host.config.initial_voters.clone(),
+            voters_outgoing: Default::default(),
+            learners: host.config.initial_learners.clone(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[u64]) -> Vec<NodeId> {
+        list.iter().map(|n| NodeId(*n)).collect()
+    }
+
+    fn first(list: &[NodeId]) -> NodeId {
+        list[0]
+    }
+
+    #[test]
+    fn removals_keep_the_voter_floor() {
+        let three = Membership::new(ids(&[1, 2, 3]));
+        let leader = NodeId(1);
+        for kind in [MembershipKind::RemoveFollower, MembershipKind::RemoveLeader] {
+            assert_eq!(change_for(kind, leader, &three, &[], &mut first), None);
+        }
+        let four = Membership::new(ids(&[1, 2, 3, 4]));
+        assert_eq!(
+            change_for(
+                MembershipKind::RemoveFollower,
+                leader,
+                &four,
+                &[],
+                &mut first
+            ),
+            Some(MembershipChange::Remove(NodeId(2)))
+        );
+        assert_eq!(
+            change_for(MembershipKind::RemoveLeader, leader, &four, &[], &mut first),
+            Some(MembershipChange::Remove(leader))
+        );
+    }
+
+    #[test]
+    fn spares_are_added_as_learners_and_learners_promoted() {
+        let mut m = Membership::new(ids(&[1, 2, 3]));
+        let leader = NodeId(1);
+        let add = change_for(MembershipKind::AddSpare, leader, &m, &ids(&[4]), &mut first);
+        assert_eq!(add, Some(MembershipChange::AddLearner(NodeId(4))));
+        assert_eq!(
+            change_for(MembershipKind::AddSpare, leader, &m, &[], &mut first),
+            None
+        );
+        assert_eq!(
+            change_for(MembershipKind::Promote, leader, &m, &[], &mut first),
+            None
+        );
+        m.learners.insert(NodeId(4));
+        assert_eq!(
+            change_for(MembershipKind::Promote, leader, &m, &[], &mut first),
+            Some(MembershipChange::AddVoter(NodeId(4)))
+        );
+    }
+}
