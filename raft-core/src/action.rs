@@ -178,6 +178,7 @@ pub enum IgnoreReason {
     NotLeader,
     /// `Campaign` reached a node that already leads.
     AlreadyLeader,
-    /// `Campaign` reached a learner or a node outside the configuration.
+    /// `Campaign` reached a learner or a node outside the configuration (one whose
+    /// removal has not committed yet may still campaign, thesis §4.2.2).
     NotVoter,
 }

@@ -386,7 +386,7 @@ impl RaftNode {
     fn on_campaign(&mut self) {
         let refusal = if matches!(self.role, Role::Leader(_)) {
             Some(IgnoreReason::AlreadyLeader)
-        } else if !self.shared.is_voter() {
+        } else if !self.shared.may_campaign() {
             Some(IgnoreReason::NotVoter)
         } else {
             None
