@@ -3,12 +3,15 @@
 //! snapshot. Every choice here draws from the reconfiguration stream, so worlds
 //! without membership changes draw everything else as they always did.
 
+use std::fmt::Write as _;
+
 use raft_core::{Event, LogIndex, Membership, MembershipChange, NodeId, ProposalId, RoleKind};
 
 use crate::faults::MembershipKind;
 use crate::host::NodeHost;
 use crate::params::MembershipParams;
 use crate::rng::Ppm;
+use crate::timeline::Mark;
 use crate::world::{Ev, World};
 
 /// The change `kind` asks of a leader `leader` whose membership is `m`, if it
@@ -78,6 +81,7 @@ impl World {
         self.env.membership_proposals.insert(id, (change, leader));
         self.env
             .trace(|| format!("MEMBERSHIP ask {leader} to {change:?} ({id})"));
+        self.mark_membership(format!("ask n{}: {}", leader.0, describe(change)));
         self.step(
             leader,
             Event::ChangeMembership {
@@ -96,7 +100,9 @@ impl World {
             return;
         }
         self.membership_seen = index;
+        let label = format!("committed i{}: {}", index.0, describe_config(committed));
         let members = committed.members();
+        self.mark_membership(label);
         let mut removed = Vec::new();
         for host in &mut self.hosts {
             if members.contains(&host.id) {
@@ -123,6 +129,13 @@ impl World {
                 self.env.coverage.removed_nodes_stopped += 1;
                 self.crash(id);
             }
+        }
+    }
+
+    fn mark_membership(&mut self, text: String) {
+        let now = self.env.sched.now();
+        if let Some(t) = &mut self.env.timeline {
+            t.mark(Mark::Membership { at: now, text });
         }
     }
 
@@ -197,6 +210,34 @@ impl World {
 
 /// The membership `host` would have in force if it ran now: its node's, or for a
 /// crashed node the newest configuration on its disk.
+/// A change as the timeline labels it.
+fn describe(change: MembershipChange) -> String {
+    match change {
+        MembershipChange::AddLearner(id) => format!("+learner n{}", id.0),
+        MembershipChange::AddVoter(id) => format!("+voter n{}", id.0),
+        MembershipChange::Remove(id) => format!("-n{}", id.0),
+    }
+}
+
+/// A configuration as the timeline labels it: `voters 1,2,3 (joint with 1,2,4)
+/// learners 5`.
+fn describe_config(membership: &Membership) -> String {
+    let list = |ids: &std::collections::BTreeSet<NodeId>| {
+        let ids: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
+        if ids.is_empty() {
+            "-".to_string()
+        } else {
+            ids.join(",")
+        }
+    };
+    let mut text = format!("voters {}", list(&membership.voters));
+    if !membership.voters_outgoing.is_empty() {
+        let _ = write!(text, " (joint with {})", list(&membership.voters_outgoing));
+    }
+    let _ = write!(text, " learners {}", list(&membership.learners));
+    text
+}
+
 pub(crate) fn membership_of_host(host: &NodeHost) -> Membership {
     if let Some(raft) = &host.raft {
         return raft.membership().clone();

@@ -1,7 +1,7 @@
 //! A space-time diagram of a run, as a standalone SVG: one horizontal lane per node,
 //! time left to right; each node's role as a band (leaders in a colour per term,
 //! labelled with the term), messages as arrows between lanes (dropped ones end in a
-//! cross), crashes and partitions marked. Written by hand: the format is simple and
+//! cross), crashes, partitions and membership changes marked. Written by hand: the format is simple and
 //! the diagram needs no dependency.
 
 use std::fmt::Write as _;
@@ -44,6 +44,14 @@ pub enum Mark {
     },
     /// The network changed (a partition started or healed).
     Network {
+        /// When.
+        at: SimTime,
+        /// What happened.
+        text: String,
+    },
+    /// The membership changed (a change asked of a leader, or a configuration that
+    /// committed).
+    Membership {
         /// When.
         at: SimTime,
         /// What happened.
@@ -190,13 +198,13 @@ impl Timeline {
                 Mark::Role { node: n, .. }
                 | Mark::Crash { node: n, .. }
                 | Mark::Restart { node: n, .. } => *n == node,
-                Mark::Network { .. } => false,
+                Mark::Network { .. } | Mark::Membership { .. } => false,
             })
             .collect();
         for (i, mark) in events.iter().enumerate() {
             let until = events.get(i + 1).map_or(end, |m| match m {
                 Mark::Role { at, .. } | Mark::Crash { at, .. } | Mark::Restart { at, .. } => *at,
-                Mark::Network { at, .. } => *at,
+                Mark::Network { at, .. } | Mark::Membership { at, .. } => *at,
             });
             let (at, fill, label) = match mark {
                 Mark::Role {
@@ -223,7 +231,7 @@ impl Timeline {
                 } => (*at, "#f4f4f4".into(), String::new()),
                 Mark::Crash { at, .. } => (*at, "#555".into(), "down".into()),
                 Mark::Restart { at, .. } => (*at, "#f4f4f4".into(), String::new()),
-                Mark::Network { .. } => continue,
+                Mark::Network { .. } | Mark::Membership { .. } => continue,
             };
             let (x0, x1) = (x(at), x(until));
             let _ = writeln!(
@@ -315,13 +323,18 @@ impl Timeline {
                         node.0
                     );
                 }
-                Mark::Network { at, text } => {
+                Mark::Network { at, text } | Mark::Membership { at, text } => {
+                    let colour = if matches!(mark, Mark::Network { .. }) {
+                        "#d00"
+                    } else {
+                        "#06c"
+                    };
                     let nx = x(*at);
                     let label_y = lanes_bottom + 14.0 + (label_row % LABEL_ROWS) as f64 * 12.0;
                     label_row += 1;
                     let _ = writeln!(
                         svg,
-                        r##"<line x1="{nx:.1}" y1="{:.0}" x2="{nx:.1}" y2="{:.0}" stroke="#d00" stroke-dasharray="4,3"><title>{}</title></line><text x="{:.1}" y="{label_y:.0}" fill="#d00">{}</text>"##,
+                        r##"<line x1="{nx:.1}" y1="{:.0}" x2="{nx:.1}" y2="{:.0}" stroke="{colour}" stroke-dasharray="4,3"><title>{}</title></line><text x="{:.1}" y="{label_y:.0}" fill="{colour}">{}</text>"##,
                         TOP_PX - 8.0,
                         label_y - 10.0,
                         escape(text),
@@ -370,6 +383,10 @@ mod tests {
             at: SimTime(5_000),
             text: "isolate n1 <leader>".into(),
         });
+        t.mark(Mark::Membership {
+            at: SimTime(6_000),
+            text: "committed i9: voters 1,2 learners 3".into(),
+        });
         let svg = t.to_svg(2, SimTime(10_000), 1.0, "seed 1");
         assert!(svg.starts_with("<svg"));
         assert!(svg.trim_end().ends_with("</svg>"));
@@ -379,6 +396,7 @@ mod tests {
         assert!(svg.contains("AppendResp n2→n1 dropped"));
         assert!(svg.contains("n2 crashed"));
         assert!(svg.contains("isolate n1 &lt;leader&gt;"), "text is escaped");
+        assert!(svg.contains(">committed i9: voters 1,2 learners 3</text>"));
     }
 
     #[test]
