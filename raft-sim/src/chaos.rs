@@ -73,6 +73,16 @@ impl World {
         }
     }
 
+    /// Whether `node` is in the same life as when a fault was aimed at it, and leads.
+    pub(crate) fn still_leads(&self, node: NodeId, life: u32) -> bool {
+        let host = &self.hosts[node.0 as usize - 1];
+        host.life == life
+            && host
+                .raft
+                .as_ref()
+                .is_some_and(|r| r.role() == RoleKind::Leader)
+    }
+
     /// `node` just won an election: aim the oldest armed fault at it, up to 20ms from
     /// now (a window that spans the first rounds of replication).
     pub(crate) fn aim_armed_fault(&mut self, node: NodeId) {
@@ -90,12 +100,7 @@ impl World {
     }
 
     pub(crate) fn fire_aimed(&mut self, node: NodeId, life: u32, fault: Fault) {
-        let host = &self.hosts[node.0 as usize - 1];
-        let leads = host
-            .raft
-            .as_ref()
-            .is_some_and(|r| r.role() == RoleKind::Leader);
-        if self.healed_at.is_some() || host.life != life || !leads {
+        if self.healed_at.is_some() || !self.still_leads(node, life) {
             return;
         }
         match fault {

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use raft_core::{Event, LogIndex, Membership, MembershipChange, NodeId, ProposalId, RoleKind};
+use raft_core::{Event, LogIndex, Membership, MembershipChange, NodeId, ProposalId};
 
 use crate::faults::MembershipKind;
 use crate::host::NodeHost;
@@ -196,12 +196,7 @@ impl World {
     }
 
     pub(crate) fn fire_aimed_membership(&mut self, node: NodeId, life: u32, kind: MembershipKind) {
-        let host = &self.hosts[node.0 as usize - 1];
-        let leads = host
-            .raft
-            .as_ref()
-            .is_some_and(|r| r.role() == RoleKind::Leader);
-        if self.healed_at.is_some() || host.life != life || !leads {
+        if self.healed_at.is_some() || !self.still_leads(node, life) {
             return;
         }
         self.fire_membership(kind, Some(node));
