@@ -152,7 +152,11 @@ impl RaftNode {
             return Next::Stay;
         }
         if !self.shared.may_campaign() {
-            // Learners (and nodes whose removal committed) never campaign.
+            // Learners (and nodes whose removal committed) never campaign. But a leader
+            // not heard from for a whole election timeout is gone: forget it, so that
+            // its lease ends here too. A learner whose promotion it has not seen yet
+            // may hold a vote the next leader needs (seed 1969).
+            self.shared.set_leader(None);
             self.shared.reset_election_timer();
             return Next::Stay;
         }

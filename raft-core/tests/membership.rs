@@ -6,8 +6,8 @@ mod support;
 use std::collections::BTreeSet;
 
 use raft_core::{
-    Action, DropReason, Event, IgnoreReason, LogIndex, MembershipChange, NodeId, ProposalId,
-    RoleKind,
+    Action, DropReason, Event, IgnoreReason, LogIndex, MembershipChange, Message, MessageBody,
+    NodeId, ProposalId, RoleKind, Term,
 };
 use support::*;
 
@@ -53,6 +53,76 @@ fn a_learner_receives_the_log_but_neither_votes_nor_counts() {
         RoleKind::Follower,
         "a learner never campaigns"
     );
+}
+
+#[test]
+fn a_learner_that_lost_its_leader_answers_vote_requests() {
+    // Seed 1969: a learner whose promotion had not reached it yet kept restarting
+    // its election timer with the old leader still recorded, and so ignored every
+    // vote request under that leader's lease, long after the leader was gone; the
+    // joint configuration it had been promoted into needed its vote.
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    c.add_node(4);
+    change(&mut c, 1, 2, &[MembershipChange::AddLearner(NodeId(4))]);
+    settle(&mut c);
+    assert_eq!(c.node(4).leader(), Some(NodeId(1)));
+    c.crash(1);
+    let timeout_max = c.node(4).config().election_timeout_ticks_max;
+    for _ in 0..timeout_max {
+        c.tick(4);
+    }
+    assert_eq!(c.node(4).leader(), None, "a silent leader is forgotten");
+    // From now on, whatever the point of its timer's cycle, it answers a poll (which
+    // changes nothing, so it can be asked at every tick) and then a real request.
+    for tick in 0..2 * timeout_max {
+        assert_votes_for_2(&mut c, true, tick);
+        c.tick(4);
+    }
+    assert_votes_for_2(&mut c, false, 2 * timeout_max);
+    assert_eq!(
+        c.node(4).role(),
+        RoleKind::Follower,
+        "and still never campaigns"
+    );
+}
+
+/// Node 4 grants node 2's vote request (a poll if `pre_vote`) at `tick`.
+fn assert_votes_for_2(c: &mut Cluster, pre_vote: bool, tick: u32) {
+    c.in_flight.clear();
+    c.clear_outputs(4);
+    c.step(4, vote_request_from_2(c, pre_vote));
+    assert!(
+        !c.outputs(4)
+            .contains(&Action::Ignored(IgnoreReason::LeaderLease)),
+        "tick {tick}, pre_vote {pre_vote}: ignored under a lapsed leader's lease"
+    );
+    let granted = c.in_flight.iter().any(|m| {
+        m.from == NodeId(4)
+            && m.to == NodeId(2)
+            && matches!(m.body, MessageBody::VoteResponse { granted: true, .. })
+    });
+    assert!(
+        granted,
+        "tick {tick}, pre_vote {pre_vote}: {:?}",
+        c.in_flight
+    );
+}
+
+/// A vote request from node 2 for the term after node 4's, with node 2's log.
+fn vote_request_from_2(c: &Cluster, pre_vote: bool) -> Event {
+    let last_log_index = c.node(2).last_index();
+    Event::Message(Message {
+        from: NodeId(2),
+        to: NodeId(4),
+        term: Term(c.node(4).term().0 + 1),
+        body: MessageBody::VoteRequest {
+            pre_vote,
+            last_log_index,
+            last_log_term: c.node(2).term_at(last_log_index).unwrap(),
+            leadership_transfer: false,
+        },
+    })
 }
 
 #[test]
