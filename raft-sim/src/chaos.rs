@@ -294,8 +294,12 @@ impl World {
             if kept_down.contains(&id) {
                 self.crash(id);
                 self.hosts[id.0 as usize - 1].kept_down = true;
-            } else if host.retired {
-                // Outside the configuration: liveness must not depend on it.
+            } else if host.retired && !self.removed_nodes_are_harmless() {
+                // Outside the configuration: liveness must not depend on it. Without
+                // both PreVote and CheckQuorum, a removed node that missed the news
+                // of its removal may disrupt the cluster with ever newer terms (thesis
+                // §4.2.3), so it is stopped; with both, a running one stays up, and
+                // the cluster must stay live around it.
                 self.crash(id);
             } else if !host.is_up() {
                 self.env.coverage.restarts += 1;
@@ -305,6 +309,13 @@ impl World {
         for client in &mut self.clients {
             client.stop_issuing();
         }
+    }
+
+    /// Whether a removed node left running cannot disturb the cluster: PreVote keeps
+    /// its polls from raising terms, and the leader stickiness that comes with
+    /// CheckQuorum makes members ignore it while they hear from a leader.
+    fn removed_nodes_are_harmless(&self) -> bool {
+        self.env.params.pre_vote && self.env.params.check_quorum
     }
 
     /// Voters of the committed configuration to keep down after the heal: 1 to
