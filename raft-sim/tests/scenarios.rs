@@ -19,9 +19,13 @@ fn calm(nodes: u32) -> Pins {
 }
 
 fn run_plan(seed: u64, pins: &Pins, faults: Vec<TimedFault>) -> RunReport {
-    let params = SimParams::draw(seed, pins);
+    run_params_with_plan(&SimParams::draw(seed, pins), faults)
+}
+
+/// Runs `params` (drawn, then adjusted by the test) with a scripted fault plan.
+fn run_params_with_plan(params: &SimParams, faults: Vec<TimedFault>) -> RunReport {
     run(
-        &params,
+        params,
         RunOptions {
             plan: Some(FaultPlan::new(faults)),
             ..RunOptions::default()
@@ -128,13 +132,7 @@ fn spares_join_learners_are_promoted_and_the_leader_removes_itself() {
     ];
     let mut params = SimParams::draw(21, &pins);
     params.membership.spares_count = 2;
-    let report = run(
-        &params,
-        RunOptions {
-            plan: Some(FaultPlan::new(faults)),
-            ..RunOptions::default()
-        },
-    );
+    let report = run_params_with_plan(&params, faults);
     assert_eq!(report.verdict, Verdict::Pass, "{report}");
     let c = &report.coverage;
     assert_eq!(c.learners_added, 2, "{c}");
@@ -166,13 +164,7 @@ fn a_crash_in_the_middle_of_a_snapshot_install_restores_a_matching_state() {
     ];
     let mut params = SimParams::draw(9, &pins);
     params.snapshot_chunk_bytes = 64;
-    let report = run(
-        &params,
-        RunOptions {
-            plan: Some(FaultPlan::new(faults)),
-            ..RunOptions::default()
-        },
-    );
+    let report = run_params_with_plan(&params, faults);
     assert_eq!(report.verdict, Verdict::Pass, "{report}");
     assert!(
         report.coverage.snapshot_install_crashes >= 1,
