@@ -51,7 +51,9 @@ pub struct Config {
     pub snapshot_chunk_bytes: u64,
     /// The most snapshot chunks in flight to one follower.
     pub snapshot_chunks_inflight_max: usize,
-    /// A leader removed from the membership steps down once the change commits.
+    /// A leader that is not a voter of its committed configuration (removed, or a
+    /// learner that had to stand) hands over to a caught-up voter and steps down once
+    /// an entry of its term commits.
     pub step_down_when_removed: bool,
 }
 

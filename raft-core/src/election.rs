@@ -9,7 +9,10 @@ use crate::types::{LogIndex, NodeId, Term};
 impl RaftNode {
     /// Starts a PreVote poll or an election.
     pub(crate) fn campaign(&mut self, pre_vote: bool, leadership_transfer: bool) {
-        if !self.shared.may_campaign() {
+        let standing = std::mem::take(&mut self.shared.needed_as_candidate);
+        // A won poll turns into the election it was for.
+        let polled = !pre_vote && matches!(self.role, Role::PreCandidate(_));
+        if !self.shared.may_campaign() && !standing && !polled {
             return;
         }
         self.become_candidate(pre_vote);
@@ -66,7 +69,11 @@ impl RaftNode {
         let can_vote = shared.voted_for == Some(from)
             || (shared.voted_for.is_none() && shared.leader.is_none())
             || (pre_vote && request_term > shared.term);
-        let granted = can_vote && shared.log.is_up_to_date(last_log_index, last_log_term);
+        let newer_than_candidate = !shared.log.is_up_to_date(last_log_index, last_log_term);
+        let granted = can_vote && !newer_than_candidate;
+        if newer_than_candidate && !shared.may_campaign() {
+            shared.needed_as_candidate = true;
+        }
         if granted && !pre_vote {
             shared.vote_for(from);
             shared.reset_election_timer();

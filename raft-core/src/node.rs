@@ -70,6 +70,7 @@ impl RaftNode {
             forwarded_reads: ForwardedReads::default(),
             snapshot,
             incoming_snapshot: None,
+            needed_as_candidate: false,
             config,
         };
         let node = RaftNode {
@@ -152,13 +153,25 @@ impl RaftNode {
             return Next::Stay;
         }
         if !self.shared.may_campaign() {
-            // Learners (and nodes whose removal committed) never campaign. But a leader
+            // Learners (and nodes whose removal committed) do not campaign. But a leader
             // not heard from for a whole election timeout is gone: forget it, so that
             // its lease ends here too. A learner whose promotion it has not seen yet
             // may hold a vote the next leader needs (seed 1969).
             self.shared.set_leader(None);
+            if self.shared.needed_as_candidate {
+                // ...or be the only node that can lead (seed 5641): stand, counting
+                // votes in its own configuration (safe as for a removed leader,
+                // thesis §4.2.2); once it leads and commits, it hands over.
+                return Next::Campaign {
+                    pre_vote: self.shared.config.pre_vote,
+                    leadership_transfer: false,
+                };
+            }
             self.shared.reset_election_timer();
-            return Next::Stay;
+            return match self.role {
+                Role::Follower => Next::Stay,
+                _ => Next::StepDown,
+            };
         }
         Next::Campaign {
             pre_vote: self.shared.config.pre_vote,
@@ -494,10 +507,13 @@ impl RaftNode {
     fn become_leader(&mut self) {
         debug_assert!(matches!(self.role, Role::Candidate(_)));
         debug_assert_eq!(self.shared.voted_for, Some(self.shared.id));
-        let was = self.role.kind();
         let mut leader = LeaderState::new(&self.shared);
         self.shared.set_leader(Some(self.shared.id));
-        self.announce_role(was);
+        // Announced before the term's first entry, though the role is set after it.
+        self.shared.out.actions.push(Action::RoleChanged {
+            role: RoleKind::Leader,
+            term: self.shared.term,
+        });
         let next = leader.start_term(&mut self.shared);
         self.role = Role::Leader(Box::new(leader));
         self.transition(next);

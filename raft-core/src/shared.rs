@@ -39,6 +39,12 @@ pub(crate) struct Shared {
     pub(crate) snapshot: Option<Snapshot>,
     /// A snapshot being received from the leader.
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+    /// This node may not campaign, yet it refused a vote request because its log is
+    /// newer than the candidate's, and candidates only ask the voters of their
+    /// configuration: a configuration this node has not seen counts it as a voter,
+    /// and the node every voter would elect may be this one. It stands at its next
+    /// election timeout (see `RaftNode::on_election_tick`).
+    pub(crate) needed_as_candidate: bool,
 }
 
 impl Shared {
@@ -199,6 +205,7 @@ impl Shared {
     /// Restarts the election timer without a new draw: the leader was heard from.
     pub(crate) fn heard_from_leader(&mut self) {
         self.election.restart();
+        self.needed_as_candidate = false;
     }
 
     /// Resets the election timer with a fresh random timeout.

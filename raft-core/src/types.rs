@@ -326,7 +326,9 @@ pub struct Snapshot {
 /// The role a node plays in its current term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RoleKind {
-    /// Follows a leader (or waits for one). Learners are always followers.
+    /// Follows a leader (or waits for one). Learners follow, except one whose log is
+    /// newer than that of a candidate that needed its vote: it stands, and if it
+    /// wins, it commits an entry of its term and hands over to a voter.
     Follower,
     /// Polls the voters with PreVote before starting a real election.
     PreCandidate,

@@ -215,6 +215,23 @@ fn s5_2_a_denied_vote_request_does_not_restart_the_election_timer() {
     );
 }
 
+#[test]
+fn s5_2_a_new_leader_announces_its_role() {
+    let mut c = Cluster::new(3);
+    c.elect(1);
+    let term = c.node(1).term();
+    let roles: Vec<(RoleKind, Term)> = c
+        .outputs(1)
+        .iter()
+        .filter_map(|a| match a {
+            Action::RoleChanged { role, term } => Some((*role, *term)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(roles.last(), Some(&(RoleKind::Leader, term)), "{roles:?}");
+    assert_eq!(c.leaders.get(&term), Some(&NodeId(1)), "the harness saw it");
+}
+
 // ---- §5.4.1 election restriction ----
 
 #[test]

@@ -87,6 +87,73 @@ fn a_learner_that_lost_its_leader_answers_vote_requests() {
     );
 }
 
+#[test]
+fn a_learner_with_the_newest_log_stands_when_a_candidate_needs_it_then_hands_over() {
+    // Seed 5641: a voter whose configuration counts a learner as a voter (a
+    // promotion the learner has not seen) needs its vote, but the learner's log is
+    // newer, so it refuses; every voter would elect the learner, which used never to
+    // campaign. Now it stands in its own configuration, leads, commits, and hands over.
+    let configs = (1..=3)
+        .map(|id| raft_core::Config {
+            check_quorum: false,
+            ..config(id, &[1, 2, 3])
+        })
+        .collect();
+    let mut c = Cluster::with_configs(configs);
+    c.elect(1);
+    c.add_node(4);
+    change(&mut c, 1, 2, &[MembershipChange::AddLearner(NodeId(4))]);
+    settle(&mut c);
+    // Node 1's last entry reaches only the learner; then node 1 fails.
+    c.partition(&[1, 4]);
+    c.propose(1, 3, "only on 4");
+    c.crash(1);
+    c.heal();
+    assert!(c.node(4).last_index() > c.node(2).last_index());
+    let timeout_max = c.node(4).config().election_timeout_ticks_max;
+    for _ in 0..timeout_max {
+        c.tick(4);
+    }
+    assert_eq!(
+        c.node(4).leader(),
+        None,
+        "node 1 is gone, and so is its lease"
+    );
+    c.in_flight.clear();
+    c.step(4, vote_request_from_2(&c, true));
+    assert!(
+        !c.in_flight
+            .iter()
+            .any(|m| matches!(m.body, MessageBody::VoteResponse { granted: true, .. })),
+        "the learner's log is newer: refused"
+    );
+    c.in_flight.clear();
+    for _ in 0..timeout_max {
+        if c.node(4).role() != RoleKind::Follower {
+            break;
+        }
+        c.tick(4);
+    }
+    assert_eq!(c.node(4).role(), RoleKind::PreCandidate, "it stands");
+    c.deliver_all();
+    assert!(
+        c.leaders.values().any(|&leader| leader == NodeId(4)),
+        "the voters elect it: {:?}",
+        c.leaders
+    );
+    let leader = c.leader().expect("a leader after the hand-over");
+    assert!([2, 3].contains(&leader), "a voter leads now, not {leader}");
+    assert_eq!(c.node(4).role(), RoleKind::Follower);
+    settle(&mut c);
+    assert_eq!(c.leader(), Some(leader), "and keeps leading");
+    for id in [2, 3, 4] {
+        assert!(
+            c.applied_commands(id).contains(&"only on 4".to_string()),
+            "node {id}: the learner's entry committed under its lead"
+        );
+    }
+}
+
 /// Node 4 grants node 2's vote request (a poll if `pre_vote`) at `tick`.
 fn assert_votes_for_2(c: &mut Cluster, pre_vote: bool, tick: u32) {
     c.in_flight.clear();
