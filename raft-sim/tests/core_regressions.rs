@@ -1,8 +1,8 @@
 //! Failing seeds the simulator found in raft-core, one named test each. A test stays
 //! `#[ignore]`d with the bug's description until the core is fixed; then the ignore
-//! goes and the test guards the fix. Every bug below is fixed but one, seed 5641 (the
-//! first two seeds were found against the core as it first landed, the others once
-//! membership changes joined the swarm).
+//! goes and the test guards the fix. Every bug below is fixed (the first two seeds
+//! were found against the core as it first landed, the others once membership
+//! changes joined the swarm).
 
 use raft_sim::params::{Pins, SimParams};
 use raft_sim::run::{run, Verdict};
@@ -152,24 +152,24 @@ fn a_learner_that_lost_its_leader_answers_vote_requests() {
     assert_eq!(report.verdict, Verdict::Pass, "{report}");
 }
 
-/// OPEN: a liveness gap of configurations that take effect when appended (thesis
-/// §4.1), which learners make reachable.
+/// Fixed in raft-core: a node that may not campaign but refused a vote request
+/// because its log is newer than the candidate's (candidates ask only the voters of
+/// their configuration, so some configuration it has not seen counts it as one)
+/// stands at its next election timeout, counting votes in its own configuration
+/// (safe, as for a removed leader, thesis §4.2.2); once it leads and its term's
+/// first entry commits, it hands leadership to a caught-up voter and steps down.
 ///
 /// Seed 5641 (7 voters at the start, PreVote and CheckQuorum on, one entry per
 /// message): at the heal the committed configuration is voters {4,7,9}, learner 8,
 /// and n7 stays down (a minority of every configuration any node holds). n4 (last
 /// entry i175@t10) holds its own uncommitted promotion of n8, the joint {4,7,8,9} /
-/// {4,7,9}, so it needs n8's vote. n8 holds i174@t10's replacement i174@t11, the
-/// no-op of n7's term 11, sent while n7 counted it as a voter; so n8's log is the
-/// newest, and it rightly refuses n4 (and n9, i173@t10, cannot win over n4's log).
-/// The one node every voter would vote for is n8, which is a learner in its own log
-/// and so never campaigns. Nothing changes while n7 stays down. Ways out: a node
-/// that refuses a vote for being more up to date while it is not a voter in its own
-/// configuration could campaign (counting votes in its configuration, which is safe,
-/// as for a removed leader, thesis §4.2.2) and then hand leadership to a voter; or
-/// configurations could take effect only once committed (etcd's choice).
+/// {4,7,9}, so it needs n8's vote. n8 holds i174@t11, the no-op of n7's term 11,
+/// sent while n7 counted it as a voter; so n8's log is the newest, and it rightly
+/// refuses n4 (and n9, i173@t10, cannot win over n4's log). The one node every voter
+/// would elect was n8, a learner in its own log, which never campaigned: no leader
+/// within 300 ticks of the heal, and none for as long as n7 stays down. Now n8 leads
+/// t12, commits with n4 and n9, and hands over to n4.
 #[test]
-#[ignore = "open core liveness gap: a learner with the newest entry blocks elections (seed 5641)"]
 fn a_learner_with_the_newest_entry_does_not_block_elections() {
     let params = SimParams::draw(5641, &membership_on());
     let report = run(&params, RunOptions::default());

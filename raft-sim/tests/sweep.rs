@@ -17,10 +17,8 @@ fn pins() -> Pins {
 }
 
 /// Seeds that fail because of open core bugs kept (ignored) in `core_regressions.rs`:
-/// the sweep reports them but does not fail on them. One is open: 5641, a learner
-/// holding the newest entry blocks elections (see
-/// `a_learner_with_the_newest_entry_does_not_block_elections`).
-const KNOWN_CORE_BUG_SEEDS: &[u64] = &[5641];
+/// the sweep reports them but does not fail on them. None are open.
+const KNOWN_CORE_BUG_SEEDS: &[u64] = &[];
 
 fn assert_sweep_passes(seeds: std::ops::Range<u64>) {
     let report = sweep(seeds, 2, &pins(), Checks::default(), &|_| {});
