@@ -125,6 +125,8 @@ impl NodeLoop {
             Storage::open(&config.data_dir, config.storage.clone()).map_err(StartError::Storage)?;
         let (directory, applied_membership, restore) =
             peers::restored_directory(&config, &restored)?;
+        let bootstrap_campaign_armed =
+            config.campaign_at_bootstrap && bootstrap::is_fresh(&restored);
         // The application starts from the snapshot, if any.
         let applied_index = restored
             .snapshot
@@ -163,7 +165,6 @@ impl NodeLoop {
             node = %config.id, %listen_addr, data_dir = %config.data_dir.display(),
             term = %core.term(), last_index = %core.last_index(), "raft node started"
         );
-        let bootstrap_campaign_armed = config.campaign_at_bootstrap && bootstrap::is_new(&core);
         let mut node = NodeLoop {
             core,
             storage,

@@ -5,13 +5,15 @@
 //! poll, never a disrupted leader; and only once, and only while no election has
 //! started anywhere (the term is still 0).
 
-use raft_core::{Event, LogIndex, RaftNode, RoleKind, Term};
+use raft_core::{Event, Restored, RoleKind, Term};
 
 use super::NodeLoop;
 
-/// Whether the core starts a new cluster: no term, no log, no snapshot.
-pub(super) fn is_new(core: &RaftNode) -> bool {
-    core.term() == Term(0) && core.last_index() == LogIndex(0)
+/// Whether the node starts on empty storage: no term, no log, no snapshot.
+pub(super) fn is_fresh(restored: &Restored) -> bool {
+    restored.snapshot.is_none()
+        && restored.entries.is_empty()
+        && restored.hard_state.term == Term(0)
 }
 
 impl NodeLoop {
@@ -30,11 +32,9 @@ impl NodeLoop {
             self.bootstrap_campaign_armed = false;
             return;
         }
-        let connected = self
-            .transport
-            .peer_status()
+        let connected = voters
             .iter()
-            .filter(|peer| peer.connected && voters.contains(&peer.id))
+            .filter(|&&id| self.transport.is_connected(id))
             .count();
         if 1 + connected > voters.len() / 2 {
             tracing::info!(node = %self.core.id(), connected, "new cluster: campaigning at once");

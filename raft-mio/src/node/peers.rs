@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use raft_core::{
     Entry, EntryPayload, Event, LogIndex, Membership, MembershipChange, ProposalId, Restored,
-    RoleKind, Snapshot, Term,
+    RoleKind, Snapshot,
 };
 
 use super::NodeLoop;
@@ -33,9 +33,7 @@ pub(super) fn restored_directory(
     // was started with, so its addresses are news to no founder.
     let founding =
         !(config.core.initial_voters.is_empty() && config.core.initial_learners.is_empty());
-    let fresh = restored.snapshot.is_none()
-        && restored.entries.is_empty()
-        && restored.hard_state.term == Term(0);
+    let fresh = super::bootstrap::is_fresh(restored);
     let mut directory = Directory::new(config.id, config.member_addrs(), founding && fresh);
     let Some(snapshot) = restored.snapshot.as_ref() else {
         let initial = Membership {

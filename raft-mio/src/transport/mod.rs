@@ -472,6 +472,11 @@ impl Transport {
         }
     }
 
+    /// Whether the connection to `id` is established.
+    pub fn is_connected(&self, id: NodeId) -> bool {
+        self.peers.get(&id).is_some_and(|p| p.is_established())
+    }
+
     /// What the transport knows of each peer.
     pub fn peer_status(&self) -> Vec<PeerConnection> {
         self.peers
