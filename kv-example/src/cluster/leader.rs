@@ -117,13 +117,14 @@ pub(super) fn ask_leader(layout: &Layout, line: &str, timeout: Duration) -> Resu
                 c.request(line)
             })
             .map_err(|e| format!("no answer from {addr}: {e}"))?;
-        match answer {
-            Answer::Ok(text) => return Ok(text),
-            Answer::Error(reason) => match Answer::Error(reason.clone()).leader_redirect() {
-                Some(leader) => addr = leader.to_string(),
-                None => return Err(reason),
-            },
+        if let Some(leader) = answer.leader_redirect() {
+            addr = leader.to_string();
+            continue;
         }
+        return match answer {
+            Answer::Ok(text) => Ok(text),
+            Answer::Error(reason) => Err(reason),
+        };
     }
     Err("the leader kept moving; try again".into())
 }
