@@ -203,8 +203,6 @@ impl World {
     }
 }
 
-/// The membership `host` would have in force if it ran now: its node's, or for a
-/// crashed node the newest configuration on its disk.
 /// A change as the timeline labels it.
 fn describe(change: MembershipChange) -> String {
     match change {
@@ -233,6 +231,8 @@ fn describe_config(membership: &Membership) -> String {
     text
 }
 
+/// The membership `host` would have in force if it ran now: its node's, or for a
+/// crashed node the newest configuration on its disk.
 pub(crate) fn membership_of_host(host: &NodeHost) -> Membership {
     if let Some(raft) = &host.raft {
         return raft.membership().clone();

@@ -8,6 +8,12 @@ use raft_sim::params::{Pins, SimParams};
 use raft_sim::run::{run, Verdict};
 use raft_sim::world::RunOptions;
 
+/// Runs `seed` in the world `pins` leaves it, which must pass every check.
+fn assert_seed_passes(seed: u64, pins: &Pins) {
+    let report = run(&SimParams::draw(seed, pins), RunOptions::default());
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+}
+
 /// The world of a failing seed with every fault pinned off: the smallest world that
 /// still fails.
 fn calm_three_nodes_compacting_every(entries: u64) -> Pins {
@@ -34,9 +40,7 @@ fn calm_three_nodes_compacting_every(entries: u64) -> Pins {
 /// are unaffected (the assertion is the only problem: the index is committed).
 #[test]
 fn a_leader_may_compact_past_the_first_entry_of_its_term() {
-    let params = SimParams::draw(4, &calm_three_nodes_compacting_every(5));
-    let report = run(&params, RunOptions::default());
-    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    assert_seed_passes(4, &calm_three_nodes_compacting_every(5));
 }
 
 /// Fixed in raft-core 96be7bc ("stepping down to a newer term no longer restarts the
@@ -57,9 +61,7 @@ fn a_leader_may_compact_past_the_first_entry_of_its_term() {
 /// (stale candidates never get past the poll), so about one seed in 6,000 fails.
 #[test]
 fn stale_candidates_do_not_starve_the_only_electable_node() {
-    let params = SimParams::draw(3666, &Pins::default());
-    let report = run(&params, RunOptions::default());
-    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    assert_seed_passes(3666, &Pins::default());
 }
 
 /// Fixed in raft-core `on_stale_term`, which now refuses a stale VoteRequest with the
@@ -74,13 +76,7 @@ fn stale_candidates_do_not_starve_the_only_electable_node() {
 /// the heal. With the refusal, n4 adopts n1's term and wins the next election.
 #[test]
 fn a_candidate_outside_a_voters_known_configuration_learns_the_newer_term() {
-    let pins = Pins {
-        membership_changes: Some(true),
-        ..Pins::default()
-    };
-    let params = SimParams::draw(891, &pins);
-    let report = run(&params, RunOptions::default());
-    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    assert_seed_passes(891, &membership_on());
 }
 
 /// Fixed in raft-core: a node may campaign while it votes in the configuration in
@@ -99,9 +95,7 @@ fn a_candidate_outside_a_voters_known_configuration_learns_the_newer_term() {
 /// hands over.
 #[test]
 fn a_node_removed_by_an_uncommitted_configuration_may_still_lead() {
-    let params = SimParams::draw(4300, &Pins::default());
-    let report = run(&params, RunOptions::default());
-    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    assert_seed_passes(4300, &Pins::default());
 }
 
 /// Fixed in raft-core `Shared::compact`, which now refuses to compact where the node
@@ -117,13 +111,7 @@ fn a_node_removed_by_an_uncommitted_configuration_may_still_lead() {
 /// without voters).
 #[test]
 fn a_joining_node_does_not_snapshot_an_unknown_configuration() {
-    let pins = Pins {
-        membership_changes: Some(true),
-        ..Pins::default()
-    };
-    let params = SimParams::draw(6958, &pins);
-    let report = run(&params, RunOptions::default());
-    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    assert_seed_passes(6958, &membership_on());
 }
 
 fn membership_on() -> Pins {
@@ -147,9 +135,7 @@ fn membership_on() -> Pins {
 /// its vote: no leader within 300 ticks of the heal.
 #[test]
 fn a_learner_that_lost_its_leader_answers_vote_requests() {
-    let params = SimParams::draw(1969, &membership_on());
-    let report = run(&params, RunOptions::default());
-    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    assert_seed_passes(1969, &membership_on());
 }
 
 /// Fixed in raft-core: a node that may not campaign but refused a vote request
@@ -171,7 +157,5 @@ fn a_learner_that_lost_its_leader_answers_vote_requests() {
 /// t12, commits with n4 and n9, and hands over to n4.
 #[test]
 fn a_learner_with_the_newest_entry_does_not_block_elections() {
-    let params = SimParams::draw(5641, &membership_on());
-    let report = run(&params, RunOptions::default());
-    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    assert_seed_passes(5641, &membership_on());
 }
