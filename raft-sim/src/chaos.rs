@@ -3,12 +3,13 @@
 
 use raft_core::{NodeId, RoleKind};
 
+use crate::env::Ev;
 use crate::faults::{CrashTarget, Fault, PartitionKind};
 use crate::network::NetworkParams;
 use crate::params::TICK_US;
 use crate::rng::Ppm;
 use crate::timeline::Mark;
-use crate::world::{Ev, World};
+use crate::world::World;
 
 impl World {
     /// The node that leads the highest term among the running nodes, if any.
@@ -75,7 +76,7 @@ impl World {
 
     /// Whether `node` is in the same life as when a fault was aimed at it, and leads.
     pub(crate) fn still_leads(&self, node: NodeId, life: u32) -> bool {
-        let host = &self.hosts[node.0 as usize - 1];
+        let host = self.hosts.host(node);
         host.life == life
             && host
                 .raft
@@ -93,7 +94,7 @@ impl World {
         let Some(fault) = self.armed.pop_front() else {
             return;
         };
-        let life = self.hosts[node.0 as usize - 1].life;
+        let life = self.hosts.host(node).life;
         let delay_us = self.env.streams.fault.between(0, 20_000);
         self.env
             .schedule_in(delay_us, Ev::AimedFault { node, life, fault });
@@ -106,7 +107,7 @@ impl World {
         match fault {
             Fault::Crash { down_ms, .. } => {
                 self.crash(node);
-                let life = self.hosts[node.0 as usize - 1].life;
+                let life = self.hosts.host(node).life;
                 self.env
                     .schedule_in(u64::from(down_ms) * 1_000, Ev::Restart { node, life });
             }
@@ -215,7 +216,7 @@ impl World {
             _ => *self.env.streams.fault.pick(&up),
         };
         self.crash(victim);
-        let life = self.hosts[victim.0 as usize - 1].life;
+        let life = self.hosts.host(victim).life;
         self.env.schedule_in(
             u64::from(down_ms) * 1_000,
             Ev::Restart { node: victim, life },
@@ -224,7 +225,7 @@ impl World {
 
     /// Crashes `node`: it loses its memory and whatever its disk had not synced.
     pub(crate) fn crash(&mut self, node: NodeId) {
-        let host = &mut self.hosts[node.0 as usize - 1];
+        let host = self.hosts.host_mut(node);
         if !host.is_up() {
             return;
         }
@@ -257,7 +258,7 @@ impl World {
     }
 
     pub(crate) fn restart(&mut self, node: NodeId, life: u32) {
-        let host = &self.hosts[node.0 as usize - 1];
+        let host = self.hosts.host(node);
         if host.life != life || host.is_up() || host.kept_down || host.retired {
             return;
         }
@@ -290,10 +291,10 @@ impl World {
         let down: Vec<String> = kept_down.iter().map(|id| id.to_string()).collect();
         self.mark_network(format!("heal all; keep down [{}]", down.join(",")));
         for id in (1..=self.hosts.len() as u64).map(NodeId) {
-            let host = &self.hosts[id.0 as usize - 1];
+            let host = self.hosts.host(id);
             if kept_down.contains(&id) {
                 self.crash(id);
-                self.hosts[id.0 as usize - 1].kept_down = true;
+                self.hosts.host_mut(id).kept_down = true;
             } else if host.retired && !self.removed_nodes_are_harmless() {
                 // Outside the configuration: liveness must not depend on it. Without
                 // both PreVote and CheckQuorum, a removed node that missed the news

@@ -7,12 +7,13 @@ use std::fmt::Write as _;
 
 use raft_core::{Event, LogIndex, Membership, MembershipChange, NodeId, ProposalId};
 
+use crate::env::Ev;
 use crate::faults::MembershipKind;
 use crate::host::NodeHost;
 use crate::params::MembershipParams;
 use crate::rng::Ppm;
 use crate::timeline::Mark;
-use crate::world::{Ev, World};
+use crate::world::World;
 
 /// The change `kind` asks of a leader `leader` whose membership is `m`, if it
 /// applies: a spare from `spares` to add, a learner to promote, a voter to remove
@@ -52,7 +53,7 @@ impl World {
         let Some(leader) = leader.or_else(|| self.current_leader()) else {
             return;
         };
-        let Some(raft) = self.hosts[leader.0 as usize - 1].raft.as_ref() else {
+        let Some(raft) = self.hosts.host(leader).raft.as_ref() else {
             return;
         };
         let membership = raft.membership().clone();
@@ -104,7 +105,7 @@ impl World {
         let members = committed.members();
         self.mark_membership(label);
         let mut removed = Vec::new();
-        for host in &mut self.hosts {
+        for host in self.hosts.iter_mut() {
             if members.contains(&host.id) {
                 host.was_member = true;
             } else if host.was_member && !host.retired {
@@ -125,7 +126,7 @@ impl World {
         for id in removed {
             self.env.trace(|| format!("MEMBERSHIP {id} retired"));
             let stop_now = self.env.streams.reconfig.chance(Ppm::from_percent(50.0));
-            if stop_now && self.healed_at.is_none() && self.hosts[id.0 as usize - 1].is_up() {
+            if stop_now && self.healed_at.is_none() && self.hosts.host(id).is_up() {
                 self.env.coverage.removed_nodes_stopped += 1;
                 self.crash(id);
             }
@@ -143,13 +144,13 @@ impl World {
     /// snapshot-install crash at it, right away (between chunks, or before the
     /// snapshot it asked to persist is durable) or a little later.
     pub(crate) fn aim_install_crash(&mut self, node: NodeId) {
-        if self.healed_at.is_some() || !self.hosts[node.0 as usize - 1].is_up() {
+        if self.healed_at.is_some() || !self.hosts.host(node).is_up() {
             return;
         }
         let Some(down_ms) = self.armed_install_crashes.pop_front() else {
             return;
         };
-        let life = self.hosts[node.0 as usize - 1].life;
+        let life = self.hosts.host(node).life;
         let rng = &mut self.env.streams.reconfig;
         let delay_us = if rng.chance(Ppm::from_percent(50.0)) {
             0
@@ -167,7 +168,7 @@ impl World {
     }
 
     pub(crate) fn fire_install_crash(&mut self, node: NodeId, life: u32, down_ms: u32) {
-        let host = &self.hosts[node.0 as usize - 1];
+        let host = self.hosts.host(node);
         if self.healed_at.is_some() || host.life != life || !host.is_up() {
             return;
         }
@@ -175,7 +176,7 @@ impl World {
         self.env
             .trace(|| format!("CRASH {node} while installing a snapshot"));
         self.crash(node);
-        let life = self.hosts[node.0 as usize - 1].life;
+        let life = self.hosts.host(node).life;
         self.env
             .schedule_in(u64::from(down_ms) * 1_000, Ev::Restart { node, life });
     }
@@ -189,7 +190,7 @@ impl World {
         let Some(kind) = self.armed_membership.pop_front() else {
             return;
         };
-        let life = self.hosts[node.0 as usize - 1].life;
+        let life = self.hosts.host(node).life;
         let delay_us = self.env.streams.reconfig.between(0, 3_000);
         self.env
             .schedule_in(delay_us, Ev::AimedMembership { node, life, kind });
