@@ -7,6 +7,7 @@ use kv_model::RequestSeq;
 use raft_core::{Message, NodeId};
 
 use crate::checkers::commit::CommitChecker;
+use crate::checkers::disruption::DisruptionChecker;
 use crate::checkers::election::ElectionChecker;
 use crate::checkers::log_matching::LogMatchingChecker;
 use crate::checkers::membership::MembershipChecker;
@@ -15,7 +16,7 @@ use crate::checkers::{Violation, ViolationKind};
 use crate::client::{ClientReply, ClientRequest};
 use crate::coverage::Coverage;
 use crate::digest::Digest;
-use crate::network::Network;
+use crate::network::{Held, Network, HELD_MAX};
 use crate::params::SimParams;
 use crate::rng::Streams;
 use crate::scheduler::Scheduler;
@@ -77,6 +78,12 @@ pub(crate) enum Ev {
         life: u32,
         down_ms: u32,
     },
+    /// A crash aimed at a leader whose disk has not synced its latest appends.
+    UnsyncedLeaderCrash {
+        node: NodeId,
+        life: u32,
+        down_ms: u32,
+    },
 }
 
 /// Shared machinery every node's actions touch.
@@ -90,9 +97,21 @@ pub(crate) struct Env {
     pub commits: CommitChecker,
     pub members: MembershipChecker,
     pub states: StateChecker,
-    /// Membership changes in flight: the change and the leader asked to make it.
-    pub membership_proposals:
-        std::collections::BTreeMap<raft_core::ProposalId, (raft_core::MembershipChange, NodeId)>,
+    pub disruption: DisruptionChecker,
+    /// The newest acknowledgement per leader and follower (to spot older ones).
+    pub acks: crate::delivery::AckWatermarks,
+    /// What replication costs: probes per catch-up, replication messages.
+    pub cost: crate::efficiency::CostTracker,
+    /// Membership changes in flight: the changes, the leader asked to make them, and
+    /// the voters it had then.
+    pub membership_proposals: std::collections::BTreeMap<
+        raft_core::ProposalId,
+        (
+            Vec<raft_core::MembershipChange>,
+            NodeId,
+            std::collections::BTreeSet<NodeId>,
+        ),
+    >,
     pub coverage: Coverage,
     pub digest: Digest,
     pub trace: Trace,
@@ -101,6 +120,9 @@ pub(crate) struct Env {
     pub checks: Checks,
     pub proposal_next: u64,
     pub read_next: u64,
+    /// Messages held on cut links (encoded, with when they were sent), released by
+    /// [`Env::release_held`] once their link is up again.
+    pub held: Vec<Held<(Vec<u8>, SimTime)>>,
 }
 
 impl Env {
@@ -154,8 +176,14 @@ impl Env {
     /// or 2 times.
     pub fn send(&mut self, msg: &Message) {
         let bytes = postcard::to_allocvec(msg).expect("messages always encode");
+        self.cost.on_send(&msg.body);
         self.digest.write(&bytes);
-        let fate = self.net.send(&mut self.streams.network, msg.from, msg.to);
+        let fate = self.net.send(
+            &mut self.streams.network,
+            &mut self.streams.late,
+            msg.from,
+            msg.to,
+        );
         let now = self.sched.now();
         match fate {
             crate::network::Fate::Dropped(_) => {
@@ -169,6 +197,14 @@ impl Env {
                     });
                 }
             }
+            crate::network::Fate::Held if self.held.len() < HELD_MAX => {
+                self.held.push(Held {
+                    from: msg.from,
+                    to: msg.to,
+                    message: (bytes, now),
+                });
+            }
+            crate::network::Fate::Held => self.coverage.msgs_held_overflow += 1,
             crate::network::Fate::Delivered { delays_us } => {
                 for delay_us in delays_us.into_iter().flatten() {
                     self.schedule_in(
@@ -185,6 +221,29 @@ impl Env {
         }
     }
 
+    /// Schedules the delivery of every held message whose link is up again (call
+    /// after every change of the links).
+    pub fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let released = self
+            .net
+            .release_held(&mut self.streams.late, &mut self.held);
+        for (held, delay_us) in released {
+            let (bytes, sent) = held.message;
+            self.schedule_in(
+                delay_us,
+                Ev::Deliver {
+                    from: held.from,
+                    to: held.to,
+                    bytes,
+                    sent,
+                },
+            );
+        }
+    }
+
     /// The one-way delay between a client and a node.
     pub fn client_delay_us(&mut self) -> u64 {
         self.streams
@@ -195,15 +254,25 @@ impl Env {
 
 /// Which optional checkers run. Every checker is on by default; turning one off
 /// shows what the others would catch on their own (the mutants script uses it to
-/// show the end-to-end consequence of a durability bug).
+/// show the end-to-end consequence of a durability bug, and that a bug only the
+/// disruption checker or a budget catches survives without it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Checks {
     /// Check every send against the simulated disk (the persistence contract).
     pub durability: bool,
+    /// Fail a run whose leader is deposed while in contact with a quorum, where
+    /// PreVote and CheckQuorum are both on (the depositions are counted regardless).
+    pub disruption: bool,
+    /// Fail a run that breaks an efficiency budget.
+    pub budgets: bool,
 }
 
 impl Default for Checks {
     fn default() -> Self {
-        Checks { durability: true }
+        Checks {
+            durability: true,
+            disruption: true,
+            budgets: true,
+        }
     }
 }

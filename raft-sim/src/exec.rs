@@ -3,10 +3,13 @@
 //! messages to the network after the durability check, applied entries to the KV
 //! store, and read / proposal outcomes back to the clients.
 
+use std::collections::BTreeSet;
+
 use kv_model::Command;
 use raft_core::{
     Action, AppendOutcome, DropReason, Entry, EntryPayload, Event, LogIndex, MembershipChange,
-    Message, MessageBody, NodeId, PersistSeq, ProposalId, ReadId, RoleKind, Snapshot, Term,
+    Message, MessageBody, NodeId, PersistSeq, ProposalId, ReadFailure, ReadId, RoleKind, Snapshot,
+    Term,
 };
 
 use crate::checkers::state::StateSource;
@@ -30,9 +33,12 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
         .observe_commit(host.id, raft.term(), raft.commit_index(), raft);
     env.check(commit);
     let (role, term) = (raft.role(), raft.term());
+    let now = env.sched.now();
     if role == RoleKind::Leader {
         let election = env.election.observe_leader(host.id, term);
         env.check(election);
+        env.disruption
+            .on_leader_step(host.id, term, raft.membership(), now);
     }
     if (role, term) == host.role_last {
         return false;
@@ -51,8 +57,8 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
     }
     if was == RoleKind::Leader && role != RoleKind::Leader {
         env.coverage.leader_step_downs += 1;
+        check_deposition(host.id, env);
     }
-    let now = env.sched.now();
     if let Some(t) = &mut env.timeline {
         t.mark(Mark::Role {
             node: host.id,
@@ -62,6 +68,22 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
         });
     }
     elected
+}
+
+/// `node` stopped leading while running: a disruption if it was in contact with a
+/// quorum (see [`crate::checkers::disruption`]), which fails the run only where
+/// PreVote and CheckQuorum are both on.
+fn check_deposition(node: NodeId, env: &mut Env) {
+    env.cost.on_reign_end(node);
+    let now = env.sched.now();
+    let Some(detail) = env.disruption.on_deposed(node, now) else {
+        return;
+    };
+    env.coverage.leaders_deposed_in_contact += 1;
+    env.trace(|| format!("DEPOSED {detail}"));
+    if env.checks.disruption && env.params.pre_vote && env.params.check_quorum {
+        env.violate(Violation::at_node(ViolationKind::Disruption, node, detail));
+    }
 }
 
 /// Checks what a step left once its actions ran: the log matches what the
@@ -101,9 +123,17 @@ pub(crate) fn maybe_start_fsync(host: &mut NodeHost, env: &mut Env) {
     }
 }
 
-fn reply(env: &mut Env, client: usize, seq: kv_model::RequestSeq, attempt: u32, body: ReplyBody) {
+fn reply(
+    env: &mut Env,
+    from: NodeId,
+    client: usize,
+    seq: kv_model::RequestSeq,
+    attempt: u32,
+    body: ReplyBody,
+) {
     let delay_us = env.client_delay_us();
     let reply = ClientReply {
+        from,
         client: kv_model::ClientId(client as u64 + 1),
         seq,
         attempt,
@@ -194,7 +224,7 @@ fn execute_one(
         Action::Apply(entries) => apply(host, env, &entries),
         Action::RestoreSnapshot(snapshot) => restore_snapshot(host, env, &snapshot),
         Action::ReadReady { id, read_index } => read_ready(host, env, id, read_index),
-        Action::ReadFailed { id, .. } => read_failed(host, env, id),
+        Action::ReadFailed { id, reason } => read_failed(host, env, id, reason),
         Action::ProposalAccepted { id, index, .. } => accepted(host, id, index),
         Action::ProposalCommitted { id, index } => committed(host, env, id, index),
         Action::ProposalDropped { id, reason } => dropped(host, env, id, reason),
@@ -269,6 +299,9 @@ fn persist_snapshot(
 /// A message goes to the network, once the durability checker has seen that what
 /// it depends on is on the disk.
 fn send(host: &NodeHost, peers: &Peers<'_>, env: &mut Env, msg: &Message) {
+    if msg.body == MessageBody::TimeoutNow {
+        env.disruption.on_hand_over(msg.from, msg.term);
+    }
     if env.checks.durability {
         let leader_term_at_match = match &msg.body {
             MessageBody::AppendResponse(AppendOutcome::Accepted { match_index }) => {
@@ -305,10 +338,16 @@ fn restore_snapshot(host: &mut NodeHost, env: &mut Env, snapshot: &Snapshot) {
     env.check(state);
 }
 
-fn read_failed(host: &mut NodeHost, env: &mut Env, id: ReadId) {
+/// A read failed: on a node that does not lead (or whose leader refused it), a
+/// redirect without a hint; otherwise (a timeout, too many reads) a refusal.
+fn read_failed(host: &mut NodeHost, env: &mut Env, id: ReadId, reason: ReadFailure) {
     env.coverage.reads_failed += 1;
+    let body = match reason {
+        ReadFailure::NoLeader | ReadFailure::NotLeader => ReplyBody::NotLeader { hint: None },
+        ReadFailure::Timeout | ReadFailure::Overloaded => ReplyBody::Refused,
+    };
     if let Some(r) = host.reads.remove(&id) {
-        reply(env, r.client, r.seq, r.attempt, ReplyBody::Refused);
+        reply(env, host.id, r.client, r.seq, r.attempt, body);
     }
 }
 
@@ -383,23 +422,19 @@ fn read_ready(host: &mut NodeHost, env: &mut Env, id: ReadId, read_index: LogInd
         return;
     }
     let value = host.kv.get(&r.key).map(String::from);
-    reply(env, r.client, r.seq, r.attempt, ReplyBody::Value(value));
+    reply(
+        env,
+        host.id,
+        r.client,
+        r.seq,
+        r.attempt,
+        ReplyBody::Value(value),
+    );
 }
 
 fn committed(host: &mut NodeHost, env: &mut Env, id: ProposalId, index: LogIndex) {
-    if let Some((change, leader)) = env.membership_proposals.remove(&id) {
-        let c = &mut env.coverage;
-        c.membership_committed += 1;
-        match change {
-            MembershipChange::AddVoter(_) => c.learners_promoted += 1,
-            MembershipChange::Remove(removed) => {
-                c.voters_removed += 1;
-                if removed == leader {
-                    c.leaders_removed += 1;
-                }
-            }
-            MembershipChange::AddLearner(_) => c.learners_added += 1,
-        }
+    if let Some((changes, leader, voters_before)) = env.membership_proposals.remove(&id) {
+        count_membership_commit(&mut env.coverage, &changes, leader, &voters_before);
         return;
     }
     env.coverage.proposals_committed += 1;
@@ -428,11 +463,50 @@ fn committed(host: &mut NodeHost, env: &mut Env, id: ProposalId, index: LogIndex
     }
     reply(
         env,
+        host.id,
         write.client,
         write.seq,
         write.attempt,
         ReplyBody::Written(outcome),
     );
+}
+
+/// Counts what a committed membership change did.
+fn count_membership_commit(
+    c: &mut crate::coverage::Coverage,
+    changes: &[MembershipChange],
+    leader: NodeId,
+    voters_before: &BTreeSet<NodeId>,
+) {
+    c.membership_committed += 1;
+    let mut voters = voters_before.clone();
+    for change in changes {
+        match *change {
+            MembershipChange::AddVoter(id) => {
+                c.learners_promoted += 1;
+                voters.insert(id);
+            }
+            MembershipChange::Remove(removed) => {
+                c.voters_removed += 1;
+                if removed == leader {
+                    c.leaders_removed += 1;
+                }
+                voters.remove(&removed);
+            }
+            MembershipChange::AddLearner(id) => {
+                c.learners_added += 1;
+                voters.remove(&id);
+            }
+        }
+    }
+    if voters.symmetric_difference(voters_before).count() >= 2 {
+        c.two_voter_changes_committed += 1;
+        match (voters_before.len(), voters.len()) {
+            (3, 5) => c.voters_three_to_five += 1,
+            (5, 3) => c.voters_five_to_three += 1,
+            _ => {}
+        }
+    }
 }
 
 fn dropped(host: &mut NodeHost, env: &mut Env, id: ProposalId, reason: DropReason) {
@@ -457,7 +531,7 @@ fn dropped(host: &mut NodeHost, env: &mut Env, id: ProposalId, reason: DropReaso
         | DropReason::MembershipChangePending
         | DropReason::InvalidMembership => ReplyBody::Refused,
     };
-    reply(env, write.client, write.seq, write.attempt, body);
+    reply(env, host.id, write.client, write.seq, write.attempt, body);
 }
 
 /// A one-line description of an event, for the trace.

@@ -8,10 +8,12 @@
 //! completes.
 
 use raft_core::{
-    Action, Config, Event, LogIndex, Message, NodeId, ProposalId, ReadId, RoleKind, SharedBytes,
+    Action, AppendOutcome, Config, Event, LogIndex, Message, MessageBody, NodeId, ProposalId,
+    ReadId, RoleKind, SharedBytes,
 };
 
 use crate::checkers::commit::CommitChecker;
+use crate::checkers::disruption::DisruptionChecker;
 use crate::checkers::election::ElectionChecker;
 use crate::checkers::log_matching::LogMatchingChecker;
 use crate::checkers::membership::MembershipChecker;
@@ -24,7 +26,7 @@ pub use crate::env::Checks;
 use crate::env::{Env, Ev};
 use crate::exec;
 use crate::faults::FaultPlan;
-use crate::history::History;
+use crate::history::{History, OpStatus};
 use crate::host::{NodeHost, PendingRead, PendingWrite};
 use crate::hosts::Hosts;
 use crate::network::Network;
@@ -67,6 +69,8 @@ pub struct World {
     pub(crate) armed_membership: std::collections::VecDeque<crate::faults::MembershipKind>,
     /// Crashes waiting for the next InstallSnapshot chunk (their down time).
     pub(crate) armed_install_crashes: std::collections::VecDeque<u32>,
+    /// Crashes waiting for a leader with unsynced appends (their down time).
+    pub(crate) armed_unsynced_crashes: std::collections::VecDeque<u32>,
     /// The index of the committed configuration the world last acted on (retiring
     /// removed nodes).
     pub(crate) membership_seen: raft_core::LogIndex,
@@ -88,6 +92,7 @@ impl World {
         let plan = options.plan.unwrap_or_else(|| {
             FaultPlan::draw(&mut streams.fault, &params.faults, params.fault_phase_ms)
                 .with_reconfig(&mut streams.reconfig, &params.faults, params.fault_phase_ms)
+                .with_targeted(&mut streams.targeted, &params.faults, params.fault_phase_ms)
         });
         let voters: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
         let mut hosts = Vec::with_capacity(total);
@@ -125,6 +130,9 @@ impl World {
             commits: CommitChecker::new(total),
             members: MembershipChecker::new(total, raft_core::Membership::new(voters)),
             states: StateChecker::new(),
+            disruption: DisruptionChecker::new(total),
+            acks: crate::delivery::AckWatermarks::default(),
+            cost: crate::efficiency::CostTracker::default(),
             membership_proposals: std::collections::BTreeMap::new(),
             coverage: Coverage::default(),
             digest: Digest::new(),
@@ -134,6 +142,7 @@ impl World {
             checks: options.checks,
             proposal_next: 1,
             read_next: 1,
+            held: Vec::new(),
             streams,
             params,
         };
@@ -150,6 +159,7 @@ impl World {
             armed: std::collections::VecDeque::new(),
             armed_membership: std::collections::VecDeque::new(),
             armed_install_crashes: std::collections::VecDeque::new(),
+            armed_unsynced_crashes: std::collections::VecDeque::new(),
             membership_seen: raft_core::LogIndex(0),
             healed_at: None,
             leader_at: None,
@@ -328,6 +338,11 @@ impl World {
                 life,
                 down_ms,
             } => self.fire_install_crash(node, life, down_ms),
+            Ev::UnsyncedLeaderCrash {
+                node,
+                life,
+                down_ms,
+            } => self.fire_unsynced_leader_crash(node, life, down_ms),
         }
     }
 
@@ -366,6 +381,8 @@ impl World {
                 kind: msg.body.kind(),
             });
         }
+        let receiver = self.hosts.host(to).raft.as_ref().expect("up");
+        crate::delivery::observe_delivery(&mut self.env, receiver, &msg, sent);
         let installing = matches!(msg.body, raft_core::MessageBody::InstallSnapshot(_));
         self.step(to, Event::Message(msg));
         if installing {
@@ -397,6 +414,7 @@ impl World {
     pub(crate) fn step(&mut self, node: NodeId, event: Event) {
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
+        let rejected_by = rejecting_follower(&event);
         {
             let Some(raft) = self.hosts.host_mut(node).raft.as_mut() else {
                 self.actions = actions;
@@ -407,6 +425,11 @@ impl World {
                 self.env.trace(|| line);
             }
             raft.step_into(event, &mut actions);
+            if let Some(follower) = rejected_by {
+                if raft.role() == RoleKind::Leader && sends_append_to(&actions, follower) {
+                    self.env.cost.on_probe(node, follower, raft.term());
+                }
+            }
         }
         let elected = exec::observe_step(self.hosts.host_mut(node), &mut self.env);
         if elected {
@@ -416,6 +439,7 @@ impl World {
         exec::execute(host, &peers, &mut self.env, &mut actions);
         exec::observe_after_step(self.hosts.host(node), &mut self.env);
         self.actions = actions;
+        self.aim_unsynced_crash(node);
         self.after_membership_commit();
     }
 
@@ -490,7 +514,33 @@ impl World {
         );
     }
 
+    /// Judges the operations clients just completed: one that failed (or whose
+    /// outcome is unknown) although a leader had been in contact with a quorum since
+    /// before it started starved behind the client's routing, not the cluster.
+    fn note_completions(&mut self) {
+        let now = self.env.sched.now();
+        for id in self.history.take_completed() {
+            let op = self.history.op(id);
+            let stable = self
+                .env
+                .disruption
+                .stable_leader_since(now)
+                .is_some_and(|since| since <= op.called_at);
+            if !stable {
+                continue;
+            }
+            self.env.coverage.client_ops_in_stable_reigns += 1;
+            if matches!(op.status, OpStatus::Failed | OpStatus::Unknown) {
+                self.env.coverage.client_ops_starved += 1;
+                let (client, status) = (op.client, op.status.clone());
+                self.env
+                    .trace(|| format!("STARVED client {client} op {id:?}: {status:?}"));
+            }
+        }
+    }
+
     fn apply_client_effects(&mut self, client: usize, out: &mut Vec<ClientEffect>) {
+        self.note_completions();
         for effect in out.drain(..) {
             match effect {
                 ClientEffect::Send {
@@ -519,4 +569,23 @@ impl World {
             }
         }
     }
+}
+
+/// The follower whose rejected AppendEntries `event` delivers, if it does.
+fn rejecting_follower(event: &Event) -> Option<NodeId> {
+    match event {
+        Event::Message(Message {
+            from,
+            body: MessageBody::AppendResponse(AppendOutcome::Rejected { .. }),
+            ..
+        }) => Some(*from),
+        _ => None,
+    }
+}
+
+/// Whether `actions` send an AppendEntries to `peer`.
+fn sends_append_to(actions: &[Action], peer: NodeId) -> bool {
+    actions.iter().any(|a| {
+        matches!(a, Action::Send(m) if m.to == peer && matches!(m.body, MessageBody::AppendEntries { .. }))
+    })
 }
