@@ -3,7 +3,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::action::{Action, DropReason};
+use crate::action::Action;
 use crate::config::Config;
 use crate::log::RaftLog;
 use crate::membership::MembershipLog;
@@ -144,9 +144,8 @@ impl Shared {
         let Some(first) = entries.first() else { return };
         let first_index = first.index;
         if first_index <= self.log.last_index() {
-            // A new leader replaced our suffix: what it carried never committed here.
-            self.proposals
-                .drop_from(first_index, DropReason::Overwritten, &mut self.out.actions);
+            // A new leader replaced our suffix. The proposals it carried stay tracked:
+            // another node may hold them still, and only the commit decides.
             self.memberships.truncate_from(first_index);
         }
         self.log.truncate_and_append(&entries);

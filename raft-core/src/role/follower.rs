@@ -127,13 +127,6 @@ impl Shared {
         let kept_suffix = self
             .log
             .install_snapshot(last_index, snapshot.meta.last_term);
-        if !kept_suffix {
-            self.proposals.drop_from(
-                last_index.next(),
-                DropReason::Overwritten,
-                &mut self.out.actions,
-            );
-        }
         let mut memberships = MembershipLog::new(last_index, snapshot.meta.membership.clone());
         for entry in self.log.entries() {
             if let EntryPayload::Membership(m) = &entry.payload {
