@@ -448,6 +448,7 @@ impl RaftNode {
             // The leader counts itself toward the commit quorum only up to what it has
             // persisted (thesis §10.2.1).
             Role::Leader(leader) => leader.maybe_commit(&mut self.shared),
+            Role::Candidate(candidate) => candidate.on_persisted(&self.shared, through),
             _ => Next::Stay,
         };
         self.transition(next);
@@ -528,11 +529,12 @@ impl RaftNode {
         }
         self.shared.set_leader(None);
         self.shared.reset_election_timer();
-        let state = CandidateState::new(pre_vote, self.shared.id);
+        let id = self.shared.id;
         self.role = if pre_vote {
-            Role::PreCandidate(state)
+            Role::PreCandidate(CandidateState::poll(id))
         } else {
-            Role::Candidate(state)
+            // The term and self-vote just issued are the newest write.
+            Role::Candidate(CandidateState::election(id, self.shared.out.last_issued()))
         };
         self.announce_role(was);
     }

@@ -375,6 +375,25 @@ proptest! {
     fn five_node_network_is_safe(ops in prop::collection::vec(op(5), 0..400)) {
         run_schedule(5, &ops);
     }
+
+    /// The same on one voter (and the spare a membership change may add): a single
+    /// voter must not lead on a vote it has not made durable.
+    #[test]
+    fn one_node_network_is_safe(ops in prop::collection::vec(op(1), 0..400)) {
+        run_schedule(1, &ops);
+    }
+
+    /// The same on 2 nodes, where every election needs both.
+    #[test]
+    fn two_node_network_is_safe(ops in prop::collection::vec(op(2), 0..400)) {
+        run_schedule(2, &ops);
+    }
+
+    /// The same on 4 nodes, where a quorum is 3.
+    #[test]
+    fn four_node_network_is_safe(ops in prop::collection::vec(op(4), 0..400)) {
+        run_schedule(4, &ops);
+    }
 }
 
 /// Found by `three_node_network_is_safe` (a checker bug, not a core bug): a leader
