@@ -6,7 +6,7 @@ use rand_core::SeedableRng;
 
 use crate::action::{Action, IgnoreReason};
 use crate::config::{Config, NewNodeError, Restored};
-use crate::event::Event;
+use crate::event::{Event, Proposal};
 use crate::log::RaftLog;
 use crate::membership::MembershipLog;
 use crate::message::{Message, MessageBody, ReadFailure};
@@ -127,8 +127,7 @@ impl RaftNode {
         match event {
             Event::Tick => self.on_tick(),
             Event::Message(message) => self.on_message(message),
-            Event::Propose { id, command } => self.on_propose(vec![(id, command)]),
-            Event::ProposeBatch(proposals) => self.on_propose(proposals),
+            Event::Propose(proposals) => self.on_propose(proposals),
             Event::Read { id } => self.on_read(id),
             Event::Campaign => self.on_campaign(),
             Event::TransferLeadership { to } => self.on_transfer_leadership(to),
@@ -383,13 +382,10 @@ impl RaftNode {
         }
     }
 
-    fn on_propose(
-        &mut self,
-        proposals: Vec<(crate::types::ProposalId, crate::types::SharedBytes)>,
-    ) {
+    fn on_propose(&mut self, proposals: Vec<Proposal>) {
         match &mut self.role {
             Role::Leader(leader) => leader.propose(&mut self.shared, proposals),
-            _ => self.shared.reject_proposals(proposals),
+            _ => self.shared.reject_proposals(proposals.iter().map(|p| p.id)),
         }
     }
 
@@ -435,7 +431,7 @@ impl RaftNode {
     ) {
         match &mut self.role {
             Role::Leader(leader) => leader.change_membership(&mut self.shared, id, &changes),
-            _ => self.shared.reject_proposals(vec![(id, Default::default())]),
+            _ => self.shared.reject_proposals([id]),
         }
     }
 

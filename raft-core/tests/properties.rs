@@ -118,7 +118,7 @@ fn event() -> impl Strategy<Value = Event> {
         6 => (0u64..5, 0u64..5, small_term(), body()).prop_map(|(from, to, term, body)| {
             Event::Message(Message { from: NodeId(from), to: NodeId(to), term, body })
         }),
-        1 => (0u64..4).prop_map(|id| Event::Propose { id: ProposalId(id), command: SharedBytes::from("x") }),
+        1 => (0u64..4).prop_map(|id| Event::propose(ProposalId(id), SharedBytes::from("x"))),
         1 => (0u64..4).prop_map(|id| Event::Read { id: ReadId(id) }),
         1 => Just(Event::Campaign),
         1 => (0u64..5).prop_map(|to| Event::TransferLeadership { to: NodeId(to) }),
@@ -259,10 +259,7 @@ fn run_schedule(nodes: u64, ops: &[Op]) {
                 commands.insert(ProposalId(proposal), format!("c{proposal}"));
                 cluster.step(
                     n,
-                    Event::Propose {
-                        id: ProposalId(proposal),
-                        command: SharedBytes::from(format!("c{proposal}").as_str()),
-                    },
+                    Event::propose(ProposalId(proposal), format!("c{proposal}").as_str()),
                 );
             }
             Op::Read(n) => cluster.read(n, proposal),

@@ -158,13 +158,7 @@ fn s5_3_fast_backtracking_skips_terms_not_entries() {
 fn s5_3_appends_are_idempotent_under_duplication() {
     let mut c = Cluster::new(3);
     c.elect(1);
-    c.step(
-        1,
-        Event::Propose {
-            id: ProposalId(1),
-            command: SharedBytes::from("x"),
-        },
-    );
+    c.step(1, Event::propose(ProposalId(1), SharedBytes::from("x")));
     let duplicates: Vec<Message> = c.in_flight.iter().cloned().collect();
     c.deliver_all();
     for message in duplicates {
@@ -188,13 +182,7 @@ fn inflight_window_bounds_messages_to_a_silent_follower() {
     c.elect(1);
     c.cut.insert((NodeId(2), NodeId(1)));
     for p in 0..20 {
-        c.step(
-            1,
-            Event::Propose {
-                id: ProposalId(p),
-                command: SharedBytes::from("x"),
-            },
-        );
+        c.step(1, Event::propose(ProposalId(p), SharedBytes::from("x")));
     }
     let sent = c.take_messages(|m| {
         m.to == NodeId(2) && matches!(m.body, MessageBody::AppendEntries { .. })
@@ -216,13 +204,7 @@ fn inflight_window_bounds_bytes() {
     c.cut.insert((NodeId(2), NodeId(1)));
     let big = SharedBytes::from(vec![0u8; 400]);
     for p in 0..20 {
-        c.step(
-            1,
-            Event::Propose {
-                id: ProposalId(p),
-                command: big.clone(),
-            },
-        );
+        c.step(1, Event::propose(ProposalId(p), big.clone()));
     }
     let sent = c.take_messages(|m| {
         m.to == NodeId(2) && matches!(m.body, MessageBody::AppendEntries { .. })
@@ -267,13 +249,7 @@ fn batches_respect_entry_and_byte_bounds() {
 fn a_lost_append_is_resent_after_the_next_heartbeat() {
     let mut c = Cluster::new(3);
     c.elect(1);
-    c.step(
-        1,
-        Event::Propose {
-            id: ProposalId(1),
-            command: SharedBytes::from("lost"),
-        },
-    );
+    c.step(1, Event::propose(ProposalId(1), SharedBytes::from("lost")));
     c.take_messages(|m| m.to == NodeId(2));
     c.deliver_all();
     c.tick_all();
@@ -289,13 +265,7 @@ fn follower_acknowledges_only_what_is_durable() {
     let mut c = Cluster::new(3);
     c.elect(1);
     c.auto_persist = false;
-    c.step(
-        1,
-        Event::Propose {
-            id: ProposalId(1),
-            command: SharedBytes::from("x"),
-        },
-    );
+    c.step(1, Event::propose(ProposalId(1), SharedBytes::from("x")));
     let to_2 = c.take_messages(|m| m.to == NodeId(2));
     for message in to_2 {
         c.deliver(message);
@@ -321,13 +291,7 @@ fn leader_replicates_before_its_own_fsync_and_counts_itself_after() {
     let mut c = Cluster::new(3);
     c.elect(1);
     c.auto_persist = false;
-    c.step(
-        1,
-        Event::Propose {
-            id: ProposalId(1),
-            command: SharedBytes::from("x"),
-        },
-    );
+    c.step(1, Event::propose(ProposalId(1), SharedBytes::from("x")));
     assert_eq!(
         appends_to(&c, 2).len(),
         1,
@@ -351,13 +315,7 @@ fn a_crash_before_the_report_loses_the_entry_but_nothing_acknowledged() {
     let mut c = Cluster::new(3);
     c.elect(1);
     c.auto_persist = false;
-    c.step(
-        1,
-        Event::Propose {
-            id: ProposalId(1),
-            command: SharedBytes::from("x"),
-        },
-    );
+    c.step(1, Event::propose(ProposalId(1), SharedBytes::from("x")));
     c.crash(1);
     c.restart(1);
     assert_eq!(
@@ -534,10 +492,7 @@ fn overloaded_leader_drops_proposals_beyond_the_uncommitted_bound() {
     for p in 0..5 {
         c.step(
             1,
-            Event::Propose {
-                id: ProposalId(p),
-                command: SharedBytes::from(vec![0u8; 100]),
-            },
+            Event::propose(ProposalId(p), SharedBytes::from(vec![0u8; 100])),
         );
     }
     let dropped = proposal_outputs(&c, 1)

@@ -8,9 +8,7 @@ use crate::message::{AppendOutcome, MessageBody, ReadFailure, SnapshotChunk};
 use crate::role::Next;
 use crate::shared::Shared;
 use crate::snapshot::{ChunkOutcome, IncomingSnapshot};
-use crate::types::{
-    Entry, EntryPayload, LogIndex, NodeId, ProposalId, ReadId, SharedBytes, Snapshot, Term,
-};
+use crate::types::{Entry, EntryPayload, LogIndex, NodeId, ProposalId, ReadId, Snapshot, Term};
 
 impl Shared {
     /// AppendEntries from the leader of the current term (Raft §5.3).
@@ -223,11 +221,11 @@ impl Shared {
     }
 
     /// Proposals on a node that does not lead: dropped, naming the leader it knows.
-    pub(crate) fn reject_proposals(&mut self, proposals: Vec<(ProposalId, SharedBytes)>) {
+    pub(crate) fn reject_proposals(&mut self, ids: impl IntoIterator<Item = ProposalId>) {
         let reason = DropReason::NotLeader {
             leader_hint: self.leader,
         };
-        for (id, _) in proposals {
+        for id in ids {
             self.out
                 .actions
                 .push(Action::ProposalDropped { id, reason });

@@ -5,16 +5,14 @@
 use std::collections::BTreeMap;
 
 use crate::action::{Action, DropReason, IgnoreReason, TransferFailure};
-use crate::event::MembershipChange;
+use crate::event::{MembershipChange, Proposal};
 use crate::message::{MessageBody, ReadFailure};
 use crate::progress::Progress;
 use crate::quorum::{joint_majority_value, joint_vote_result, VoteResult};
 use crate::read_index::{LeaderReads, ReadOrigin};
 use crate::role::Next;
 use crate::shared::Shared;
-use crate::types::{
-    Entry, EntryPayload, LogIndex, Membership, NodeId, ProposalId, ReadId, SharedBytes,
-};
+use crate::types::{Entry, EntryPayload, LogIndex, Membership, NodeId, ProposalId, ReadId};
 
 /// A leadership transfer under way.
 #[derive(Clone, Copy, Debug)]
@@ -121,13 +119,9 @@ impl LeaderState {
     }
 
     /// Appends proposals and replicates them.
-    pub(crate) fn propose(
-        &mut self,
-        shared: &mut Shared,
-        proposals: Vec<(ProposalId, SharedBytes)>,
-    ) {
+    pub(crate) fn propose(&mut self, shared: &mut Shared, proposals: Vec<Proposal>) {
         if self.transfer.is_some() {
-            for (id, _) in proposals {
+            for Proposal { id, .. } in proposals {
                 let reason = DropReason::Transferring;
                 shared
                     .out
@@ -139,7 +133,7 @@ impl LeaderState {
         let mut entries = Vec::with_capacity(proposals.len());
         let mut accepted = Vec::with_capacity(proposals.len());
         let mut index = shared.log.last_index();
-        for (id, command) in proposals {
+        for Proposal { id, command } in proposals {
             let entry = Entry {
                 term: shared.term,
                 index: index.next(),

@@ -498,10 +498,7 @@ impl Cluster {
 
     /// Proposes `command` at node `n` and delivers.
     pub fn propose(&mut self, n: u64, proposal: u64, command: &str) {
-        let event = Event::Propose {
-            id: ProposalId(proposal),
-            command: SharedBytes::from(command),
-        };
+        let event = Event::propose(ProposalId(proposal), SharedBytes::from(command));
         self.step(n, event);
         self.deliver_all();
     }
