@@ -117,10 +117,10 @@ impl RaftNode {
     /// Like [`step`](Self::step), appending the actions to a buffer the caller reuses
     /// (no allocation per step once the buffer has grown).
     pub fn step_into(&mut self, event: Event, actions: &mut Vec<Action>) {
-        std::mem::swap(&mut self.shared.out.actions, actions);
+        self.shared.out.swap_actions(actions);
         self.dispatch(event);
         self.check_invariants();
-        std::mem::swap(&mut self.shared.out.actions, actions);
+        self.shared.out.swap_actions(actions);
     }
 
     fn dispatch(&mut self, event: Event) {
@@ -405,7 +405,7 @@ impl RaftNode {
             None
         };
         if let Some(reason) = refusal {
-            self.shared.out.actions.push(Action::Ignored(reason));
+            self.shared.out.emit(Action::Ignored(reason));
             return;
         }
         self.transition(Next::Campaign {
@@ -417,7 +417,7 @@ impl RaftNode {
     fn on_transfer_leadership(&mut self, to: NodeId) {
         match &mut self.role {
             Role::Leader(leader) => leader.transfer_leadership(&mut self.shared, to),
-            _ => self.shared.out.actions.push(Action::TransferAborted {
+            _ => self.shared.out.emit(Action::TransferAborted {
                 to,
                 reason: crate::action::TransferFailure::NotLeader,
             }),
@@ -452,7 +452,7 @@ impl RaftNode {
 
     /// Reports that an event had no effect, and why.
     pub(crate) fn ignore(&mut self, reason: IgnoreReason) {
-        self.shared.out.actions.push(Action::Ignored(reason));
+        self.shared.out.emit(Action::Ignored(reason));
     }
 
     /// `ignore`, for handlers that answer with a transition.
@@ -507,7 +507,7 @@ impl RaftNode {
         let mut leader = LeaderState::new(&self.shared);
         self.shared.set_leader(Some(self.shared.id));
         // Announced before the term's first entry, though the role is set after it.
-        self.shared.out.actions.push(Action::RoleChanged {
+        self.shared.out.emit(Action::RoleChanged {
             role: RoleKind::Leader,
             term: self.shared.term,
         });
@@ -539,10 +539,7 @@ impl RaftNode {
         let role = self.role.kind();
         if role != was {
             let term = self.shared.term;
-            self.shared
-                .out
-                .actions
-                .push(Action::RoleChanged { role, term });
+            self.shared.out.emit(Action::RoleChanged { role, term });
         }
     }
 

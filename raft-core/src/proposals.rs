@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use crate::action::{Action, DropReason};
 use crate::log::RaftLog;
+use crate::outbox::Outbox;
 use crate::types::{LogIndex, ProposalId, Term};
 
 /// Proposals appended to the log whose fate is not yet known, by (index, term). One
@@ -32,7 +33,7 @@ impl ProposalTracker {
 
     /// Reports every tracked proposal at or below the commit index: committed if its
     /// entry is the one committed, overwritten otherwise.
-    pub(crate) fn resolve_committed(&mut self, log: &RaftLog, actions: &mut Vec<Action>) {
+    pub(crate) fn resolve_committed(&mut self, log: &RaftLog, out: &mut Outbox) {
         let commit = log.commit_index();
         while let Some(entry) = self.tracked.first_entry() {
             let (index, term) = *entry.key();
@@ -52,7 +53,7 @@ impl ProposalTracker {
                     reason: DropReason::Unknown,
                 },
             };
-            actions.push(action);
+            out.emit(action);
         }
         if let Some(&(index, _)) = self.tracked.keys().next() {
             debug_assert!(index > commit, "every committed proposal was reported");

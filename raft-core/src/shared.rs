@@ -77,14 +77,12 @@ impl Shared {
 
     /// Queues the current term and vote for durable storage.
     pub(crate) fn persist_hard_state(&mut self) {
-        let seq = self.out.issue_seq();
         let hard_state = HardState {
             term: self.term,
             voted_for: self.voted_for,
         };
         self.out
-            .actions
-            .push(Action::PersistHardState { seq, hard_state });
+            .persist(|seq| Action::PersistHardState { seq, hard_state });
     }
 
     /// Moves to a newer term, forgetting the vote and the leader.
@@ -112,7 +110,7 @@ impl Shared {
     pub(crate) fn set_leader(&mut self, leader: Option<NodeId>) {
         if self.leader != leader {
             self.leader = leader;
-            self.out.actions.push(Action::LeaderChanged {
+            self.out.emit(Action::LeaderChanged {
                 leader,
                 term: self.term,
             });
@@ -154,9 +152,8 @@ impl Shared {
                 self.memberships.push(entry.index, (**m).clone());
             }
         }
-        let seq = self.out.issue_seq();
+        let seq = self.out.persist(|seq| Action::AppendToLog { seq, entries });
         self.log.write_issued(seq, first_index);
-        self.out.actions.push(Action::AppendToLog { seq, entries });
     }
 
     /// Raises the commit index and hands newly committed entries to the application.
@@ -175,9 +172,8 @@ impl Shared {
         if entries.is_empty() {
             return;
         }
-        self.out.actions.push(Action::Apply(entries));
-        self.proposals
-            .resolve_committed(&self.log, &mut self.out.actions);
+        self.out.emit(Action::Apply(entries));
+        self.proposals.resolve_committed(&self.log, &mut self.out);
         self.release_forwarded_reads();
     }
 
@@ -187,13 +183,13 @@ impl Shared {
             return;
         }
         for (id, read_index) in self.forwarded_reads.take_ready(self.log.applied_index()) {
-            self.out.actions.push(Action::ReadReady { id, read_index });
+            self.out.emit(Action::ReadReady { id, read_index });
         }
     }
 
     /// Reports a read as failed.
     pub(crate) fn fail_read(&mut self, id: ReadId, reason: ReadFailure) {
-        self.out.actions.push(Action::ReadFailed { id, reason });
+        self.out.emit(Action::ReadFailed { id, reason });
     }
 
     /// The deadline tick of a read starting now.
@@ -227,7 +223,7 @@ impl Shared {
             || unknown_membership
         {
             let reason = crate::action::IgnoreReason::InvalidCompact;
-            self.out.actions.push(Action::Ignored(reason));
+            self.out.emit(Action::Ignored(reason));
             return;
         }
         let meta = crate::types::SnapshotMeta {
@@ -241,8 +237,7 @@ impl Shared {
         self.log.compact(up_to);
         self.memberships.compact(up_to);
         let snapshot = Snapshot { meta, data };
-        let seq = self.out.issue_seq();
-        self.out.actions.push(Action::PersistSnapshot {
+        self.out.persist(|seq| Action::PersistSnapshot {
             seq,
             snapshot: Box::new(snapshot.clone()),
             discard_log: false,

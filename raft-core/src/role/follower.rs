@@ -22,8 +22,7 @@ impl Shared {
     ) {
         if let Err(reason) = validate_append(self.term, prev_log_index, prev_log_term, &entries) {
             self.out
-                .actions
-                .push(Action::Ignored(IgnoreReason::Malformed(reason)));
+                .emit(Action::Ignored(IgnoreReason::Malformed(reason)));
             return;
         }
         let commit = self.log.commit_index();
@@ -80,8 +79,7 @@ impl Shared {
     pub(crate) fn on_install_snapshot(&mut self, from: NodeId, chunk: SnapshotChunk) {
         if let Err(reason) = validate_chunk(self.term, &chunk) {
             self.out
-                .actions
-                .push(Action::Ignored(IgnoreReason::Malformed(reason)));
+                .emit(Action::Ignored(IgnoreReason::Malformed(reason)));
             return;
         }
         let last_index = chunk.meta.last_index;
@@ -132,7 +130,11 @@ impl Shared {
             }
         }
         self.memberships = memberships;
-        let seq = self.out.issue_seq();
+        let seq = self.out.persist(|seq| Action::PersistSnapshot {
+            seq,
+            snapshot: Box::new(snapshot.clone()),
+            discard_log: !kept_suffix,
+        });
         // A kept suffix stays durable as it was; a discarded one is gone from disk too.
         let truncate_from = if kept_suffix {
             LogIndex(u64::MAX)
@@ -140,26 +142,17 @@ impl Shared {
             last_index.next()
         };
         self.log.write_issued(seq, truncate_from);
-        self.out.actions.push(Action::PersistSnapshot {
-            seq,
-            snapshot: Box::new(snapshot.clone()),
-            discard_log: !kept_suffix,
-        });
         self.out
-            .actions
-            .push(Action::RestoreSnapshot(Box::new(snapshot.clone())));
+            .emit(Action::RestoreSnapshot(Box::new(snapshot.clone())));
         self.snapshot = Some(snapshot);
-        self.proposals
-            .resolve_committed(&self.log, &mut self.out.actions);
+        self.proposals.resolve_committed(&self.log, &mut self.out);
         self.release_forwarded_reads();
     }
 
     /// The leader hands over leadership: campaign at once, skipping PreVote.
     pub(crate) fn on_timeout_now(&mut self) -> Next {
         if !self.is_voter() {
-            self.out
-                .actions
-                .push(Action::Ignored(IgnoreReason::Unexpected));
+            self.out.emit(Action::Ignored(IgnoreReason::Unexpected));
             return Next::Stay;
         }
         Next::Campaign {
@@ -191,9 +184,7 @@ impl Shared {
         match result {
             Ok(read_index) => {
                 if !self.forwarded_reads.answered(id, read_index) {
-                    self.out
-                        .actions
-                        .push(Action::Ignored(IgnoreReason::Unexpected));
+                    self.out.emit(Action::Ignored(IgnoreReason::Unexpected));
                     return;
                 }
                 self.release_forwarded_reads();
@@ -202,9 +193,7 @@ impl Shared {
                 if self.forwarded_reads.remove(id) {
                     self.fail_read(id, reason);
                 } else {
-                    self.out
-                        .actions
-                        .push(Action::Ignored(IgnoreReason::Unexpected));
+                    self.out.emit(Action::Ignored(IgnoreReason::Unexpected));
                 }
             }
         }
@@ -226,9 +215,7 @@ impl Shared {
             leader_hint: self.leader,
         };
         for id in ids {
-            self.out
-                .actions
-                .push(Action::ProposalDropped { id, reason });
+            self.out.emit(Action::ProposalDropped { id, reason });
         }
     }
 }

@@ -123,10 +123,7 @@ impl LeaderState {
         if self.transfer.is_some() {
             for Proposal { id, .. } in proposals {
                 let reason = DropReason::Transferring;
-                shared
-                    .out
-                    .actions
-                    .push(Action::ProposalDropped { id, reason });
+                shared.out.emit(Action::ProposalDropped { id, reason });
             }
             return;
         }
@@ -145,10 +142,7 @@ impl LeaderState {
                 && self.uncommitted_bytes + size > shared.config.uncommitted_bytes_max
             {
                 let reason = DropReason::Overloaded;
-                shared
-                    .out
-                    .actions
-                    .push(Action::ProposalDropped { id, reason });
+                shared.out.emit(Action::ProposalDropped { id, reason });
                 continue;
             }
             index = entry.index;
@@ -165,7 +159,9 @@ impl LeaderState {
             return;
         }
         shared.append_to_log(entries);
-        shared.out.actions.extend(accepted);
+        for action in accepted {
+            shared.out.emit(action);
+        }
         self.broadcast_append(shared);
     }
 
@@ -258,18 +254,12 @@ impl LeaderState {
     /// Starts handing leadership to `to`: catch it up, then tell it to campaign.
     pub(crate) fn transfer_leadership(&mut self, shared: &mut Shared, to: NodeId) {
         if to == shared.id {
-            shared
-                .out
-                .actions
-                .push(Action::Ignored(IgnoreReason::Unexpected));
+            shared.out.emit(Action::Ignored(IgnoreReason::Unexpected));
             return;
         }
         if !shared.membership().is_voter(to) || !self.progress.contains_key(&to) {
             let reason = TransferFailure::NotAVoter;
-            shared
-                .out
-                .actions
-                .push(Action::TransferAborted { to, reason });
+            shared.out.emit(Action::TransferAborted { to, reason });
             return;
         }
         if let Some(current) = self.transfer {
@@ -301,10 +291,7 @@ impl LeaderState {
     fn abort_transfer(&mut self, shared: &mut Shared, reason: TransferFailure) {
         if let Some(transfer) = self.transfer.take() {
             let to = transfer.to;
-            shared
-                .out
-                .actions
-                .push(Action::TransferAborted { to, reason });
+            shared.out.emit(Action::TransferAborted { to, reason });
         }
     }
 
@@ -319,10 +306,7 @@ impl LeaderState {
         changes: &[MembershipChange],
     ) {
         let drop = |shared: &mut Shared, reason| {
-            shared
-                .out
-                .actions
-                .push(Action::ProposalDropped { id, reason });
+            shared.out.emit(Action::ProposalDropped { id, reason });
         };
         if self.transfer.is_some() {
             return drop(shared, DropReason::Transferring);
@@ -349,8 +333,7 @@ impl LeaderState {
         shared.append_to_log(vec![entry]);
         shared
             .out
-            .actions
-            .push(Action::ProposalAccepted { id, index, term });
+            .emit(Action::ProposalAccepted { id, index, term });
         self.sync_progress(shared);
         self.broadcast_append(shared);
     }
@@ -449,10 +432,7 @@ impl LeaderState {
             // different leader means it failed.
             if new_leader.is_some_and(|leader| leader != transfer.to) {
                 let (to, reason) = (transfer.to, TransferFailure::NotLeader);
-                shared
-                    .out
-                    .actions
-                    .push(Action::TransferAborted { to, reason });
+                shared.out.emit(Action::TransferAborted { to, reason });
             }
         }
     }
@@ -485,10 +465,7 @@ fn answer_read(
 ) {
     match (origin, result) {
         (ReadOrigin::Local, Ok(read_index)) => {
-            shared
-                .out
-                .actions
-                .push(Action::ReadReady { id, read_index });
+            shared.out.emit(Action::ReadReady { id, read_index });
         }
         (ReadOrigin::Local, Err(reason)) => shared.fail_read(id, reason),
         (ReadOrigin::Forwarded(peer), result) => {

@@ -65,8 +65,7 @@ impl LeaderState {
         let Some(progress) = self.progress.get_mut(&from) else {
             shared
                 .out
-                .actions
-                .push(Action::Ignored(IgnoreReason::UnknownSender));
+                .emit(Action::Ignored(IgnoreReason::UnknownSender));
             return Next::Stay;
         };
         progress.recent_active = true;
@@ -75,7 +74,7 @@ impl LeaderState {
                 if match_index > last_index {
                     let reason =
                         IgnoreReason::Malformed("acknowledges entries past the leader's log");
-                    shared.out.actions.push(Action::Ignored(reason));
+                    shared.out.emit(Action::Ignored(reason));
                     return Next::Stay;
                 }
                 let updated = progress.maybe_update(match_index);
@@ -130,8 +129,7 @@ impl LeaderState {
         let Some(progress) = self.progress.get_mut(&from) else {
             shared
                 .out
-                .actions
-                .push(Action::Ignored(IgnoreReason::UnknownSender));
+                .emit(Action::Ignored(IgnoreReason::UnknownSender));
             return Next::Stay;
         };
         progress.recent_active = true;
@@ -176,15 +174,14 @@ impl LeaderState {
         let Some(progress) = self.progress.get_mut(&from) else {
             shared
                 .out
-                .actions
-                .push(Action::Ignored(IgnoreReason::UnknownSender));
+                .emit(Action::Ignored(IgnoreReason::UnknownSender));
             return Next::Stay;
         };
         progress.recent_active = true;
         if done {
             if last_index > shared.log.last_index() {
                 let reason = IgnoreReason::Malformed("installed a snapshot past the leader's log");
-                shared.out.actions.push(Action::Ignored(reason));
+                shared.out.emit(Action::Ignored(reason));
                 return Next::Stay;
             }
             let updated = progress.maybe_update(last_index);
