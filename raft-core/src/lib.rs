@@ -34,11 +34,13 @@ mod progress;
 mod proposals;
 mod quorum;
 mod read_index;
+mod replication;
 mod role;
 mod shared;
 mod snapshot;
 mod status;
 mod timer;
+mod transfer;
 mod types;
 
 pub use action::{Action, DropReason, IgnoreReason, TransferFailure};

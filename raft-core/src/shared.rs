@@ -7,15 +7,13 @@ use crate::action::Action;
 use crate::config::Config;
 use crate::log::RaftLog;
 use crate::membership::MembershipLog;
-use crate::message::{Message, MessageBody, ReadFailure};
+use crate::message::{Message, MessageBody};
 use crate::outbox::Outbox;
 use crate::proposals::ProposalTracker;
 use crate::read_index::ForwardedReads;
 use crate::snapshot::IncomingSnapshot;
 use crate::timer::ElectionTimer;
-use crate::types::{
-    Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, ReadId, Snapshot, Term,
-};
+use crate::types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Snapshot, Term};
 
 /// Node-wide state, outside of any role.
 #[derive(Debug)]
@@ -177,26 +175,6 @@ impl Shared {
         self.release_forwarded_reads();
     }
 
-    /// Reports the forwarded reads whose index has been applied.
-    pub(crate) fn release_forwarded_reads(&mut self) {
-        if self.forwarded_reads.len() == 0 {
-            return;
-        }
-        for (id, read_index) in self.forwarded_reads.take_ready(self.log.applied_index()) {
-            self.out.emit(Action::ReadReady { id, read_index });
-        }
-    }
-
-    /// Reports a read as failed.
-    pub(crate) fn fail_read(&mut self, id: ReadId, reason: ReadFailure) {
-        self.out.emit(Action::ReadFailed { id, reason });
-    }
-
-    /// The deadline tick of a read starting now.
-    pub(crate) fn read_deadline_tick(&self) -> u64 {
-        self.now_tick + u64::from(self.config.read_timeout_ticks)
-    }
-
     /// Restarts the election timer without a new draw: the leader was heard from.
     pub(crate) fn heard_from_leader(&mut self) {
         self.election.restart();
@@ -209,39 +187,4 @@ impl Shared {
     }
 }
 
-impl Shared {
-    /// The application captured its state through `up_to`: keep it as the snapshot
-    /// and discard the log prefix it covers.
-    pub(crate) fn compact(&mut self, up_to: LogIndex, data: crate::types::SharedBytes) {
-        // A node that joined a running cluster knows no configuration in force
-        // before the entry that added it (the initial one lives in each member's
-        // Config, not in the log); a snapshot there would record no voters, which no
-        // restart accepts. It compacts once it has applied a configuration entry.
-        let unknown_membership = self.memberships.at(up_to).voters.is_empty();
-        if up_to <= self.log.snapshot_index()
-            || up_to > self.log.applied_index()
-            || unknown_membership
-        {
-            let reason = crate::action::IgnoreReason::InvalidCompact;
-            self.out.emit(Action::Ignored(reason));
-            return;
-        }
-        let meta = crate::types::SnapshotMeta {
-            last_index: up_to,
-            last_term: self
-                .log
-                .term_at(up_to)
-                .expect("an applied index past the snapshot is held"),
-            membership: self.memberships.at(up_to).clone(),
-        };
-        self.log.compact(up_to);
-        self.memberships.compact(up_to);
-        let snapshot = Snapshot { meta, data };
-        self.out.persist(|seq| Action::PersistSnapshot {
-            seq,
-            snapshot: Box::new(snapshot.clone()),
-            discard_log: false,
-        });
-        self.snapshot = Some(snapshot);
-    }
-}
+impl Shared {}

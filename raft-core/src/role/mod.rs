@@ -4,7 +4,6 @@
 pub(crate) mod candidate;
 pub(crate) mod follower;
 pub(crate) mod leader;
-pub(crate) mod replication;
 
 use crate::types::RoleKind;
 use candidate::CandidateState;
