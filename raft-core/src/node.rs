@@ -14,6 +14,7 @@ use crate::outbox::Outbox;
 use crate::proposals::ProposalTracker;
 use crate::read_index::{ForwardedReads, ReadOrigin};
 use crate::role::candidate::CandidateState;
+use crate::role::follower::FollowerState;
 use crate::role::leader::LeaderState;
 use crate::role::{Next, Role};
 use crate::shared::Shared;
@@ -69,13 +70,12 @@ impl RaftNode {
             proposals: ProposalTracker::default(),
             forwarded_reads: ForwardedReads::default(),
             snapshot,
-            incoming_snapshot: None,
             needed_as_candidate: false,
             config,
         };
         let node = RaftNode {
             shared,
-            role: Role::Follower,
+            role: Role::Follower(FollowerState::default()),
         };
         node.check_invariants();
         Ok(node)
@@ -168,7 +168,7 @@ impl RaftNode {
             }
             self.shared.reset_election_timer();
             return match self.role {
-                Role::Follower => Next::Stay,
+                Role::Follower(_) => Next::Stay,
                 _ => Next::StepDown,
             };
         }
@@ -350,7 +350,7 @@ impl RaftNode {
             Role::PreCandidate(_) | Role::Candidate(_) => {
                 self.become_follower(self.shared.term, Some(from))
             }
-            Role::Follower => self.shared.set_leader(Some(from)),
+            Role::Follower(_) => self.shared.set_leader(Some(from)),
         }
         self.shared.heard_from_leader();
         match body {
@@ -374,7 +374,10 @@ impl RaftNode {
                 Next::Stay
             }
             MessageBody::InstallSnapshot(chunk) => {
-                self.shared.on_install_snapshot(from, *chunk);
+                let Role::Follower(follower) = &mut self.role else {
+                    unreachable!("a leader's message makes this node a follower first");
+                };
+                follower.on_install_snapshot(&mut self.shared, from, *chunk);
                 Next::Stay
             }
             MessageBody::TimeoutNow => self.shared.on_timeout_now(),
@@ -496,7 +499,9 @@ impl RaftNode {
         // current leader, granting a vote, or campaigning (Figure 2). Restarting it on
         // every newer term would let stale candidates, whose votes this node denies,
         // keep the one electable node from ever timing out (raft-sim seed 291).
-        self.role = Role::Follower;
+        if !matches!(self.role, Role::Follower(_)) {
+            self.role = Role::Follower(FollowerState::default());
+        }
         self.shared.set_leader(leader);
         self.announce_role(was);
     }
@@ -675,7 +680,7 @@ impl RaftNode {
                 debug_assert!(shared.leader.is_none());
             }
             Role::PreCandidate(_) => debug_assert!(shared.leader.is_none()),
-            Role::Follower => {
+            Role::Follower(_) => {
                 if let Some(leader) = shared.leader {
                     debug_assert_ne!(leader, shared.id);
                 }

@@ -11,7 +11,6 @@ use crate::message::{Message, MessageBody};
 use crate::outbox::Outbox;
 use crate::proposals::ProposalTracker;
 use crate::read_index::ForwardedReads;
-use crate::snapshot::IncomingSnapshot;
 use crate::timer::ElectionTimer;
 use crate::types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Snapshot, Term};
 
@@ -35,8 +34,6 @@ pub(crate) struct Shared {
     pub(crate) forwarded_reads: ForwardedReads,
     /// The newest snapshot, kept to send to followers that need it.
     pub(crate) snapshot: Option<Snapshot>,
-    /// A snapshot being received from the leader.
-    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
     /// This node may not campaign, yet it refused a vote request because its log is
     /// newer than the candidate's, and candidates only ask the voters of their
     /// configuration: a configuration this node has not seen counts it as a voter,

@@ -7,7 +7,16 @@
 use crate::action::{Action, DropReason, IgnoreReason};
 use crate::message::{AppendOutcome, MessageBody};
 use crate::shared::Shared;
+use crate::snapshot::IncomingSnapshot;
 use crate::types::{Entry, EntryPayload, LogIndex, NodeId, ProposalId, Term};
+
+/// State only a follower has.
+#[derive(Debug, Default)]
+pub(crate) struct FollowerState {
+    /// A snapshot being received from the leader, chunk by chunk. It ends with the
+    /// role: a node that campaigns or leads is not receiving one.
+    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+}
 
 impl Shared {
     /// AppendEntries from the leader of the current term (Raft §5.3).

@@ -12,6 +12,7 @@ use crate::membership::MembershipLog;
 use crate::message::{MessageBody, SnapshotChunk};
 use crate::progress::{Progress, ProgressState};
 use crate::replication::send_until_paused;
+use crate::role::follower::FollowerState;
 use crate::role::leader::LeaderState;
 use crate::role::Next;
 use crate::shared::Shared;
@@ -53,50 +54,9 @@ impl Shared {
         self.snapshot = Some(snapshot);
     }
 
-    /// A chunk of a snapshot from the leader of the current term.
-    pub(crate) fn on_install_snapshot(&mut self, from: NodeId, chunk: SnapshotChunk) {
-        if let Err(reason) = validate_chunk(self.term, &chunk) {
-            self.out
-                .emit(Action::Ignored(IgnoreReason::Malformed(reason)));
-            return;
-        }
-        let last_index = chunk.meta.last_index;
-        let total_bytes = chunk.total_bytes;
-        if last_index <= self.log.commit_index() {
-            // We already hold everything it covers.
-            let body = MessageBody::InstallSnapshotResponse {
-                last_index,
-                next_offset: total_bytes,
-                done: true,
-            };
-            self.send_after_persist(from, body);
-            return;
-        }
-        match IncomingSnapshot::receive(&mut self.incoming_snapshot, chunk) {
-            ChunkOutcome::Need(next_offset) => {
-                let body = MessageBody::InstallSnapshotResponse {
-                    last_index,
-                    next_offset,
-                    done: false,
-                };
-                self.send_now(from, body);
-            }
-            ChunkOutcome::Complete(snapshot) => {
-                self.install_snapshot(snapshot);
-                let body = MessageBody::InstallSnapshotResponse {
-                    last_index,
-                    next_offset: total_bytes,
-                    done: true,
-                };
-                // "Installed" claims durability: it waits for the snapshot's write.
-                self.send_after_persist(from, body);
-            }
-        }
-    }
-
     /// Replaces the log's prefix (or all of it) with `snapshot` and hands it to the
     /// application.
-    fn install_snapshot(&mut self, snapshot: Snapshot) {
+    pub(crate) fn install_snapshot(&mut self, snapshot: Snapshot) {
         let last_index = snapshot.meta.last_index;
         let kept_suffix = self
             .log
@@ -125,6 +85,55 @@ impl Shared {
         self.snapshot = Some(snapshot);
         self.proposals.resolve_committed(&self.log, &mut self.out);
         self.release_forwarded_reads();
+    }
+}
+
+impl FollowerState {
+    /// A chunk of a snapshot from the leader of the current term.
+    pub(crate) fn on_install_snapshot(
+        &mut self,
+        shared: &mut Shared,
+        from: NodeId,
+        chunk: SnapshotChunk,
+    ) {
+        if let Err(reason) = validate_chunk(shared.term, &chunk) {
+            shared
+                .out
+                .emit(Action::Ignored(IgnoreReason::Malformed(reason)));
+            return;
+        }
+        let last_index = chunk.meta.last_index;
+        let total_bytes = chunk.total_bytes;
+        if last_index <= shared.log.commit_index() {
+            // We already hold everything it covers.
+            let body = MessageBody::InstallSnapshotResponse {
+                last_index,
+                next_offset: total_bytes,
+                done: true,
+            };
+            shared.send_after_persist(from, body);
+            return;
+        }
+        match IncomingSnapshot::receive(&mut self.incoming_snapshot, chunk) {
+            ChunkOutcome::Need(next_offset) => {
+                let body = MessageBody::InstallSnapshotResponse {
+                    last_index,
+                    next_offset,
+                    done: false,
+                };
+                shared.send_now(from, body);
+            }
+            ChunkOutcome::Complete(snapshot) => {
+                shared.install_snapshot(snapshot);
+                let body = MessageBody::InstallSnapshotResponse {
+                    last_index,
+                    next_offset: total_bytes,
+                    done: true,
+                };
+                // "Installed" claims durability: it waits for the snapshot's write.
+                shared.send_after_persist(from, body);
+            }
+        }
     }
 }
 
