@@ -577,6 +577,5 @@ impl RaftNode {
                 }
             }
         }
-        debug_assert!(shared.out.last_issued() >= crate::types::PersistSeq(0));
     }
 }
