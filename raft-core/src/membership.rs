@@ -154,7 +154,7 @@ impl LeaderState {
                 .map(|(id, _)| *id)
                 .next();
             if let Some(successor) = successor {
-                shared.send_now(successor, MessageBody::TimeoutNow);
+                self.send_timeout_now(shared, successor);
             }
             return Next::StepDown;
         }

@@ -9,7 +9,7 @@ use crate::action::{Action, DropReason};
 use crate::event::Proposal;
 use crate::progress::Progress;
 use crate::quorum::{joint_majority_value, joint_vote_result, VoteResult};
-use crate::read_index::LeaderReads;
+use crate::read_index::{LeaderReads, Lease};
 use crate::role::Next;
 use crate::shared::Shared;
 use crate::transfer::Transfer;
@@ -25,6 +25,8 @@ pub(crate) struct LeaderState {
     pub(crate) heartbeat_elapsed_ticks: u32,
     check_quorum_elapsed_ticks: u32,
     pub(crate) reads: LeaderReads,
+    /// The read lease (with `Config::read_lease`).
+    pub(crate) lease: Lease,
     pub(crate) transfer: Option<Transfer>,
     /// Bytes of entries appended and not yet committed (bounded by
     /// `uncommitted_bytes_max`).
@@ -50,6 +52,7 @@ impl LeaderState {
             heartbeat_elapsed_ticks: 0,
             check_quorum_elapsed_ticks: 0,
             reads: LeaderReads::default(),
+            lease: Lease::default(),
             transfer: None,
             uncommitted_bytes: 0,
             membership_acted_index: LogIndex(0),
@@ -89,6 +92,11 @@ impl LeaderState {
         for entry in &entries {
             debug_assert_eq!(entry.term, shared.term, "a leader appends only its term");
             self.uncommitted_bytes += entry.size_bytes();
+            if matches!(entry.payload, EntryPayload::Membership(_)) {
+                // The majority that granted the lease may not be one of the new
+                // configuration: renew it under the new one first.
+                self.lease.forget();
+            }
         }
         shared.append_to_log(entries);
     }
