@@ -468,7 +468,7 @@ impl World {
                         command,
                     },
                 );
-                self.step(to, Event::Propose { id, command: bytes });
+                self.step(to, Event::propose(id, bytes));
             }
             RequestBody::Read { key } => {
                 let id = ReadId(self.env.read_next);
