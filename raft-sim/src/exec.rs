@@ -43,6 +43,7 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
     if (role, term) == host.role_last {
         return false;
     }
+    env.disruption.on_term(term, now);
     let (was, was_term) = std::mem::replace(&mut host.role_last, (role, term));
     let elected = role == RoleKind::Leader && (was != RoleKind::Leader || was_term != term);
     match role {
@@ -57,7 +58,7 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
     }
     if was == RoleKind::Leader && role != RoleKind::Leader {
         env.coverage.leader_step_downs += 1;
-        check_deposition(host.id, env);
+        check_deposition(host.id, term, env);
     }
     if let Some(t) = &mut env.timeline {
         t.mark(Mark::Role {
@@ -73,10 +74,10 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
 /// `node` stopped leading while running: a disruption if it was in contact with a
 /// quorum (see [`crate::checkers::disruption`]), which fails the run only where
 /// PreVote and CheckQuorum are both on.
-fn check_deposition(node: NodeId, env: &mut Env) {
+fn check_deposition(node: NodeId, term: Term, env: &mut Env) {
     env.cost.on_reign_end(node);
     let now = env.sched.now();
-    let Some(detail) = env.disruption.on_deposed(node, now) else {
+    let Some(detail) = env.disruption.on_deposed(node, term, now) else {
         return;
     };
     env.coverage.leaders_deposed_in_contact += 1;

@@ -23,10 +23,17 @@
 //! long.
 //!
 //! What legitimately ends such a leader: a crash (not a deposition at all), a
-//! leadership transfer it started (it sent `TimeoutNow` in its term), and its own
-//! removal (it steps down once a configuration without it commits). Everything else
-//! is a disruption. The checker counts them in every world; the world fails a run
-//! on one only when PreVote and CheckQuorum are both on.
+//! leadership transfer it started (it sent `TimeoutNow` in its term), its own
+//! removal (it steps down once a configuration without it commits), and a newer
+//! term that some node entered before the contact began. The last one is a node
+//! that won a PreVote poll while its voters could not hear the leader, then lost
+//! them to the leader's lease: it stays a candidate in its newer term, and the
+//! leader's first message to reach it draws an answer in that term, which deposes
+//! the leader (as in etcd, whose follower answers a stale leader the same way:
+//! without it such a node could never rejoin). PreVote and CheckQuorum keep terms
+//! from rising during the contact; they do not undo a term that rose before it.
+//! Everything else is a disruption. The checker counts them in every world; the
+//! world fails a run on one only when PreVote and CheckQuorum are both on.
 
 use std::collections::BTreeMap;
 
@@ -67,6 +74,8 @@ pub struct DisruptionChecker {
     /// `contact[from * n + to]`, index = id - 1.
     contact: Vec<Option<Contact>>,
     reigns: BTreeMap<NodeId, Reign>,
+    /// When some node first entered each term.
+    term_since: BTreeMap<Term, SimTime>,
 }
 
 impl DisruptionChecker {
@@ -76,7 +85,13 @@ impl DisruptionChecker {
             nodes_count,
             contact: vec![None; nodes_count * nodes_count],
             reigns: BTreeMap::new(),
+            term_since: BTreeMap::new(),
         }
+    }
+
+    /// Some node is in `term` at `now` (call whenever a node's term changes).
+    pub fn on_term(&mut self, term: Term, now: SimTime) {
+        self.term_since.entry(term).or_insert(now);
     }
 
     fn slot(&self, from: NodeId, to: NodeId) -> usize {
@@ -143,15 +158,24 @@ impl DisruptionChecker {
         self.reigns.remove(&node);
     }
 
-    /// `node`, running, stopped leading at `now`. Returns a description if it was
-    /// deposed while in contact with a quorum, for none of the legitimate reasons.
-    pub fn on_deposed(&mut self, node: NodeId, now: SimTime) -> Option<String> {
+    /// `node`, running, stopped leading at `now`, and is in `term`. Returns a
+    /// description if it was deposed while in contact with a quorum, for none of the
+    /// legitimate reasons.
+    pub fn on_deposed(&mut self, node: NodeId, term: Term, now: SimTime) -> Option<String> {
         let reign = self.reigns.remove(&node)?;
         if reign.handed_over || !reign.membership.is_voter(node) {
             return None;
         }
         let since = self.stable_since(node, &reign, now)?;
         if now.since_us(since) < CONTACT_US_MIN {
+            return None;
+        }
+        let term_risen_before = term > reign.term
+            && self
+                .term_since
+                .get(&term)
+                .is_some_and(|entered| *entered < since);
+        if term_risen_before {
             return None;
         }
         let in_contact: Vec<String> = self
@@ -254,7 +278,7 @@ mod tests {
     #[test]
     fn a_leader_in_contact_with_a_quorum_for_long_enough_is_disrupted_when_deposed() {
         let mut c = talking(600);
-        let found = c.on_deposed(NodeId(1), ms(600).plus_us(2));
+        let found = c.on_deposed(NodeId(1), Term(1), ms(600).plus_us(2));
         assert!(found.is_some_and(|d| d.contains("in contact with [n2]")));
     }
 
@@ -272,13 +296,13 @@ mod tests {
     fn a_short_contact_or_a_gap_is_no_contact() {
         let mut c = talking(300);
         assert_eq!(
-            c.on_deposed(NodeId(1), ms(300).plus_us(2)),
+            c.on_deposed(NodeId(1), Term(1), ms(300).plus_us(2)),
             None,
             "too short"
         );
         let mut c = talking(600);
         // Nothing since 600ms: at 700ms the last delivery is 100ms old.
-        assert_eq!(c.on_deposed(NodeId(1), ms(700)), None, "a gap");
+        assert_eq!(c.on_deposed(NodeId(1), Term(1), ms(700)), None, "a gap");
     }
 
     #[test]
@@ -290,7 +314,7 @@ mod tests {
             // Sent 300ms before it arrived: a very late message.
             c.on_delivery(NodeId(2), NodeId(1), SimTime(0), ms(t + 300));
         }
-        assert_eq!(c.on_deposed(NodeId(1), ms(600).plus_us(2)), None);
+        assert_eq!(c.on_deposed(NodeId(1), Term(1), ms(600).plus_us(2)), None);
     }
 
     #[test]
@@ -298,17 +322,37 @@ mod tests {
         let mut c = talking(600);
         c.on_hand_over(NodeId(1), Term(1));
         assert_eq!(
-            c.on_deposed(NodeId(1), ms(600).plus_us(2)),
+            c.on_deposed(NodeId(1), Term(1), ms(600).plus_us(2)),
             None,
             "hand-over"
         );
         let mut c = talking(600);
         let without_1 = Membership::new([NodeId(2), NodeId(3), NodeId(4)]);
         c.on_leader_step(NodeId(1), Term(1), &without_1, ms(590));
-        assert_eq!(c.on_deposed(NodeId(1), ms(600).plus_us(2)), None, "removed");
+        assert_eq!(
+            c.on_deposed(NodeId(1), Term(1), ms(600).plus_us(2)),
+            None,
+            "removed"
+        );
         let mut c = talking(600);
         c.on_crash(NodeId(1));
-        assert_eq!(c.on_deposed(NodeId(1), ms(600).plus_us(2)), None, "crashed");
+        assert_eq!(
+            c.on_deposed(NodeId(1), Term(1), ms(600).plus_us(2)),
+            None,
+            "crashed"
+        );
+    }
+
+    #[test]
+    fn a_term_that_rose_before_the_contact_may_depose() {
+        let mut c = talking(600);
+        c.on_term(Term(2), ms(0));
+        assert_eq!(c.on_deposed(NodeId(1), Term(2), ms(600).plus_us(2)), None);
+        let mut c = talking(600);
+        c.on_term(Term(2), ms(500));
+        assert!(c
+            .on_deposed(NodeId(1), Term(2), ms(600).plus_us(2))
+            .is_some());
     }
 
     #[test]
@@ -321,6 +365,6 @@ mod tests {
         };
         c.on_leader_step(NodeId(1), Term(1), &joint, ms(590));
         // {1, 2} is a majority of {1, 2, 3} but not of {1, 3}.
-        assert_eq!(c.on_deposed(NodeId(1), ms(600).plus_us(2)), None);
+        assert_eq!(c.on_deposed(NodeId(1), Term(1), ms(600).plus_us(2)), None);
     }
 }
