@@ -694,4 +694,59 @@ mod tests {
             "no new operation after stop_issuing"
         );
     }
+
+    fn targets(h: &Harness) -> Vec<NodeId> {
+        h.sends().into_iter().map(|(to, _)| to).collect()
+    }
+
+    #[test]
+    fn the_next_operation_starts_at_the_node_that_answered() {
+        let mut h = Harness::new();
+        h.wake();
+        h.reply(1, ReplyBody::NotLeader { hint: None });
+        assert_eq!(targets(&h), [NodeId(1), NodeId(2)], "the next endpoint");
+        h.reply(2, ReplyBody::Written(Outcome::Put));
+        h.out.clear();
+        h.wake();
+        assert_eq!(targets(&h), [NodeId(2)]);
+    }
+
+    #[test]
+    fn redirects_cost_no_attempt_up_to_a_bound() {
+        let mut h = Harness::new();
+        h.wake();
+        // Three attempts allowed; twice around the three endpoints for free first.
+        for request in 1..=6 {
+            h.reply(request, ReplyBody::NotLeader { hint: None });
+            assert!(!h.client.is_idle(), "request {request}");
+        }
+        assert_eq!(
+            targets(&h),
+            [1, 2, 3, 1, 2, 3, 1].map(NodeId),
+            "every endpoint before any twice"
+        );
+        // Then each redirect is an attempt: the second and third, and the operation
+        // gives up at the third answer.
+        h.reply(7, ReplyBody::NotLeader { hint: None });
+        h.reply(8, ReplyBody::NotLeader { hint: None });
+        assert!(!h.client.is_idle());
+        h.reply(9, ReplyBody::NotLeader { hint: None });
+        assert!(h.client.is_idle(), "then each redirect is an attempt");
+        assert_eq!(h.history.ops()[0].status, OpStatus::Failed);
+    }
+
+    #[test]
+    fn a_node_that_timed_out_is_followed_only_when_a_second_node_names_it() {
+        let mut h = Harness::new();
+        h.wake();
+        h.timeout(1);
+        assert_eq!(targets(&h), [NodeId(1), NodeId(2)]);
+        let stale = ReplyBody::NotLeader {
+            hint: Some(NodeId(1)),
+        };
+        h.reply(2, stale.clone());
+        assert_eq!(targets(&h)[2], NodeId(3), "n1 timed out: not on one word");
+        h.reply(3, stale);
+        assert_eq!(targets(&h)[3], NodeId(1), "two nodes name it: try it again");
+    }
 }

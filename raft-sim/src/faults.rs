@@ -427,4 +427,57 @@ mod tests {
         };
         assert_eq!(f.to_string(), "300ms crash Leader for 40ms");
     }
+
+    #[test]
+    fn the_targeted_stream_adds_partial_partitions_aimed_crashes_and_two_voter_changes() {
+        let mut rng = SimRng::new(5, StreamKind::Fault);
+        let base = FaultPlan::draw(&mut rng, &rates(), 10_000).with_reconfig(
+            &mut SimRng::new(5, StreamKind::Reconfig),
+            &rates(),
+            10_000,
+        );
+        let more =
+            base.clone()
+                .with_targeted(&mut SimRng::new(5, StreamKind::Targeted), &rates(), 10_000);
+        let count = |plan: &FaultPlan, want: fn(&Fault) -> bool| {
+            plan.faults.iter().filter(|f| want(&f.fault)).count()
+        };
+        let partial = |f: &Fault| matches!(f, Fault::Partition { kind, .. } if PartitionKind::PARTIAL.contains(kind));
+        let unsynced = |f: &Fault| {
+            matches!(
+                f,
+                Fault::Crash {
+                    target: CrashTarget::LeaderWithUnsyncedAppends,
+                    ..
+                }
+            )
+        };
+        let two = |f: &Fault| matches!(f, Fault::Membership { kind, .. } if MembershipKind::TWO_VOTERS.contains(kind));
+        assert_eq!(
+            (
+                count(&base, partial),
+                count(&base, unsynced),
+                count(&base, two)
+            ),
+            (0, 0, 0)
+        );
+        assert!((10..=30).contains(&count(&more, partial)));
+        assert!((4..=18).contains(&count(&more, unsynced)));
+        assert!(count(&more, two) > 0);
+        assert_eq!(
+            more.counts().2,
+            base.counts().2,
+            "membership changes are converted"
+        );
+        let off = FaultRates {
+            partial_interval_ms_mean: None,
+            unsynced_crash_interval_ms_mean: None,
+            two_voter_changes: Ppm::ZERO,
+            ..rates()
+        };
+        let same =
+            base.clone()
+                .with_targeted(&mut SimRng::new(5, StreamKind::Targeted), &off, 10_000);
+        assert_eq!(same, base);
+    }
 }

@@ -187,7 +187,7 @@ mod tests {
             2,
             "the failed delete and the unknown read are left out"
         );
-        assert_eq!(ops[0].op.ret, Some((4, KvOutput::Get(None))));
+        assert_eq!(ops[0].op.ret, Some((5, KvOutput::Get(None))));
         assert_eq!(ops[1].op.ret, None);
         let counts = h.counts();
         assert_eq!((counts.reads_ok, counts.failed, counts.unknown), (1, 1, 2));

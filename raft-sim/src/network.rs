@@ -390,4 +390,58 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_held_message_waits_for_its_link_to_heal() {
+        let params = NetworkParams {
+            hold: Ppm::ONE,
+            ..NetworkParams::calm()
+        };
+        let mut net = Network::new(3, params);
+        let (mut rng, mut late) = (rng(), late_rng());
+        net.set_link(NodeId(1), NodeId(2), false);
+        assert_eq!(
+            net.send(&mut rng, &mut late, NodeId(1), NodeId(2)),
+            Fate::Held
+        );
+        let mut held = vec![Held {
+            from: NodeId(1),
+            to: NodeId(2),
+            message: "m",
+        }];
+        assert!(
+            net.release_held(&mut late, &mut held).is_empty(),
+            "still cut"
+        );
+        assert_eq!(held.len(), 1);
+        net.heal();
+        let released = net.release_held(&mut late, &mut held);
+        assert!(held.is_empty());
+        assert_eq!(released.len(), 1);
+        assert!((200..=500).contains(&released[0].1), "{released:?}");
+        assert_eq!((net.counters.held, net.counters.held_released), (1, 1));
+    }
+
+    #[test]
+    fn the_very_late_tail_is_longer_than_an_election_timeout() {
+        let params = NetworkParams {
+            late: Ppm::ONE,
+            late_us_max: 3 * LATE_DELAY_US_MIN,
+            ..NetworkParams::calm()
+        };
+        let mut net = Network::new(2, params);
+        let (mut rng, mut late) = (rng(), late_rng());
+        for _ in 0..100 {
+            let Fate::Delivered { delays_us } = net.send(&mut rng, &mut late, NodeId(1), NodeId(2))
+            else {
+                panic!("nothing is lost on a calm network");
+            };
+            let d = delays_us[0].unwrap();
+            assert!(
+                d >= LATE_DELAY_US_MIN && d <= 3 * LATE_DELAY_US_MIN + 500,
+                "{d}"
+            );
+        }
+        assert_eq!(net.counters.delayed_late, 100);
+    }
 }

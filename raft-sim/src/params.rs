@@ -507,10 +507,46 @@ mod tests {
 
     #[test]
     fn seeds_draw_every_cluster_size() {
-        let sizes: std::collections::BTreeSet<u32> = (0..50)
+        let sizes: std::collections::BTreeSet<u32> = (0..200)
             .map(|s| SimParams::draw(s, &Pins::default()).nodes_count)
             .collect();
         assert_eq!(sizes.into_iter().collect::<Vec<_>>(), NODES_SUPPORTED);
+    }
+
+    #[test]
+    fn some_seeds_draw_small_clusters_and_a_pin_turns_them_off() {
+        let small = (0..1_000)
+            .filter(|s| [1, 2, 4].contains(&SimParams::draw(*s, &Pins::default()).nodes_count))
+            .count();
+        assert!(
+            (250..=350).contains(&small),
+            "{small} small clusters in 1,000 seeds"
+        );
+        let off = Pins {
+            small_clusters: Some(false),
+            ..Pins::default()
+        };
+        assert!((0..200).all(|s| [3, 5, 7].contains(&SimParams::draw(s, &off).nodes_count)));
+    }
+
+    #[test]
+    fn a_fault_class_turned_off_turns_off_its_targeted_kind() {
+        let pins = Pins {
+            partitions: Some(false),
+            crashes: Some(false),
+            ..Pins::default()
+        };
+        for seed in 0..50 {
+            let p = SimParams::draw(seed, &pins);
+            assert_eq!(p.faults.partial_interval_ms_mean, None);
+            assert_eq!(p.faults.unsynced_crash_interval_ms_mean, None);
+        }
+        let late_off = Pins {
+            late_messages: Some(false),
+            ..Pins::default()
+        };
+        let p = SimParams::draw(3, &late_off);
+        assert_eq!((p.network.hold, p.network.late), (Ppm::ZERO, Ppm::ZERO));
     }
 
     #[test]
