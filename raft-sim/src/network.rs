@@ -438,7 +438,7 @@ mod tests {
             };
             let d = delays_us[0].unwrap();
             assert!(
-                d >= LATE_DELAY_US_MIN && d <= 3 * LATE_DELAY_US_MIN + 500,
+                (LATE_DELAY_US_MIN..=3 * LATE_DELAY_US_MIN + 500).contains(&d),
                 "{d}"
             );
         }
