@@ -7,8 +7,8 @@
 # Usage: raft-sim/mutants/run.sh [SEEDS] [MUTANT...]    (SEEDS defaults to 500)
 # Exit status: 0 if every mutant was caught within SEEDS seeds, 1 otherwise.
 #
-# A mutant may say `@@ expect` `survives`: the same bug with the one checker that
-# catches it switched off (by its `@@ args`), to show that no other checker does.
+# A mutant may say `@@ expect` `survives`: the same bug with the one checker (or
+# fault) that catches it switched off by its `@@ args`, to show that nothing else does.
 # Such a mutant counts as expected when no seed catches it.
 set -euo pipefail
 
@@ -116,11 +116,11 @@ for mutant in "${mutants[@]}"; do
             printf '%-34s %-9s %-9s %s\n' "" "safety:" "" "$first_safety"
         fi
         if [ "$expect" = "survives" ]; then
-            printf '%-34s %-9s %-9s %s\n' "" "UNEXPECTED" "" "(expected to survive: another checker catches it)"
+            printf '%-34s %-9s %-9s %s\n' "" "UNEXPECTED" "" "(expected to survive: something else catches it)"
             all_caught=1
         fi
     elif [ "$expect" = "survives" ]; then
-        printf '%-34s %-9s %-9s %s\n' "$name" "survives" "0/$seeds" "(as expected: no other checker catches it)"
+        printf '%-34s %-9s %-9s %s\n' "$name" "survives" "0/$seeds" "(as expected: nothing else catches it)"
     else
         printf '%-34s %-9s %-9s %s\n' "$name" "NO" "0/$seeds" "(not caught in $seeds seeds)"
         all_caught=1
