@@ -99,23 +99,32 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bounds;
 pub mod client;
+mod client_error;
 pub mod clock;
 pub mod committed;
 pub mod config;
 pub mod error;
+pub mod exit;
 mod fsync_thread;
 pub mod members;
+pub mod metrics;
 mod node;
 mod outlet;
+pub mod recover;
 mod reply;
 pub mod storage;
 pub mod transport;
 
-pub use client::{AppendError, Client, LeaderHint, NodeStatus, Proposal, ReadError, ShutdownError};
+pub use client::{
+    AppendError, Client, LeaderHint, NodeStatus, Proposal, ReadError, ShutdownError, UnknownFate,
+};
 pub use committed::{Committed, CommittedStream};
 pub use config::{ConfigError, Listen, RaftConfig};
 pub use error::{LoopError, StartError};
+pub use exit::StopReason;
 pub use members::{AddrTable, MemberAddrs};
+pub use metrics::{LatencyHistogram, NodeMetrics, PeerTraffic};
 pub use node::{run, Flow, NodeLoop};
 pub use transport::PeerConnection;
