@@ -21,29 +21,31 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod action;
-pub mod config;
+mod action;
+mod config;
 mod election;
-pub mod event;
+mod event;
 mod log;
 mod membership;
-pub mod message;
+mod message;
 mod node;
 mod outbox;
-pub mod progress;
+mod progress;
 mod proposals;
-pub mod quorum;
+mod quorum;
 mod read_index;
+mod replication;
 mod role;
 mod shared;
 mod snapshot;
 mod status;
 mod timer;
-pub mod types;
+mod transfer;
+mod types;
 
 pub use action::{Action, DropReason, IgnoreReason, TransferFailure};
 pub use config::{Config, ConfigError, NewNodeError, RestoreError, Restored};
-pub use event::{Event, MembershipChange};
+pub use event::{Event, MembershipChange, Proposal};
 pub use message::{AppendOutcome, Message, MessageBody, ReadFailure, SnapshotChunk};
 pub use node::RaftNode;
 pub use progress::ProgressState;

@@ -1,9 +1,17 @@
-//! Linearizable reads (ReadIndex, thesis §6.4): the leader's queue of reads waiting
-//! for a heartbeat round to confirm its leadership, and a follower's reads waiting
-//! for the leader's answer and then for its own apply index.
+//! Linearizable reads (ReadIndex, thesis §6.4). The leader records its commit index,
+//! confirms it still leads with a round of heartbeats, and answers once that round is
+//! acknowledged by a majority and the index is committed; reads arriving while a
+//! round is in flight ride on the next one. A follower forwards its reads to the
+//! leader and serves them once its own apply index reaches the leader's answer.
+//! Every read fails after `read_timeout_ticks` instead of hanging.
 
 use std::collections::VecDeque;
 
+use crate::action::{Action, IgnoreReason};
+use crate::message::{MessageBody, ReadFailure};
+use crate::quorum::joint_majority_value;
+use crate::role::leader::LeaderState;
+use crate::shared::Shared;
 use crate::types::{LogIndex, NodeId, ReadId};
 
 /// Who asked for a read.
@@ -196,5 +204,160 @@ impl ForwardedReads {
             keep
         });
         expired
+    }
+}
+
+impl LeaderState {
+    /// Fails the reads whose deadline has passed.
+    pub(crate) fn expire_reads(&mut self, shared: &mut Shared) {
+        for read in self.reads.take_expired(shared.now_tick) {
+            answer_read(shared, read.id, read.origin, Err(ReadFailure::Timeout));
+        }
+    }
+
+    /// Fails every read waiting on this leader (it stops leading).
+    pub(crate) fn fail_all_reads(&mut self, shared: &mut Shared) {
+        for read in self.reads.take_all() {
+            answer_read(shared, read.id, read.origin, Err(ReadFailure::NotLeader));
+        }
+    }
+
+    /// A linearizable read, from this node's client or a follower's.
+    pub(crate) fn on_read(&mut self, shared: &mut Shared, id: ReadId, origin: ReadOrigin) {
+        if self.reads.len() >= shared.config.pending_reads_max {
+            answer_read(shared, id, origin, Err(ReadFailure::Overloaded));
+            return;
+        }
+        // Until the term's no-op commits, this leader may not know the latest commit
+        // index: the read waits for it.
+        let read_index = shared.log.commit_index().max(self.term_start_index);
+        self.reads
+            .push(id, origin, read_index, shared.read_deadline_tick());
+        if self.confirmed_round(shared) >= self.reads.round_sent() {
+            // No round is in flight: start one for this read now. Otherwise the read
+            // rides on the round that starts when the one in flight is confirmed.
+            self.broadcast_heartbeat(shared);
+        }
+        self.release_reads(shared);
+    }
+
+    /// The newest read round a majority has acknowledged.
+    fn confirmed_round(&self, shared: &Shared) -> u64 {
+        let round_sent = self.reads.round_sent();
+        joint_majority_value(shared.membership(), |id| {
+            if id == shared.id {
+                round_sent
+            } else {
+                self.progress.get(&id).map_or(0, |p| p.read_round_acked)
+            }
+        })
+    }
+
+    /// Answers the reads whose round is confirmed and whose index is committed; starts
+    /// the next round if reads wait for one.
+    pub(crate) fn release_reads(&mut self, shared: &mut Shared) {
+        if self.reads.len() == 0 {
+            return;
+        }
+        let confirmed = self.confirmed_round(shared);
+        for read in self.reads.take_ready(confirmed, shared.log.commit_index()) {
+            answer_read(shared, read.id, read.origin, Ok(read.read_index));
+            if let ReadOrigin::Forwarded(peer) = read.origin {
+                // The follower applies up to the read index only once it knows it is
+                // committed: tell it now rather than at the next heartbeat.
+                self.send_heartbeat(shared, peer);
+            }
+        }
+        if self.reads.wants_new_round() && confirmed >= self.reads.round_sent() {
+            self.broadcast_heartbeat(shared);
+        }
+    }
+}
+
+/// Answers a read: to the local client, or to the follower that forwarded it.
+fn answer_read(
+    shared: &mut Shared,
+    id: ReadId,
+    origin: ReadOrigin,
+    result: Result<LogIndex, ReadFailure>,
+) {
+    match (origin, result) {
+        (ReadOrigin::Local, Ok(read_index)) => {
+            shared.out.emit(Action::ReadReady { id, read_index });
+        }
+        (ReadOrigin::Local, Err(reason)) => shared.fail_read(id, reason),
+        (ReadOrigin::Forwarded(peer), result) => {
+            shared.send_now(peer, MessageBody::ReadIndexResponse { id, result });
+        }
+    }
+}
+
+impl Shared {
+    /// A read on a non-leader: ask the leader for a read index (thesis §6.4).
+    pub(crate) fn forward_read(&mut self, id: ReadId) {
+        let Some(leader) = self.leader else {
+            self.fail_read(id, ReadFailure::NoLeader);
+            return;
+        };
+        if self.forwarded_reads.len() >= self.config.pending_reads_max {
+            self.fail_read(id, ReadFailure::Overloaded);
+            return;
+        }
+        self.forwarded_reads.push(id, self.read_deadline_tick());
+        self.send_now(leader, MessageBody::ReadIndexRequest { id });
+    }
+
+    /// The leader's answer to a forwarded read.
+    pub(crate) fn on_read_index_response(
+        &mut self,
+        id: ReadId,
+        result: Result<LogIndex, ReadFailure>,
+    ) {
+        match result {
+            Ok(read_index) => {
+                if !self.forwarded_reads.answered(id, read_index) {
+                    self.out.emit(Action::Ignored(IgnoreReason::Unexpected));
+                    return;
+                }
+                self.release_forwarded_reads();
+            }
+            Err(reason) => {
+                if self.forwarded_reads.remove(id) {
+                    self.fail_read(id, reason);
+                } else {
+                    self.out.emit(Action::Ignored(IgnoreReason::Unexpected));
+                }
+            }
+        }
+    }
+
+    /// Fails the forwarded reads whose deadline has passed.
+    pub(crate) fn expire_forwarded_reads(&mut self) {
+        if self.forwarded_reads.len() == 0 {
+            return;
+        }
+        for id in self.forwarded_reads.take_expired(self.now_tick) {
+            self.fail_read(id, ReadFailure::Timeout);
+        }
+    }
+
+    /// Reports the forwarded reads whose index has been applied.
+    pub(crate) fn release_forwarded_reads(&mut self) {
+        if self.forwarded_reads.len() == 0 {
+            return;
+        }
+        for (id, read_index) in self.forwarded_reads.take_ready(self.log.applied_index()) {
+            self.out.emit(Action::ReadReady { id, read_index });
+        }
+    }
+
+    /// Reports a read as failed.
+    pub(crate) fn fail_read(&mut self, id: ReadId, reason: ReadFailure) {
+        self.out.emit(Action::ReadFailed { id, reason });
+    }
+
+    /// The deadline tick of a read starting now.
+    pub(crate) fn read_deadline_tick(&self) -> u64 {
+        self.now_tick + u64::from(self.config.read_timeout_ticks)
     }
 }

@@ -87,7 +87,8 @@ mod tests {
     use proptest::prelude::*;
     use raft_core::{
         Action, AppendOutcome, Entry, EntryPayload, Event, LogIndex, Membership, Message,
-        MessageBody, NodeId, ProposalId, RaftNode, Restored, SnapshotChunk, SnapshotMeta, Term,
+        MessageBody, NodeId, Proposal, ProposalId, RaftNode, Restored, SnapshotChunk, SnapshotMeta,
+        Term,
     };
 
     use super::*;
@@ -256,13 +257,16 @@ mod tests {
         let actions = node.step(Event::Campaign);
         settle(&mut node, actions, true, &mut sent);
         assert_eq!(node.role(), raft_core::RoleKind::Leader);
-        let batch: Vec<(ProposalId, raft_core::SharedBytes)> = commands
+        let batch: Vec<Proposal> = commands
             .iter()
             .enumerate()
-            .map(|(i, len)| (ProposalId(i as u64), vec![3u8; *len].into()))
+            .map(|(i, len)| Proposal {
+                id: ProposalId(i as u64),
+                command: vec![3u8; *len].into(),
+            })
             .collect();
         sent.clear();
-        let actions = node.step(Event::ProposeBatch(batch));
+        let actions = node.step(Event::Propose(batch));
         settle(&mut node, actions, false, &mut sent);
         for _ in 0..20 {
             let actions = node.step(Event::Tick);

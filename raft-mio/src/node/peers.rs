@@ -123,7 +123,7 @@ impl NodeLoop {
         let id = self.next_proposal();
         tracing::info!(node = %self.core.id(), members = ?record.keys().collect::<Vec<_>>(), "publishing members' addresses");
         self.records_in_flight.insert(id);
-        self.other_events.push(Event::Propose { id, command });
+        self.other_events.push(Event::propose(id, command));
         Ok(id)
     }
 
