@@ -1,6 +1,6 @@
 //! `kv-example recover`: after a quorum is lost for good, make one stopped survivor
 //! the founder of a new cluster from its own data (raft-mio's
-//! [`force_new_membership`](raft_mio::recover::force_new_membership); its docs say
+//! [`raft_mio::recover::force_new_membership`]; its docs say
 //! what it does and why it is only as safe as the warning below).
 //!
 //! ```text

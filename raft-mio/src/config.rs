@@ -55,7 +55,7 @@ pub struct RaftConfig {
     /// refused with [`AppendError::TooLarge`](crate::AppendError::TooLarge) before
     /// they reach the log. Validation checks that every AppendEntries the core can
     /// build from such commands fits `frame_bytes_max`, and every entry a log record
-    /// (see [`bounds`](crate::bounds)). Set the same value on every node.
+    /// (see [`crate::bounds`]). Set the same value on every node.
     pub command_bytes_max: usize,
     /// The most bytes queued for one peer before frames are dropped.
     pub write_queue_bytes_max: usize,
