@@ -239,12 +239,18 @@ pub struct Proposal {
 // had stepped into the core). So an abandoned proposal was never proposed:
 // `Shutdown`, not applied.
 impl Proposal {
-    /// Blocks until the proposal commits (its index) or is dropped (why).
+    /// Blocks until the proposal's fate is known: its index once it commits, or why
+    /// it did not (see [`AppendError`]: "not applied", or unknown because the node
+    /// stopped first). It may block for as long as the cluster takes to commit the
+    /// proposal's index, also after this node stepped down; use
+    /// [`wait_timeout`](Self::wait_timeout) to bound the wait.
     pub fn wait(self) -> Result<LogIndex, AppendError> {
         self.pending.wait().unwrap_or(Err(AppendError::Shutdown))
     }
 
-    /// Waits at most `timeout`; `None` if the outcome is still unknown.
+    /// Waits at most `timeout`; `None` if the outcome is still unknown. A caller that
+    /// gives up then must treat the proposal as possibly applied (it may still
+    /// commit): tell its own client "unknown", never "not applied".
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<LogIndex, AppendError>> {
         match self.pending.wait_timeout(timeout) {
             Ok(result) => Some(result),
@@ -315,7 +321,8 @@ impl<T: Serialize> Client<T> {
         self.shared.command_bytes_max
     }
 
-    /// Proposes `command` and blocks until it commits (its log index) or is dropped.
+    /// Proposes `command` and blocks until its fate is known (see
+    /// [`Proposal::wait`]).
     pub fn append_cmd(&self, command: T) -> Result<LogIndex, AppendError> {
         self.submit(&command)?.wait()
     }
