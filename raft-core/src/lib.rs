@@ -18,6 +18,20 @@
 //!    - `Apply`, `RestoreSnapshot`, `ReadReady` go to the application in order.
 //!
 //! Same configuration, same events in the same order: same actions, byte for byte.
+//!
+//! ## Where things live
+//! - The interface: `event.rs`, `action.rs`, `message.rs`, `types.rs`, `config.rs`.
+//! - `node.rs`: [`RaftNode::step`], the term prelude (written once for every
+//!   message), role transitions and the invariants checked after every step;
+//!   `status.rs`: the read-only accessors.
+//! - `role/`: each role's private state (`FollowerState`, `CandidateState`,
+//!   `LeaderState`) and its core duties; `shared.rs`: what every role shares.
+//! - One file per Raft rule, each with its own `impl LeaderState` and follower
+//!   blocks: `election.rs` (campaigns, PreVote, votes), `replication.rs`,
+//!   `read_index.rs`, `transfer.rs`, `membership.rs`, `snapshot/`.
+//! - Mechanisms: `outbox.rs` (the persistence contract: the only way out for
+//!   messages and writes), `log.rs`, `progress.rs`, `quorum.rs`, `proposals.rs`,
+//!   `timer.rs`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -103,9 +103,8 @@ impl LeaderState {
             payload: EntryPayload::Membership(Box::new(target)),
         };
         let (index, term) = (entry.index, entry.term);
-        self.uncommitted_bytes += entry.size_bytes();
         shared.proposals.track(id, index, term);
-        shared.append_to_log(vec![entry]);
+        self.append(shared, vec![entry]);
         shared
             .out
             .emit(Action::ProposalAccepted { id, index, term });
@@ -139,8 +138,7 @@ impl LeaderState {
                 index: shared.log.last_index().next(),
                 payload: EntryPayload::Membership(Box::new(leave)),
             };
-            self.uncommitted_bytes += entry.size_bytes();
-            shared.append_to_log(vec![entry]);
+            self.append(shared, vec![entry]);
             self.sync_progress(shared);
             self.broadcast_append(shared);
             return Next::Stay;
@@ -156,7 +154,7 @@ impl LeaderState {
                 .map(|(id, _)| *id)
                 .next();
             if let Some(successor) = successor {
-                shared.send_now(successor, MessageBody::TimeoutNow);
+                self.send_timeout_now(shared, successor);
             }
             return Next::StepDown;
         }

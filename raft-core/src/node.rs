@@ -333,6 +333,14 @@ impl RaftNode {
         if !self.shared.config.check_quorum {
             return false;
         }
+        let config = &self.shared.config;
+        if config.read_lease && self.shared.now_tick < u64::from(config.election_timeout_ticks_min)
+        {
+            // A node that just started may have acknowledged a leader's heartbeat before
+            // it went down, and that leader may still serve reads from its lease: it
+            // waits out a lease's worth of its own ticks before it votes.
+            return true;
+        }
         match self.role {
             Role::Leader(_) => true,
             _ => self.shared.leader.is_some() && self.shared.election.within_lease(),
@@ -577,6 +585,5 @@ impl RaftNode {
                 }
             }
         }
-        debug_assert!(shared.out.last_issued() >= crate::types::PersistSeq(0));
     }
 }

@@ -34,8 +34,9 @@ impl LeaderState {
 
     /// Heartbeats to every member, starting a new read round if reads wait for one.
     pub(crate) fn broadcast_heartbeat(&mut self, shared: &mut Shared) {
-        let read_round = if self.reads.wants_new_round() {
-            self.reads.start_round()
+        // With a read lease every heartbeat starts a round, which renews the lease.
+        let read_round = if self.reads.wants_new_round() || shared.config.read_lease {
+            self.start_read_round(shared)
         } else {
             self.reads.round_sent()
         };
@@ -136,6 +137,7 @@ impl LeaderState {
         };
         progress.recent_active = true;
         progress.read_round_acked = progress.read_round_acked.max(read_round);
+        let acked_new_round = progress.read_round_acked == read_round;
         match progress.state {
             ProgressState::Probe => progress.probe_sent = false,
             ProgressState::Replicate => {
@@ -159,6 +161,9 @@ impl LeaderState {
         if progress.match_index < last_index || progress.state == ProgressState::Snapshot {
             send_append(shared, from, progress, true);
             send_until_paused(shared, from, progress);
+        }
+        if acked_new_round {
+            self.renew_lease(shared);
         }
         self.release_reads(shared);
         Next::Stay

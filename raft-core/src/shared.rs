@@ -136,6 +136,14 @@ impl Shared {
     pub(crate) fn append_to_log(&mut self, entries: Vec<Entry>) {
         let Some(first) = entries.first() else { return };
         let first_index = first.index;
+        debug_assert!(
+            first_index > self.log.commit_index(),
+            "committed entries are never replaced"
+        );
+        debug_assert!(
+            first_index <= self.log.last_index().next(),
+            "no gap in the log"
+        );
         if first_index <= self.log.last_index() {
             // A new leader replaced our suffix. The proposals it carried stay tracked:
             // another node may hold them still, and only the commit decides.

@@ -51,7 +51,7 @@ impl LeaderState {
             .get(&peer)
             .is_some_and(|p| p.match_index == shared.log.last_index());
         if is_target && caught_up {
-            shared.send_now(peer, MessageBody::TimeoutNow);
+            self.send_timeout_now(shared, peer);
         }
     }
 
@@ -60,6 +60,13 @@ impl LeaderState {
             let to = transfer.to;
             shared.out.emit(Action::TransferAborted { to, reason });
         }
+    }
+
+    /// Tells `peer` to campaign at once. Its campaign skips every voter's lease, so
+    /// this leader's read lease ends here.
+    pub(crate) fn send_timeout_now(&mut self, shared: &mut Shared, peer: NodeId) {
+        self.lease.revoke();
+        shared.send_now(peer, MessageBody::TimeoutNow);
     }
 
     /// One tick of a transfer under way: abandoned after an election timeout.

@@ -62,6 +62,12 @@ impl CandidateState {
 
     /// What the vote's outcome asks for.
     pub(crate) fn next(&self, shared: &Shared, leadership_transfer: bool) -> Next {
+        if self.own_vote_pending.is_some() {
+            debug_assert!(
+                !self.votes.contains_key(&shared.id),
+                "not counted before durable"
+            );
+        }
         match self.result(shared) {
             VoteResult::Won if self.pre_vote => Next::Campaign {
                 pre_vote: false,
@@ -80,7 +86,9 @@ impl CandidateState {
         from: NodeId,
         granted: bool,
     ) -> Next {
+        debug_assert_ne!(from, shared.id, "a node's own vote is not a message");
         self.votes.entry(from).or_insert(granted);
+        debug_assert!(self.votes.len() <= shared.membership().members().len() + 1);
         self.next(shared, false)
     }
 }

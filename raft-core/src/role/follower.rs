@@ -28,6 +28,11 @@ impl Shared {
         mut entries: Vec<Entry>,
         leader_commit: LogIndex,
     ) {
+        debug_assert_eq!(
+            self.leader,
+            Some(from),
+            "only the known leader sends entries"
+        );
         if let Err(reason) = validate_append(self.term, prev_log_index, prev_log_term, &entries) {
             self.out
                 .emit(Action::Ignored(IgnoreReason::Malformed(reason)));
@@ -69,7 +74,19 @@ impl Shared {
             entries.drain(..position);
             self.append_to_log(entries);
         }
+        // The log now agrees with the leader's through match_index (Log Matching).
+        debug_assert!(self.log.last_index() >= match_index);
+        if match_index > prev_index {
+            debug_assert!(self
+                .log
+                .term_at(match_index)
+                .is_some_and(|t| t <= self.term));
+        }
         self.commit_to(leader_commit.min(match_index));
+        debug_assert!(
+            self.log.commit_index() >= commit,
+            "the commit index never falls"
+        );
         let body = MessageBody::AppendResponse(AppendOutcome::Accepted { match_index });
         self.send_after_persist(from, body);
     }
@@ -77,6 +94,11 @@ impl Shared {
     /// A heartbeat from the leader of the current term: its commit index is capped at
     /// what the leader knows we hold, so it is safe to adopt as is.
     pub(crate) fn on_heartbeat(&mut self, from: NodeId, commit: LogIndex, read_round: u64) {
+        debug_assert_eq!(
+            self.leader,
+            Some(from),
+            "only the known leader sends heartbeats"
+        );
         self.commit_to(commit.min(self.log.last_index()));
         // The answer confirms leadership for reads and claims nothing durable, so it
         // need not wait for our pending writes.

@@ -9,7 +9,7 @@ use crate::action::{Action, DropReason};
 use crate::event::Proposal;
 use crate::progress::Progress;
 use crate::quorum::{joint_majority_value, joint_vote_result, VoteResult};
-use crate::read_index::LeaderReads;
+use crate::read_index::{LeaderReads, Lease};
 use crate::role::Next;
 use crate::shared::Shared;
 use crate::transfer::Transfer;
@@ -25,6 +25,8 @@ pub(crate) struct LeaderState {
     pub(crate) heartbeat_elapsed_ticks: u32,
     check_quorum_elapsed_ticks: u32,
     pub(crate) reads: LeaderReads,
+    /// The read lease (with `Config::read_lease`).
+    pub(crate) lease: Lease,
     pub(crate) transfer: Option<Transfer>,
     /// Bytes of entries appended and not yet committed (bounded by
     /// `uncommitted_bytes_max`).
@@ -50,6 +52,7 @@ impl LeaderState {
             heartbeat_elapsed_ticks: 0,
             check_quorum_elapsed_ticks: 0,
             reads: LeaderReads::default(),
+            lease: Lease::default(),
             transfer: None,
             uncommitted_bytes: 0,
             membership_acted_index: LogIndex(0),
@@ -63,8 +66,7 @@ impl LeaderState {
             index: self.term_start_index,
             payload: EntryPayload::Noop,
         };
-        debug_assert_eq!(noop.index, shared.log.last_index().next());
-        shared.append_to_log(vec![noop]);
+        // Entries of earlier terms count too: this leader must commit them.
         let commit = shared.log.commit_index();
         self.uncommitted_bytes = shared
             .log
@@ -72,8 +74,31 @@ impl LeaderState {
             .iter()
             .map(Entry::size_bytes)
             .sum();
+        self.append(shared, vec![noop]);
         self.broadcast_append(shared);
         self.maybe_commit(shared)
+    }
+
+    /// Appends entries of this term at the end of the log, counting their bytes as
+    /// uncommitted. Every leader append goes through here: a leader never overwrites
+    /// or deletes entries in its own log (Leader Append-Only, Raft Figure 3).
+    pub(crate) fn append(&mut self, shared: &mut Shared, entries: Vec<Entry>) {
+        debug_assert!(!entries.is_empty());
+        debug_assert_eq!(
+            entries[0].index,
+            shared.log.last_index().next(),
+            "a leader only appends to its log"
+        );
+        for entry in &entries {
+            debug_assert_eq!(entry.term, shared.term, "a leader appends only its term");
+            self.uncommitted_bytes += entry.size_bytes();
+            if matches!(entry.payload, EntryPayload::Membership(_)) {
+                // The majority that granted the lease may not be one of the new
+                // configuration: renew it under the new one first.
+                self.lease.forget();
+            }
+        }
+        shared.append_to_log(entries);
     }
 
     /// One tick: heartbeats, CheckQuorum, transfer and read deadlines.
@@ -117,6 +142,7 @@ impl LeaderState {
         let mut entries = Vec::with_capacity(proposals.len());
         let mut accepted = Vec::with_capacity(proposals.len());
         let mut index = shared.log.last_index();
+        let mut batch_bytes = 0;
         for Proposal { id, command } in proposals {
             let entry = Entry {
                 term: shared.term,
@@ -125,15 +151,14 @@ impl LeaderState {
             };
             let size = entry.size_bytes();
             // One entry always fits, however large, so that progress is possible.
-            if self.uncommitted_bytes > 0
-                && self.uncommitted_bytes + size > shared.config.uncommitted_bytes_max
-            {
+            let pending_bytes = self.uncommitted_bytes + batch_bytes;
+            if pending_bytes > 0 && pending_bytes + size > shared.config.uncommitted_bytes_max {
                 let reason = DropReason::Overloaded;
                 shared.out.emit(Action::ProposalDropped { id, reason });
                 continue;
             }
             index = entry.index;
-            self.uncommitted_bytes += size;
+            batch_bytes += size;
             shared.proposals.track(id, index, shared.term);
             accepted.push(Action::ProposalAccepted {
                 id,
@@ -145,7 +170,8 @@ impl LeaderState {
         if entries.is_empty() {
             return;
         }
-        shared.append_to_log(entries);
+        self.append(shared, entries);
+        debug_assert_eq!(shared.log.last_index(), index);
         for action in accepted {
             shared.out.emit(action);
         }
