@@ -34,6 +34,26 @@ pub enum Command {
     Node(NodeArgs),
     /// Measure throughput and latency against a running cluster, or one it starts.
     Bench(BenchArgs),
+    /// After a quorum is lost for good: make a stopped node the only voter (or one of
+    /// the given voters) of a new cluster, from its own data. Writes may be lost.
+    Recover(RecoverArgs),
+}
+
+/// Options of `kv-example recover`.
+#[derive(Clone, Debug, Args)]
+pub struct RecoverArgs {
+    /// The stopped node's data directory.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The voters of the new cluster (comma-separated ids), the recovered node first
+    /// among them; usually only the recovered node.
+    #[arg(long, value_delimiter = ',', required_unless_present = "dry_run",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub voters: Vec<u64>,
+    /// Only show what the data directory holds (its last index and term, to choose
+    /// the survivor to recover); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `id=host:port` lists, as parsed by [`parse_addr_list`].
@@ -137,6 +157,12 @@ pub struct NodeArgs {
     /// Turn fsync off (fast, NOT durable: for benchmarks of the code path only).
     #[arg(long, env = "KV_NO_FSYNC")]
     pub no_fsync: bool,
+    /// The largest write this node proposes, in bytes once encoded (key, value and
+    /// request id); larger ones are refused and not applied. Set the same value on
+    /// every node.
+    #[arg(long, env = "KV_COMMAND_BYTES_MAX", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u64).range(1024..=(16 << 20) - 4096))]
+    pub command_bytes_max: u64,
     /// Stop cleanly when stdin closes (the local cluster's way to stop its nodes).
     #[arg(long, hide = true)]
     pub exit_on_stdin_eof: bool,
@@ -245,6 +271,57 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("not a HOST:PORT"), "{err}");
+    }
+
+    #[test]
+    fn recover_takes_a_data_dir_and_voters_or_a_dry_run() {
+        let cli = Cli::try_parse_from([
+            "kv-example",
+            "recover",
+            "--data-dir",
+            "data/node1",
+            "--voters",
+            "1,4",
+        ])
+        .unwrap();
+        let Some(Command::Recover(recover)) = cli.command else {
+            panic!("expected the recover subcommand");
+        };
+        assert_eq!(recover.voters, [1, 4]);
+        assert!(!recover.dry_run);
+        assert!(Cli::try_parse_from(["kv-example", "recover", "--data-dir", "d"]).is_err());
+        assert!(
+            Cli::try_parse_from(["kv-example", "recover", "--data-dir", "d", "--dry-run"]).is_ok()
+        );
+        let zero =
+            Cli::try_parse_from(["kv-example", "recover", "--data-dir", "d", "--voters", "0"]);
+        assert!(zero.is_err());
+    }
+
+    #[test]
+    fn the_command_limit_has_a_default_and_bounds() {
+        let node = |extra: &[&str]| {
+            let mut args = vec![
+                "kv-example",
+                "node",
+                "--id",
+                "1",
+                "--peers",
+                "1=h:1",
+                "--client-addr",
+                "a:1",
+                "--http-addr",
+                "a:2",
+            ];
+            args.extend(extra);
+            Cli::try_parse_from(args)
+        };
+        let Some(Command::Node(args)) = node(&[]).unwrap().command else {
+            panic!("expected the node subcommand");
+        };
+        assert_eq!(args.command_bytes_max, 1 << 20);
+        assert!(node(&["--command-bytes-max", "100"]).is_err());
+        assert!(node(&["--command-bytes-max", "4096"]).is_ok());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 mod support;
 
-use kv_example::client::Answer;
+use kv_example::client::{Answer, TextClient};
 use kv_example::layout::{Layout, NodeOptions, NodeSpec};
 use support::netns::NetLab;
 use support::{wait_for, Cluster};
@@ -62,6 +62,13 @@ fn partition_scenario(lab: &NetLab) {
     }
 
     lab.isolate(old);
+    // A write the cut-off leader takes before it notices: appended, never committed
+    // while the cut lasts. Its client must hear "unknown" (the leader cannot know
+    // whether a majority has it), never "not applied".
+    let in_flight = {
+        let addr = cluster.client_addr(old).to_string();
+        std::thread::spawn(move || lab_request(&addr, "put --req 99:1 y in-flight"))
+    };
     let rest: Vec<u64> = cluster.ids().into_iter().filter(|id| *id != old).collect();
     let new = cluster.wait_for_leader_among(&rest);
     assert_ne!(new, old);
@@ -86,6 +93,13 @@ fn partition_scenario(lab: &NetLab) {
         "write on a minority: {write:?}"
     );
 
+    let answer = in_flight.join().unwrap();
+    assert!(
+        answer.contains("fate is unknown") && answer.contains("--req 99:1"),
+        "a write in flight on the cut-off leader: {answer}"
+    );
+    assert!(!answer.contains("not applied"), "{answer}");
+
     lab.heal();
     // Everyone converges on the majority's history; the minority's write is gone.
     cluster.put("marker", "healed");
@@ -98,5 +112,14 @@ fn partition_scenario(lab: &NetLab) {
     });
     for id in cluster.ids() {
         assert_eq!(cluster.get(id, "x").as_deref(), Some("after"), "node {id}");
+        // Its true fate: the majority never had it, so it never applied. "Unknown"
+        // was the truth the client could be told.
+        assert_eq!(cluster.get(id, "y"), None, "node {id}");
     }
+}
+
+/// One request on a new connection, answered within the node's request timeout.
+fn lab_request(addr: &str, line: &str) -> String {
+    let mut client = TextClient::connect(addr, support::WAIT_MAX).expect("connect");
+    client.request_line(line).expect("an answer")
 }

@@ -30,6 +30,7 @@ use self::inbound::Inbound;
 use self::outbound::{CloseReason, Link, Peer};
 use self::resolve::Resolver;
 use self::write_queue::Pushed;
+use crate::metrics::PeerTraffic;
 
 /// The poll token of the peer listener.
 pub const LISTENER_TOKEN: Token = Token(0);
@@ -96,6 +97,8 @@ pub struct Transport {
     pending_reads: BTreeSet<Token>,
     /// Peers with frames queued since the last flush.
     to_flush: BTreeSet<NodeId>,
+    /// Messages and bytes to and from each peer (for metrics).
+    traffic: BTreeMap<NodeId, PeerTraffic>,
 }
 
 impl Transport {
@@ -124,6 +127,7 @@ impl Transport {
             resolver: Resolver::new(waker),
             pending_reads: BTreeSet::new(),
             to_flush: BTreeSet::new(),
+            traffic: BTreeMap::new(),
         };
         for (id, addr) in peers.iter().filter(|(id, _)| **id != me) {
             transport.add_peer(*id, addr.clone(), now);
@@ -269,7 +273,14 @@ impl Transport {
             return;
         };
         let was_anonymous = conn.peer.is_none();
-        match conn.drive(self.me, self.cluster_id, &self.members, out) {
+        let (messages_before, bytes_before) = (out.len(), conn.bytes_read);
+        let driven = conn.drive(self.me, self.cluster_id, &self.members, out);
+        if let Some(peer) = conn.peer {
+            let traffic = self.traffic.entry(peer).or_default();
+            traffic.messages_received += (out.len() - messages_before) as u64;
+            traffic.bytes_received += conn.bytes_read - bytes_before;
+        }
+        match driven {
             Ok(more) => {
                 if was_anonymous {
                     if let Some(peer) = conn.peer {
@@ -447,7 +458,14 @@ impl Transport {
             message.body,
             MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot(_)
         );
-        match peer.queue.push(frame, droppable) {
+        let frame_bytes = frame.len() as u64;
+        let pushed = peer.queue.push(frame, droppable);
+        if !matches!(pushed, Pushed::DroppedNew) {
+            let traffic = self.traffic.entry(message.to).or_default();
+            traffic.messages_sent += 1;
+            traffic.bytes_sent += frame_bytes;
+        }
+        match pushed {
             Pushed::Queued => {}
             Pushed::DroppedOldest(n) => {
                 tracing::debug!(peer = %peer.id, dropped = n, "write queue full: dropped the oldest AppendEntries")
@@ -475,6 +493,11 @@ impl Transport {
     /// Whether the connection to `id` is established.
     pub fn is_connected(&self, id: NodeId) -> bool {
         self.peers.get(&id).is_some_and(|p| p.is_established())
+    }
+
+    /// The messages and bytes sent to and received from each peer so far.
+    pub fn traffic(&self) -> &BTreeMap<NodeId, PeerTraffic> {
+        &self.traffic
     }
 
     /// What the transport knows of each peer.
