@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => kv_example::cluster::run(cli.cluster),
         Some(Command::Cluster(args)) => kv_example::cluster::run(args),
-        Some(Command::Node(args)) => kv_example::node::run(args).map_err(|e| e as _),
+        Some(Command::Node(args)) => kv_example::node::run(*args).map_err(|e| e as _),
         Some(Command::Bench(args)) => kv_example::bench::run(args),
     };
     match result {

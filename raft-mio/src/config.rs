@@ -116,7 +116,7 @@ impl RaftConfig {
             write_queue_bytes_max: 32 << 20,
             write_queue_frames_max: 65_536,
             reconnect_delay_min: Duration::from_millis(20),
-            reconnect_delay_max: Duration::from_secs(2),
+            reconnect_delay_max: Duration::from_millis(500),
             handshake_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_millis(500),
             peer_silence_timeout: Duration::from_secs(1),
