@@ -25,7 +25,16 @@ const HEAL_TO_READS_MAX: Duration = Duration::from_secs(3);
 
 #[test]
 fn a_partitioned_leader_cannot_serve_stale_reads_or_take_writes_and_rejoins() {
-    in_lab("a_partitioned_leader...", 3, partition_scenario);
+    in_lab("a_partitioned_leader...", 3, |lab| {
+        partition_scenario(lab, false)
+    });
+}
+
+#[test]
+fn over_tls_a_partitioned_leader_cannot_serve_stale_reads_or_take_writes_and_rejoins() {
+    in_lab("over_tls_a_partitioned_leader...", 3, |lab| {
+        partition_scenario(lab, true)
+    });
 }
 
 #[test]
@@ -113,11 +122,12 @@ fn first_reads_of(cluster: &Cluster, key: &str, value: &str) -> BTreeMap<u64, Du
     })
 }
 
-fn partition_scenario(lab: &NetLab) {
+fn partition_scenario(lab: &NetLab, tls: bool) {
     let dir = tempfile::tempdir().unwrap();
     let layout = lab.layout(3, dir.path());
     let options = NodeOptions {
         no_fsync: false,
+        tls_dir: tls.then(|| dir.path().join("tls")),
         // A write to the cut-off leader gives up sooner than the default 5 s.
         extra_args: vec!["--request-timeout-ms".into(), "2000".into()],
         ..NodeOptions::default()

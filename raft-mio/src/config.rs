@@ -13,6 +13,11 @@ use crate::storage::StorageOptions;
 use crate::transport::tls::TlsSettings;
 use crate::transport::TransportSettings;
 
+/// The default election timeout of a raft-mio node, in ticks of the default 10 ms.
+pub const ELECTION_TIMEOUT_TICKS_MIN: u32 = 30;
+/// The upper end of the randomized election timeout.
+pub const ELECTION_TIMEOUT_TICKS_MAX: u32 = 60;
+
 /// Where the node listens for its peers.
 #[derive(Debug)]
 pub enum Listen {
@@ -102,6 +107,13 @@ impl RaftConfig {
             peers.into_iter().map(|(id, a)| (id, a.into())).collect();
         let mut core = raft_core::Config::new(id, peers.keys().copied());
         core.seed = id.0;
+        // Over real networks an election timeout must outlast a lost packet: TCP
+        // resends it after at least 200 ms (its minimum RTO), and a lost resend
+        // doubles that. 300 to 600 ms (30 to 60 ticks of 10 ms) rides out one lost
+        // resend; the core's 100 to 200 ms did not (see the README's timeouts).
+        core.election_timeout_ticks_min = ELECTION_TIMEOUT_TICKS_MIN;
+        core.election_timeout_ticks_max = ELECTION_TIMEOUT_TICKS_MAX;
+        core.read_timeout_ticks = ELECTION_TIMEOUT_TICKS_MIN;
         RaftConfig {
             id,
             peers,

@@ -24,6 +24,9 @@ use response::Response;
 /// request) before it is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Writes spent on the last TLS records (an alert, close_notify) of a connection.
+const CLOSE_WRITES_MAX: usize = 8;
+
 /// Serves HTTP (or HTTPS) from a [`Backend`].
 #[derive(Debug)]
 pub struct HttpHandler<B> {
@@ -94,10 +97,16 @@ impl<B: Backend> HttpHandler<B> {
         let reader = RequestReader::new(Shared(Rc::clone(&shared)));
         let writer = BufWriter::new(Shared(Rc::clone(&shared)));
         let served = self.serve_requests(reader, writer, true);
-        // A clean close (close_notify), so the client can tell the end from a cut.
+        // A clean close (close_notify), so the client can tell the end from a cut;
+        // written directly, since the stream's own flush would also wait to read.
         let mut stream = shared.borrow_mut();
-        stream.conn.send_close_notify();
-        let _ = stream.flush();
+        let StreamOwned { conn, sock } = &mut *stream;
+        conn.send_close_notify();
+        for _ in 0..CLOSE_WRITES_MAX {
+            if !conn.wants_write() || conn.write_tls(sock).is_err() {
+                break;
+            }
+        }
         served
     }
 

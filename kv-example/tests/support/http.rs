@@ -3,6 +3,8 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
 
 use super::REQUEST_TIMEOUT;
 
@@ -32,12 +34,51 @@ pub fn request(
 ) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    exchange(&mut stream, addr, method, target, body)
+}
+
+/// [`request`] over HTTPS, trusting the CA certificate in `ca_pem` (as
+/// `curl --cacert` does); the server must prove the host of `addr`.
+pub fn request_tls(
+    addr: &str,
+    ca_pem: &Path,
+    method: &str,
+    target: &str,
+    body: Option<&str>,
+) -> std::io::Result<HttpResponse> {
+    use rustls::pki_types::ServerName;
+    let roots = raft_mio::transport::tls::root_store_from_pem(&std::fs::read(ca_pem)?)
+        .map_err(std::io::Error::other)?;
+    let config =
+        rustls::ClientConfig::builder_with_provider(raft_mio::transport::tls::crypto_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(std::io::Error::other)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_string();
+    let name = ServerName::try_from(host).map_err(std::io::Error::other)?;
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    let socket = TcpStream::connect(addr)?;
+    socket.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    let mut stream = rustls::StreamOwned::new(conn, socket);
+    exchange(&mut stream, addr, method, target, body)
+}
+
+fn exchange(
+    stream: &mut (impl Read + Write),
+    addr: &str,
+    method: &str,
+    target: &str,
+    body: Option<&str>,
+) -> std::io::Result<HttpResponse> {
     let body = body.unwrap_or("");
     write!(
         stream,
         "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
+    stream.flush()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let mut headers = [httparse::EMPTY_HEADER; 32];
