@@ -122,7 +122,7 @@ pub struct NodeArgs {
     /// ignored once the data directory holds state.
     #[arg(long, env = "KV_CAMPAIGN_AT_BOOTSTRAP", conflicts_with = "join")]
     pub campaign_at_bootstrap: bool,
-    /// The length of one Raft tick in milliseconds (elections time out after 10 to 20
+    /// The length of one Raft tick in milliseconds (elections time out after 30 to 60
     /// ticks, heartbeats every 2).
     #[arg(long, env = "KV_TICK_MS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]

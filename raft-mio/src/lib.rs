@@ -92,7 +92,7 @@
 //!
 //! ## Modules
 //! [`storage`] (segments, hard state, snapshots, lock, recovery), [`transport`]
-//! (frames, handshake, backoff, write queues), [`members`] (the replicated address
+//! (frames, handshake, mutual TLS, silent-peer detection, backoff, write queues), [`members`] (the replicated address
 //! table), [`clock`] (the only wall-clock code), [`client`] and [`committed`] (the
 //! application's side), and the loop itself ([`NodeLoop`]) for users who drive it on
 //! their own thread.

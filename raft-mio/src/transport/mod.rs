@@ -537,7 +537,12 @@ impl Transport {
             message.body,
             MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot(_)
         );
-        if peer.awaiting_since.is_none() && calls_for_an_answer(&message.body) {
+        // Only a message on an established connection can be answered; a dial in
+        // progress has `connect_timeout` for its own bound.
+        if peer.awaiting_since.is_none()
+            && peer.is_established()
+            && calls_for_an_answer(&message.body)
+        {
             peer.awaiting_since = Some(crate::clock::now());
         }
         match peer.queue.push(frame, droppable) {

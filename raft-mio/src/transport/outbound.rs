@@ -105,7 +105,8 @@ pub struct Peer {
     /// The reconnection schedule.
     pub backoff: Backoff,
     /// Since when this node has been waiting for any frame from the peer: set by the
-    /// first message sent that calls for an answer, cleared by any frame heard.
+    /// first message sent on the established connection that calls for an answer,
+    /// cleared by any frame heard and by the connection's close.
     pub awaiting_since: Option<Instant>,
 }
 
@@ -268,6 +269,8 @@ impl Peer {
             _ => None,
         };
         self.queue.discard_partial_frame();
+        // Whatever was awaited went with the connection.
+        self.awaiting_since = None;
         self.link = Link::Idle {
             retry_at: now + self.backoff.next_delay(),
         };
