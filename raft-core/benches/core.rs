@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use raft_core::{
     Action, Config, Entry, EntryPayload, Event, LogIndex, Message, MessageBody, NodeId, PersistSeq,
-    ProposalId, RaftNode, Restored, RoleKind, SharedBytes, Term,
+    Proposal, ProposalId, RaftNode, Restored, RoleKind, SharedBytes, Term,
 };
 
 const COMMAND_BYTES: usize = 64;
@@ -181,11 +181,14 @@ fn bench_cluster(nodes: u64, inflight: usize, run_for: Duration) -> ClusterResul
         let now = Instant::now();
         while started.len() < inflight {
             next_id += 1;
-            batch.push((ProposalId(next_id), command.clone()));
+            batch.push(Proposal {
+                id: ProposalId(next_id),
+                command: command.clone(),
+            });
             started.push_back(now);
         }
         if !batch.is_empty() {
-            let event = Event::ProposeBatch(std::mem::take(&mut batch));
+            let event = Event::Propose(std::mem::take(&mut batch));
             cluster.step(0, event, &mut |a| {
                 record_commit(a, &mut started, &mut latencies_ns, &mut commits)
             });

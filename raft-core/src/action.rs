@@ -63,7 +63,11 @@ pub enum Action {
         /// Why.
         reason: ReadFailure,
     },
-    /// The proposal `id` is in this leader's log at `index` in `term`.
+    /// The proposal `id` is in this leader's log at `index` in `term`. From here on
+    /// its fate is open until this node learns that `index` committed; then it reports
+    /// `ProposalCommitted` or `ProposalDropped`, whatever role it plays by then. A
+    /// node that stops (or a shell that gives up waiting) before that must treat the
+    /// proposal as possibly applied.
     ProposalAccepted {
         /// The caller's proposal.
         id: ProposalId,
@@ -80,7 +84,8 @@ pub enum Action {
         /// Where it sits in the log.
         index: LogIndex,
     },
-    /// The proposal `id` will never commit.
+    /// The proposal `id` will never commit (but see [`DropReason::Unknown`], the one
+    /// reason that leaves its fate open).
     ProposalDropped {
         /// The caller's proposal.
         id: ProposalId,
@@ -121,7 +126,11 @@ pub enum DropReason {
         /// The leader this node knows of, if any.
         leader_hint: Option<NodeId>,
     },
-    /// A new leader overwrote the proposal's entry: it never committed.
+    /// Another entry committed at the proposal's index: the proposal never
+    /// committed and never will. Reported only once this node knows that index
+    /// committed; a node whose own copy of the entry was merely truncated keeps
+    /// waiting, because another node may still hold the entry and a later leader
+    /// may commit it.
     Overwritten,
     /// The leader is handing over leadership and takes no proposals meanwhile.
     Transferring,
@@ -132,8 +141,9 @@ pub enum DropReason {
     MembershipChangePending,
     /// The requested membership is not valid (for example: no voters left).
     InvalidMembership,
-    /// A snapshot replaced the log before the proposal's fate was known here; it may
-    /// or may not have committed.
+    /// A snapshot replaced the log before this node could compare the committed
+    /// entry with the proposal's: it may or may not have committed. Treat it like a
+    /// timeout (retry idempotently), never as "not applied".
     Unknown,
 }
 

@@ -55,6 +55,17 @@ pub struct Config {
     /// learner that had to stand) hands over to a caught-up voter and steps down once
     /// an entry of its term commits.
     pub step_down_when_removed: bool,
+    /// Serve reads from a leader lease (thesis §6.4.1; etcd's `ReadOnlyLeaseBased`):
+    /// a leader that a majority acknowledged within the last
+    /// [`read_lease_ticks`](Config::read_lease_ticks) answers a read at once, with no
+    /// heartbeat round. Linearizable only while no clock runs faster or slower than
+    /// nominal by more than `lease_clock_drift_percent_max`; with larger drift a
+    /// lease read may be stale. Needs `check_quorum` (voters that heard from the
+    /// leader ignore candidates, which is what the lease relies on). Off by default.
+    pub read_lease: bool,
+    /// The most, in percent, by which any node's tick rate may differ from nominal;
+    /// the lease is shortened so that it ends before any voter could vote again.
+    pub lease_clock_drift_percent_max: u32,
 }
 
 impl Config {
@@ -81,7 +92,23 @@ impl Config {
             snapshot_chunk_bytes: 256 << 10,
             snapshot_chunks_inflight_max: 4,
             step_down_when_removed: true,
+            read_lease: false,
+            lease_clock_drift_percent_max: 10,
         }
+    }
+
+    /// How many of its own ticks a leader's lease lasts after it sent the heartbeat
+    /// round a majority acknowledged. A voter that acknowledged ignores candidates for
+    /// `election_timeout_ticks_min` of its ticks after it heard the heartbeat, which
+    /// is at least `min - 1` whole ticks later in real time (its next tick may come at
+    /// once); the leader's lease, counted from a send inside its tick, ends within
+    /// that many of its own ticks. With every rate within ±d of nominal, one voter
+    /// tick lasts at least (1 - d) / (1 + d) leader ticks, so the lease is
+    /// `(min - 1) * (100 - d) / (100 + d)` ticks, rounded down.
+    pub fn read_lease_ticks(&self) -> u32 {
+        let drift = u64::from(self.lease_clock_drift_percent_max.min(99));
+        let voter_ticks = u64::from(self.election_timeout_ticks_min.saturating_sub(1));
+        (voter_ticks * (100 - drift) / (100 + drift)) as u32
     }
 
     /// Checks every field; the error names the first bad one and why.
@@ -150,6 +177,24 @@ impl Config {
         }
         if self.snapshot_chunks_inflight_max == 0 {
             return bad("snapshot_chunks_inflight_max", "must be at least 1");
+        }
+        if self.lease_clock_drift_percent_max >= 50 {
+            return bad(
+                "lease_clock_drift_percent_max",
+                "must be below 50: clocks that far off leave no lease worth having",
+            );
+        }
+        if self.read_lease && !self.check_quorum {
+            return bad(
+                "read_lease",
+                "needs check_quorum: the lease relies on voters ignoring candidates while they hear from the leader",
+            );
+        }
+        if self.read_lease && self.read_lease_ticks() == 0 {
+            return bad(
+                "read_lease",
+                "election_timeout_ticks_min is too short for a lease at this clock drift",
+            );
         }
         Ok(())
     }

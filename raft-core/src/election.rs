@@ -15,7 +15,14 @@ impl RaftNode {
         if !self.shared.may_campaign() && !standing && !polled {
             return;
         }
+        let term_before = self.shared.term;
         self.become_candidate(pre_vote);
+        if pre_vote {
+            debug_assert_eq!(self.shared.term, term_before, "a poll enters no term");
+        } else {
+            debug_assert_eq!(self.shared.term, term_before.next());
+            debug_assert_eq!(self.shared.voted_for, Some(self.shared.id));
+        }
         let (Role::PreCandidate(state) | Role::Candidate(state)) = &self.role else {
             unreachable!("become_candidate sets a candidate role");
         };
@@ -71,12 +78,18 @@ impl RaftNode {
             || (pre_vote && request_term > shared.term);
         let newer_than_candidate = !shared.log.is_up_to_date(last_log_index, last_log_term);
         let granted = can_vote && !newer_than_candidate;
+        if granted {
+            // The election restriction (§5.4.1): a vote only for a log at least as new.
+            debug_assert!(shared.log.is_up_to_date(last_log_index, last_log_term));
+            debug_assert!(pre_vote || request_term == shared.term);
+        }
         if newer_than_candidate && !shared.may_campaign() {
             shared.needed_as_candidate = true;
         }
         if granted && !pre_vote {
             shared.vote_for(from);
             shared.reset_election_timer();
+            debug_assert_eq!(shared.voted_for, Some(from), "one vote per term");
         }
         // A granted PreVote answers in the term asked about, so the candidate's prelude
         // does not mistake it for news of a newer term.

@@ -11,17 +11,11 @@ pub enum Event {
     Tick,
     /// A message from a peer arrived.
     Message(Message),
-    /// Replicate `command`. The outcome is reported under `id`: accepted (with its
-    /// index and term), then committed, or dropped with a reason.
-    Propose {
-        /// The caller's name for this proposal.
-        id: ProposalId,
-        /// The command, opaque to the core.
-        command: SharedBytes,
-    },
-    /// Many proposals at once: appended to the log together and replicated in the
-    /// same messages. Each is reported as if proposed alone.
-    ProposeBatch(Vec<(ProposalId, SharedBytes)>),
+    /// Replicate these commands, appended to the log together and sent in the same
+    /// messages (a shell batches what arrived since its last step). Each proposal is
+    /// reported under its own id: accepted (with its index and term), then committed
+    /// or dropped with a reason. [`Event::propose`] builds the one-command case.
+    Propose(Vec<Proposal>),
     /// Start a linearizable read (ReadIndex, thesis §6.4). Answered with
     /// `Action::ReadReady` or `Action::ReadFailed` under `id`.
     Read {
@@ -60,6 +54,25 @@ pub enum Event {
         /// The highest persistence sequence number made durable, in order.
         through: PersistSeq,
     },
+}
+
+impl Event {
+    /// A proposal of one command.
+    pub fn propose(id: ProposalId, command: impl Into<SharedBytes>) -> Event {
+        Event::Propose(vec![Proposal {
+            id,
+            command: command.into(),
+        }])
+    }
+}
+
+/// A command to replicate, under the caller's name for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    /// The caller's name for this proposal, under which its fate is reported.
+    pub id: ProposalId,
+    /// The command, opaque to the core.
+    pub command: SharedBytes,
 }
 
 /// One change to the membership.

@@ -18,32 +18,48 @@
 //!    - `Apply`, `RestoreSnapshot`, `ReadReady` go to the application in order.
 //!
 //! Same configuration, same events in the same order: same actions, byte for byte.
+//!
+//! ## Where things live
+//! - The interface: `event.rs`, `action.rs`, `message.rs`, `types.rs`, `config.rs`.
+//! - `node.rs`: [`RaftNode::step`], the term prelude (written once for every
+//!   message), role transitions and the invariants checked after every step;
+//!   `status.rs`: the read-only accessors.
+//! - `role/`: each role's private state (`FollowerState`, `CandidateState`,
+//!   `LeaderState`) and its core duties; `shared.rs`: what every role shares.
+//! - One file per Raft rule, each with its own `impl LeaderState` and follower
+//!   blocks: `election.rs` (campaigns, PreVote, votes), `replication.rs`,
+//!   `read_index.rs`, `transfer.rs`, `membership.rs`, `snapshot/`.
+//! - Mechanisms: `outbox.rs` (the persistence contract: the only way out for
+//!   messages and writes), `log.rs`, `progress.rs`, `quorum.rs`, `proposals.rs`,
+//!   `timer.rs`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod action;
-pub mod config;
+mod action;
+mod config;
 mod election;
-pub mod event;
+mod event;
 mod log;
 mod membership;
-pub mod message;
+mod message;
 mod node;
 mod outbox;
-pub mod progress;
+mod progress;
 mod proposals;
-pub mod quorum;
+mod quorum;
 mod read_index;
+mod replication;
 mod role;
 mod shared;
 mod snapshot;
 mod status;
 mod timer;
-pub mod types;
+mod transfer;
+mod types;
 
 pub use action::{Action, DropReason, IgnoreReason, TransferFailure};
 pub use config::{Config, ConfigError, NewNodeError, RestoreError, Restored};
-pub use event::{Event, MembershipChange};
+pub use event::{Event, MembershipChange, Proposal};
 pub use message::{AppendOutcome, Message, MessageBody, ReadFailure, SnapshotChunk};
 pub use node::RaftNode;
 pub use progress::ProgressState;

@@ -6,7 +6,7 @@ use rand_core::SeedableRng;
 
 use crate::action::{Action, IgnoreReason};
 use crate::config::{Config, NewNodeError, Restored};
-use crate::event::Event;
+use crate::event::{Event, Proposal};
 use crate::log::RaftLog;
 use crate::membership::MembershipLog;
 use crate::message::{Message, MessageBody, ReadFailure};
@@ -14,12 +14,12 @@ use crate::outbox::Outbox;
 use crate::proposals::ProposalTracker;
 use crate::read_index::{ForwardedReads, ReadOrigin};
 use crate::role::candidate::CandidateState;
+use crate::role::follower::FollowerState;
 use crate::role::leader::LeaderState;
 use crate::role::{Next, Role};
 use crate::shared::Shared;
-use crate::status::Status;
 use crate::timer::ElectionTimer;
-use crate::types::{Entry, HardState, LogIndex, Membership, NodeId, RoleKind, SnapshotMeta, Term};
+use crate::types::{LogIndex, Membership, NodeId, RoleKind, Term};
 
 /// One Raft node: a deterministic state machine driven by [`RaftNode::step`].
 #[derive(Debug)]
@@ -69,13 +69,12 @@ impl RaftNode {
             proposals: ProposalTracker::default(),
             forwarded_reads: ForwardedReads::default(),
             snapshot,
-            incoming_snapshot: None,
             needed_as_candidate: false,
             config,
         };
         let node = RaftNode {
             shared,
-            role: Role::Follower,
+            role: Role::Follower(FollowerState::default()),
         };
         node.check_invariants();
         Ok(node)
@@ -117,18 +116,17 @@ impl RaftNode {
     /// Like [`step`](Self::step), appending the actions to a buffer the caller reuses
     /// (no allocation per step once the buffer has grown).
     pub fn step_into(&mut self, event: Event, actions: &mut Vec<Action>) {
-        std::mem::swap(&mut self.shared.out.actions, actions);
+        self.shared.out.swap_actions(actions);
         self.dispatch(event);
         self.check_invariants();
-        std::mem::swap(&mut self.shared.out.actions, actions);
+        self.shared.out.swap_actions(actions);
     }
 
     fn dispatch(&mut self, event: Event) {
         match event {
             Event::Tick => self.on_tick(),
             Event::Message(message) => self.on_message(message),
-            Event::Propose { id, command } => self.on_propose(vec![(id, command)]),
-            Event::ProposeBatch(proposals) => self.on_propose(proposals),
+            Event::Propose(proposals) => self.on_propose(proposals),
             Event::Read { id } => self.on_read(id),
             Event::Campaign => self.on_campaign(),
             Event::TransferLeadership { to } => self.on_transfer_leadership(to),
@@ -169,7 +167,7 @@ impl RaftNode {
             }
             self.shared.reset_election_timer();
             return match self.role {
-                Role::Follower => Next::Stay,
+                Role::Follower(_) => Next::Stay,
                 _ => Next::StepDown,
             };
         }
@@ -335,6 +333,14 @@ impl RaftNode {
         if !self.shared.config.check_quorum {
             return false;
         }
+        let config = &self.shared.config;
+        if config.read_lease && self.shared.now_tick < u64::from(config.election_timeout_ticks_min)
+        {
+            // A node that just started may have acknowledged a leader's heartbeat before
+            // it went down, and that leader may still serve reads from its lease: it
+            // waits out a lease's worth of its own ticks before it votes.
+            return true;
+        }
         match self.role {
             Role::Leader(_) => true,
             _ => self.shared.leader.is_some() && self.shared.election.within_lease(),
@@ -351,7 +357,7 @@ impl RaftNode {
             Role::PreCandidate(_) | Role::Candidate(_) => {
                 self.become_follower(self.shared.term, Some(from))
             }
-            Role::Follower => self.shared.set_leader(Some(from)),
+            Role::Follower(_) => self.shared.set_leader(Some(from)),
         }
         self.shared.heard_from_leader();
         match body {
@@ -375,7 +381,10 @@ impl RaftNode {
                 Next::Stay
             }
             MessageBody::InstallSnapshot(chunk) => {
-                self.shared.on_install_snapshot(from, *chunk);
+                let Role::Follower(follower) = &mut self.role else {
+                    unreachable!("a leader's message makes this node a follower first");
+                };
+                follower.on_install_snapshot(&mut self.shared, from, *chunk);
                 Next::Stay
             }
             MessageBody::TimeoutNow => self.shared.on_timeout_now(),
@@ -383,13 +392,10 @@ impl RaftNode {
         }
     }
 
-    fn on_propose(
-        &mut self,
-        proposals: Vec<(crate::types::ProposalId, crate::types::SharedBytes)>,
-    ) {
+    fn on_propose(&mut self, proposals: Vec<Proposal>) {
         match &mut self.role {
             Role::Leader(leader) => leader.propose(&mut self.shared, proposals),
-            _ => self.shared.reject_proposals(proposals),
+            _ => self.shared.reject_proposals(proposals.iter().map(|p| p.id)),
         }
     }
 
@@ -409,7 +415,7 @@ impl RaftNode {
             None
         };
         if let Some(reason) = refusal {
-            self.shared.out.actions.push(Action::Ignored(reason));
+            self.shared.out.emit(Action::Ignored(reason));
             return;
         }
         self.transition(Next::Campaign {
@@ -421,7 +427,7 @@ impl RaftNode {
     fn on_transfer_leadership(&mut self, to: NodeId) {
         match &mut self.role {
             Role::Leader(leader) => leader.transfer_leadership(&mut self.shared, to),
-            _ => self.shared.out.actions.push(Action::TransferAborted {
+            _ => self.shared.out.emit(Action::TransferAborted {
                 to,
                 reason: crate::action::TransferFailure::NotLeader,
             }),
@@ -435,7 +441,7 @@ impl RaftNode {
     ) {
         match &mut self.role {
             Role::Leader(leader) => leader.change_membership(&mut self.shared, id, &changes),
-            _ => self.shared.reject_proposals(vec![(id, Default::default())]),
+            _ => self.shared.reject_proposals([id]),
         }
     }
 
@@ -448,6 +454,7 @@ impl RaftNode {
             // The leader counts itself toward the commit quorum only up to what it has
             // persisted (thesis §10.2.1).
             Role::Leader(leader) => leader.maybe_commit(&mut self.shared),
+            Role::Candidate(candidate) => candidate.on_persisted(&self.shared, through),
             _ => Next::Stay,
         };
         self.transition(next);
@@ -455,7 +462,7 @@ impl RaftNode {
 
     /// Reports that an event had no effect, and why.
     pub(crate) fn ignore(&mut self, reason: IgnoreReason) {
-        self.shared.out.actions.push(Action::Ignored(reason));
+        self.shared.out.emit(Action::Ignored(reason));
     }
 
     /// `ignore`, for handlers that answer with a transition.
@@ -499,7 +506,9 @@ impl RaftNode {
         // current leader, granting a vote, or campaigning (Figure 2). Restarting it on
         // every newer term would let stale candidates, whose votes this node denies,
         // keep the one electable node from ever timing out (raft-sim seed 291).
-        self.role = Role::Follower;
+        if !matches!(self.role, Role::Follower(_)) {
+            self.role = Role::Follower(FollowerState::default());
+        }
         self.shared.set_leader(leader);
         self.announce_role(was);
     }
@@ -510,7 +519,7 @@ impl RaftNode {
         let mut leader = LeaderState::new(&self.shared);
         self.shared.set_leader(Some(self.shared.id));
         // Announced before the term's first entry, though the role is set after it.
-        self.shared.out.actions.push(Action::RoleChanged {
+        self.shared.out.emit(Action::RoleChanged {
             role: RoleKind::Leader,
             term: self.shared.term,
         });
@@ -528,11 +537,12 @@ impl RaftNode {
         }
         self.shared.set_leader(None);
         self.shared.reset_election_timer();
-        let state = CandidateState::new(pre_vote, self.shared.id);
+        let id = self.shared.id;
         self.role = if pre_vote {
-            Role::PreCandidate(state)
+            Role::PreCandidate(CandidateState::poll(id))
         } else {
-            Role::Candidate(state)
+            // The term and self-vote just issued are the newest write.
+            Role::Candidate(CandidateState::election(id, self.shared.out.last_issued()))
         };
         self.announce_role(was);
     }
@@ -541,119 +551,8 @@ impl RaftNode {
         let role = self.role.kind();
         if role != was {
             let term = self.shared.term;
-            self.shared
-                .out
-                .actions
-                .push(Action::RoleChanged { role, term });
+            self.shared.out.emit(Action::RoleChanged { role, term });
         }
-    }
-
-    // ---- read-only accessors ----
-
-    /// This node's id.
-    pub fn id(&self) -> NodeId {
-        self.shared.id
-    }
-
-    /// The configuration the node was built with.
-    pub fn config(&self) -> &Config {
-        &self.shared.config
-    }
-
-    /// The role in the current term.
-    pub fn role(&self) -> RoleKind {
-        self.role.kind()
-    }
-
-    /// The current term.
-    pub fn term(&self) -> Term {
-        self.shared.term
-    }
-
-    /// The vote cast in the current term.
-    pub fn voted_for(&self) -> Option<NodeId> {
-        self.shared.voted_for
-    }
-
-    /// The current term and vote.
-    pub fn hard_state(&self) -> HardState {
-        HardState {
-            term: self.shared.term,
-            voted_for: self.shared.voted_for,
-        }
-    }
-
-    /// The leader of the current term, if known.
-    pub fn leader(&self) -> Option<NodeId> {
-        self.shared.leader
-    }
-
-    /// The highest index known committed.
-    pub fn commit_index(&self) -> LogIndex {
-        self.shared.log.commit_index()
-    }
-
-    /// The highest index handed to the application (in `Apply` or restored).
-    pub fn applied_index(&self) -> LogIndex {
-        self.shared.log.applied_index()
-    }
-
-    /// The first index held in memory (after the snapshot).
-    pub fn first_index(&self) -> LogIndex {
-        self.shared.log.first_index()
-    }
-
-    /// The last index of the log.
-    pub fn last_index(&self) -> LogIndex {
-        self.shared.log.last_index()
-    }
-
-    /// The term of the last entry.
-    pub fn last_term(&self) -> Term {
-        self.shared.log.last_term()
-    }
-
-    /// The durable log agrees with the in-memory log through this index.
-    pub fn persisted_index(&self) -> LogIndex {
-        self.shared.log.persisted_index()
-    }
-
-    /// The entry at `index`, if held in memory.
-    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
-        self.shared.log.entry(index)
-    }
-
-    /// Every entry held in memory, from `first_index` to `last_index`.
-    pub fn entries(&self) -> &[Entry] {
-        self.shared.log.entries()
-    }
-
-    /// The term at `index`, if known (held, or the snapshot's last index).
-    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
-        self.shared.log.term_at(index)
-    }
-
-    /// What the newest snapshot covers (last index 0 when there is none).
-    pub fn snapshot_meta(&self) -> SnapshotMeta {
-        SnapshotMeta {
-            last_index: self.shared.log.snapshot_index(),
-            last_term: self.shared.log.snapshot_term(),
-            membership: self
-                .shared
-                .memberships
-                .at(self.shared.log.snapshot_index())
-                .clone(),
-        }
-    }
-
-    /// The membership in force (the newest in the log).
-    pub fn membership(&self) -> &Membership {
-        self.shared.membership()
-    }
-
-    /// A summary for status pages.
-    pub fn status(&self) -> Status {
-        Status::of(self)
     }
 
     // ---- invariants ----
@@ -680,12 +579,11 @@ impl RaftNode {
                 debug_assert!(shared.leader.is_none());
             }
             Role::PreCandidate(_) => debug_assert!(shared.leader.is_none()),
-            Role::Follower => {
+            Role::Follower(_) => {
                 if let Some(leader) = shared.leader {
                     debug_assert_ne!(leader, shared.id);
                 }
             }
         }
-        debug_assert!(shared.out.last_issued() >= crate::types::PersistSeq(0));
     }
 }

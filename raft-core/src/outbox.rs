@@ -13,20 +13,61 @@ use crate::types::PersistSeq;
 const HELD_MESSAGES_MAX: usize = 1 << 16;
 
 /// Collects a step's actions and holds back the messages that wait for durability.
+/// The actions are private: a message leaves only through `send_now` or
+/// `send_after_persist`, a write only through `persist`, which numbers it, and
+/// everything else through `emit`. No code can slip a `Send` past the gate.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     /// The actions of the step under way (the caller's buffer, swapped in).
-    pub(crate) actions: Vec<Action>,
+    actions: Vec<Action>,
     last_issued: PersistSeq,
     persisted: PersistSeq,
     held: VecDeque<(PersistSeq, Message)>,
 }
 
+/// The sequence number a persistence action carries; None for every other action.
+fn persist_seq(action: &Action) -> Option<PersistSeq> {
+    match action {
+        Action::PersistHardState { seq, .. }
+        | Action::AppendToLog { seq, .. }
+        | Action::PersistSnapshot { seq, .. } => Some(*seq),
+        _ => None,
+    }
+}
+
 impl Outbox {
-    /// Takes a new persistence sequence number.
-    pub(crate) fn issue_seq(&mut self) -> PersistSeq {
-        self.last_issued = PersistSeq(self.last_issued.0 + 1);
-        self.last_issued
+    /// Swaps the step's actions with `buffer`: the caller's buffer goes in before a
+    /// step and comes out, filled, after it.
+    pub(crate) fn swap_actions(&mut self, buffer: &mut Vec<Action>) {
+        std::mem::swap(&mut self.actions, buffer);
+    }
+
+    /// Emits an action that is neither a message nor a write (applies, outcomes,
+    /// notices). Messages and writes have their own doors.
+    pub(crate) fn emit(&mut self, action: Action) {
+        debug_assert!(
+            !matches!(action, Action::Send(_)),
+            "messages leave through send_now or send_after_persist"
+        );
+        debug_assert!(
+            persist_seq(&action).is_none(),
+            "writes are numbered by persist"
+        );
+        self.actions.push(action);
+    }
+
+    /// Emits the write `make` builds with the next sequence number; returns it.
+    pub(crate) fn persist(&mut self, make: impl FnOnce(PersistSeq) -> Action) -> PersistSeq {
+        let seq = PersistSeq(self.last_issued.0 + 1);
+        let action = make(seq);
+        debug_assert_eq!(
+            persist_seq(&action),
+            Some(seq),
+            "a write carries its number"
+        );
+        self.last_issued = seq;
+        self.actions.push(action);
+        seq
     }
 
     /// Whether every persistence action issued so far is durable.
@@ -97,10 +138,13 @@ mod tests {
     #[test]
     fn held_until_the_covering_report() {
         let mut out = Outbox::default();
-        let s1 = out.issue_seq();
+        let hard_state = crate::types::HardState::default();
+        let s1 = out.persist(|seq| Action::PersistHardState { seq, hard_state });
+        out.actions.clear();
         out.send_after_persist(msg());
         assert!(out.actions.is_empty());
-        let s2 = out.issue_seq();
+        let s2 = out.persist(|seq| Action::PersistHardState { seq, hard_state });
+        out.actions.clear();
         assert!(out.persisted(s1));
         assert_eq!(out.actions.len(), 1);
         assert!(!out.persisted(s1), "already reported");

@@ -1,76 +1,59 @@
 //! What became of each proposal: the core reports it, so no shell has to guess.
+//!
+//! A proposal's fate is known only once its index commits (Raft §5.3, Log Matching):
+//! the entry committed there either carries the proposal's term, and is the
+//! proposal, or carries another term, and the proposal can never commit. Until then
+//! the fate is open, even after this node's own copy was truncated: a new leader may
+//! overwrite the entry here while another node keeps it and a later leader commits it
+//! (raft-sim seed 965 with `--check-quorum false --partition-every-ms 100`). So a
+//! proposal stays tracked, whatever role this node plays, until the commit index
+//! reaches it.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 
 use crate::action::{Action, DropReason};
 use crate::log::RaftLog;
+use crate::outbox::Outbox;
 use crate::types::{LogIndex, ProposalId, Term};
 
-/// A proposal appended to the log whose fate is not yet known.
-#[derive(Clone, Copy, Debug)]
-struct Tracked {
-    index: LogIndex,
-    term: Term,
-    id: ProposalId,
-}
-
-/// Proposals in index order, from acceptance until committed or lost.
+/// Proposals appended to the log whose fate is not yet known, by (index, term). One
+/// index may hold several: each term's leader appends its own entry there, and only
+/// the commit decides which one stands.
 #[derive(Debug, Default)]
 pub(crate) struct ProposalTracker {
-    tracked: VecDeque<Tracked>,
+    tracked: BTreeMap<(LogIndex, Term), ProposalId>,
 }
 
 impl ProposalTracker {
     /// Starts tracking a proposal appended at `index` in `term`.
     pub(crate) fn track(&mut self, id: ProposalId, index: LogIndex, term: Term) {
-        if let Some(newest) = self.tracked.back() {
-            debug_assert!(newest.index < index);
-        }
-        self.tracked.push_back(Tracked { index, term, id });
+        let earlier = self.tracked.insert((index, term), id);
+        debug_assert!(earlier.is_none(), "one entry per (index, term)");
     }
 
     /// Reports every tracked proposal at or below the commit index: committed if its
     /// entry is the one committed, overwritten otherwise.
-    pub(crate) fn resolve_committed(&mut self, log: &RaftLog, actions: &mut Vec<Action>) {
+    pub(crate) fn resolve_committed(&mut self, log: &RaftLog, out: &mut Outbox) {
         let commit = log.commit_index();
-        while let Some(&front) = self.tracked.front() {
-            if front.index > commit {
+        while let Some(entry) = self.tracked.first_entry() {
+            let (index, term) = *entry.key();
+            if index > commit {
                 break;
             }
-            self.tracked.pop_front();
-            let action = match log.term_at(front.index) {
-                Some(term) if term == front.term => Action::ProposalCommitted {
-                    id: front.id,
-                    index: front.index,
-                },
+            let id = entry.remove();
+            let action = match log.term_at(index) {
+                Some(committed) if committed == term => Action::ProposalCommitted { id, index },
                 Some(_) => Action::ProposalDropped {
-                    id: front.id,
+                    id,
                     reason: DropReason::Overwritten,
                 },
-                // Compacted before we looked: its fate is not knowable here.
+                // Compacted before this node could compare: not knowable here.
                 None => Action::ProposalDropped {
-                    id: front.id,
+                    id,
                     reason: DropReason::Unknown,
                 },
             };
-            actions.push(action);
-        }
-    }
-
-    /// Reports as overwritten every tracked proposal at or after `from`, whose entries
-    /// a new leader just replaced.
-    pub(crate) fn drop_from(
-        &mut self,
-        from: LogIndex,
-        reason: DropReason,
-        actions: &mut Vec<Action>,
-    ) {
-        let keep = self.tracked.partition_point(|t| t.index < from);
-        for dropped in self.tracked.drain(keep..) {
-            actions.push(Action::ProposalDropped {
-                id: dropped.id,
-                reason,
-            });
+            out.emit(action);
         }
     }
 }

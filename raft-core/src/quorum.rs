@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use crate::types::{Membership, NodeId};
 
 /// The number of voters that make a majority of `voter_count`.
-pub fn majority(voter_count: usize) -> usize {
+pub(crate) fn majority(voter_count: usize) -> usize {
     voter_count / 2 + 1
 }
 
@@ -17,7 +17,7 @@ pub fn majority(voter_count: usize) -> usize {
 ///
 /// An empty set of voters places no constraint and yields `u64::MAX`, so that the
 /// absent half of a non-joint configuration never holds the other half back.
-pub fn majority_value(voters: &BTreeSet<NodeId>, value_of: impl Fn(NodeId) -> u64) -> u64 {
+pub(crate) fn majority_value(voters: &BTreeSet<NodeId>, value_of: impl Fn(NodeId) -> u64) -> u64 {
     // Clusters are small; keep the common case off the heap.
     const STACK_VOTERS_MAX: usize = 16;
     if voters.is_empty() {
@@ -58,7 +58,10 @@ fn sort_small(values: &mut [u64]) {
 }
 
 /// The largest value that a majority of each half of `membership` has reached.
-pub fn joint_majority_value(membership: &Membership, value_of: impl Fn(NodeId) -> u64) -> u64 {
+pub(crate) fn joint_majority_value(
+    membership: &Membership,
+    value_of: impl Fn(NodeId) -> u64,
+) -> u64 {
     let incoming = majority_value(&membership.voters, &value_of);
     let outgoing = majority_value(&membership.voters_outgoing, &value_of);
     incoming.min(outgoing)
@@ -66,7 +69,7 @@ pub fn joint_majority_value(membership: &Membership, value_of: impl Fn(NodeId) -
 
 /// Where a vote stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VoteResult {
+pub(crate) enum VoteResult {
     /// A majority granted.
     Won,
     /// Enough voters refused that a majority can no longer grant.
@@ -77,7 +80,7 @@ pub enum VoteResult {
 
 /// The outcome of a vote among `voters`, where `vote_of` tells each voter's answer so
 /// far (`None`: not yet answered). An empty set of voters wins.
-pub fn vote_result(
+pub(crate) fn vote_result(
     voters: &BTreeSet<NodeId>,
     vote_of: impl Fn(NodeId) -> Option<bool>,
 ) -> VoteResult {
@@ -105,7 +108,7 @@ pub fn vote_result(
 
 /// The outcome of a vote in both halves of `membership`: won only when both are won,
 /// lost as soon as either is lost.
-pub fn joint_vote_result(
+pub(crate) fn joint_vote_result(
     membership: &Membership,
     vote_of: impl Fn(NodeId) -> Option<bool>,
 ) -> VoteResult {

@@ -3,19 +3,16 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::action::{Action, DropReason};
+use crate::action::Action;
 use crate::config::Config;
 use crate::log::RaftLog;
 use crate::membership::MembershipLog;
-use crate::message::{Message, MessageBody, ReadFailure};
+use crate::message::{Message, MessageBody};
 use crate::outbox::Outbox;
 use crate::proposals::ProposalTracker;
 use crate::read_index::ForwardedReads;
-use crate::snapshot::IncomingSnapshot;
 use crate::timer::ElectionTimer;
-use crate::types::{
-    Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, ReadId, Snapshot, Term,
-};
+use crate::types::{Entry, EntryPayload, HardState, LogIndex, Membership, NodeId, Snapshot, Term};
 
 /// Node-wide state, outside of any role.
 #[derive(Debug)]
@@ -37,8 +34,6 @@ pub(crate) struct Shared {
     pub(crate) forwarded_reads: ForwardedReads,
     /// The newest snapshot, kept to send to followers that need it.
     pub(crate) snapshot: Option<Snapshot>,
-    /// A snapshot being received from the leader.
-    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
     /// This node may not campaign, yet it refused a vote request because its log is
     /// newer than the candidate's, and candidates only ask the voters of their
     /// configuration: a configuration this node has not seen counts it as a voter,
@@ -77,14 +72,12 @@ impl Shared {
 
     /// Queues the current term and vote for durable storage.
     pub(crate) fn persist_hard_state(&mut self) {
-        let seq = self.out.issue_seq();
         let hard_state = HardState {
             term: self.term,
             voted_for: self.voted_for,
         };
         self.out
-            .actions
-            .push(Action::PersistHardState { seq, hard_state });
+            .persist(|seq| Action::PersistHardState { seq, hard_state });
     }
 
     /// Moves to a newer term, forgetting the vote and the leader.
@@ -112,7 +105,7 @@ impl Shared {
     pub(crate) fn set_leader(&mut self, leader: Option<NodeId>) {
         if self.leader != leader {
             self.leader = leader;
-            self.out.actions.push(Action::LeaderChanged {
+            self.out.emit(Action::LeaderChanged {
                 leader,
                 term: self.term,
             });
@@ -143,10 +136,17 @@ impl Shared {
     pub(crate) fn append_to_log(&mut self, entries: Vec<Entry>) {
         let Some(first) = entries.first() else { return };
         let first_index = first.index;
+        debug_assert!(
+            first_index > self.log.commit_index(),
+            "committed entries are never replaced"
+        );
+        debug_assert!(
+            first_index <= self.log.last_index().next(),
+            "no gap in the log"
+        );
         if first_index <= self.log.last_index() {
-            // A new leader replaced our suffix: what it carried never committed here.
-            self.proposals
-                .drop_from(first_index, DropReason::Overwritten, &mut self.out.actions);
+            // A new leader replaced our suffix. The proposals it carried stay tracked:
+            // another node may hold them still, and only the commit decides.
             self.memberships.truncate_from(first_index);
         }
         self.log.truncate_and_append(&entries);
@@ -155,9 +155,8 @@ impl Shared {
                 self.memberships.push(entry.index, (**m).clone());
             }
         }
-        let seq = self.out.issue_seq();
+        let seq = self.out.persist(|seq| Action::AppendToLog { seq, entries });
         self.log.write_issued(seq, first_index);
-        self.out.actions.push(Action::AppendToLog { seq, entries });
     }
 
     /// Raises the commit index and hands newly committed entries to the application.
@@ -176,30 +175,9 @@ impl Shared {
         if entries.is_empty() {
             return;
         }
-        self.out.actions.push(Action::Apply(entries));
-        self.proposals
-            .resolve_committed(&self.log, &mut self.out.actions);
+        self.out.emit(Action::Apply(entries));
+        self.proposals.resolve_committed(&self.log, &mut self.out);
         self.release_forwarded_reads();
-    }
-
-    /// Reports the forwarded reads whose index has been applied.
-    pub(crate) fn release_forwarded_reads(&mut self) {
-        if self.forwarded_reads.len() == 0 {
-            return;
-        }
-        for (id, read_index) in self.forwarded_reads.take_ready(self.log.applied_index()) {
-            self.out.actions.push(Action::ReadReady { id, read_index });
-        }
-    }
-
-    /// Reports a read as failed.
-    pub(crate) fn fail_read(&mut self, id: ReadId, reason: ReadFailure) {
-        self.out.actions.push(Action::ReadFailed { id, reason });
-    }
-
-    /// The deadline tick of a read starting now.
-    pub(crate) fn read_deadline_tick(&self) -> u64 {
-        self.now_tick + u64::from(self.config.read_timeout_ticks)
     }
 
     /// Restarts the election timer without a new draw: the leader was heard from.
@@ -214,40 +192,4 @@ impl Shared {
     }
 }
 
-impl Shared {
-    /// The application captured its state through `up_to`: keep it as the snapshot
-    /// and discard the log prefix it covers.
-    pub(crate) fn compact(&mut self, up_to: LogIndex, data: crate::types::SharedBytes) {
-        // A node that joined a running cluster knows no configuration in force
-        // before the entry that added it (the initial one lives in each member's
-        // Config, not in the log); a snapshot there would record no voters, which no
-        // restart accepts. It compacts once it has applied a configuration entry.
-        let unknown_membership = self.memberships.at(up_to).voters.is_empty();
-        if up_to <= self.log.snapshot_index()
-            || up_to > self.log.applied_index()
-            || unknown_membership
-        {
-            let reason = crate::action::IgnoreReason::InvalidCompact;
-            self.out.actions.push(Action::Ignored(reason));
-            return;
-        }
-        let meta = crate::types::SnapshotMeta {
-            last_index: up_to,
-            last_term: self
-                .log
-                .term_at(up_to)
-                .expect("an applied index past the snapshot is held"),
-            membership: self.memberships.at(up_to).clone(),
-        };
-        self.log.compact(up_to);
-        self.memberships.compact(up_to);
-        let snapshot = Snapshot { meta, data };
-        let seq = self.out.issue_seq();
-        self.out.actions.push(Action::PersistSnapshot {
-            seq,
-            snapshot: Box::new(snapshot.clone()),
-            discard_log: false,
-        });
-        self.snapshot = Some(snapshot);
-    }
-}
+impl Shared {}

@@ -1,11 +1,13 @@
-//! A plain summary of a node for status pages, logs and tests.
+//! What a node tells about itself: read-only accessors and a plain summary, for
+//! status pages, logs and tests.
 
 use std::collections::BTreeMap;
 
+use crate::config::Config;
 use crate::node::RaftNode;
 use crate::progress::ProgressState;
 use crate::role::Role;
-use crate::types::{LogIndex, Membership, NodeId, RoleKind, Term};
+use crate::types::{Entry, HardState, LogIndex, Membership, NodeId, RoleKind, SnapshotMeta, Term};
 
 /// What a node knows about itself, as plain data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,5 +93,113 @@ impl Status {
             peers,
             transferring,
         }
+    }
+}
+
+impl RaftNode {
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.shared.id
+    }
+
+    /// The configuration the node was built with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The role in the current term.
+    pub fn role(&self) -> RoleKind {
+        self.role.kind()
+    }
+
+    /// The current term.
+    pub fn term(&self) -> Term {
+        self.shared.term
+    }
+
+    /// The vote cast in the current term.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.shared.voted_for
+    }
+
+    /// The current term and vote.
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.shared.term,
+            voted_for: self.shared.voted_for,
+        }
+    }
+
+    /// The leader of the current term, if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.shared.leader
+    }
+
+    /// The highest index known committed.
+    pub fn commit_index(&self) -> LogIndex {
+        self.shared.log.commit_index()
+    }
+
+    /// The highest index handed to the application (in `Apply` or restored).
+    pub fn applied_index(&self) -> LogIndex {
+        self.shared.log.applied_index()
+    }
+
+    /// The first index held in memory (after the snapshot).
+    pub fn first_index(&self) -> LogIndex {
+        self.shared.log.first_index()
+    }
+
+    /// The last index of the log.
+    pub fn last_index(&self) -> LogIndex {
+        self.shared.log.last_index()
+    }
+
+    /// The term of the last entry.
+    pub fn last_term(&self) -> Term {
+        self.shared.log.last_term()
+    }
+
+    /// The durable log agrees with the in-memory log through this index.
+    pub fn persisted_index(&self) -> LogIndex {
+        self.shared.log.persisted_index()
+    }
+
+    /// The entry at `index`, if held in memory.
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        self.shared.log.entry(index)
+    }
+
+    /// Every entry held in memory, from `first_index` to `last_index`.
+    pub fn entries(&self) -> &[Entry] {
+        self.shared.log.entries()
+    }
+
+    /// The term at `index`, if known (held, or the snapshot's last index).
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        self.shared.log.term_at(index)
+    }
+
+    /// What the newest snapshot covers (last index 0 when there is none).
+    pub fn snapshot_meta(&self) -> SnapshotMeta {
+        SnapshotMeta {
+            last_index: self.shared.log.snapshot_index(),
+            last_term: self.shared.log.snapshot_term(),
+            membership: self
+                .shared
+                .memberships
+                .at(self.shared.log.snapshot_index())
+                .clone(),
+        }
+    }
+
+    /// The membership in force (the newest in the log).
+    pub fn membership(&self) -> &Membership {
+        self.shared.membership()
+    }
+
+    /// A summary for status pages.
+    pub fn status(&self) -> Status {
+        Status::of(self)
     }
 }

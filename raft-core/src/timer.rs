@@ -38,7 +38,6 @@ impl ElectionTimer {
         let offset = rng.next_u64() % span;
         self.timeout_ticks = self.timeout_ticks_min + offset as u32;
         self.elapsed_ticks = 0;
-        debug_assert!(self.timeout_ticks >= self.timeout_ticks_min);
         debug_assert!(self.timeout_ticks < self.timeout_ticks_max);
     }
 

@@ -452,3 +452,60 @@ impl CampaignAgain for Cluster {
         self.deliver_all();
     }
 }
+
+// ---- a candidate's own vote counts once durable ----
+
+/// A single voter with a learner: the voter's elections need no one else's vote.
+fn single_voter_with_a_learner() -> Cluster {
+    let configs = [1, 2].map(|i| {
+        let mut config = config(i, &[1]);
+        config.initial_learners.insert(NodeId(2));
+        config
+    });
+    Cluster::with_configs(configs.to_vec())
+}
+
+#[test]
+fn s5_2_a_single_voter_leads_only_once_its_vote_is_durable() {
+    let mut c = single_voter_with_a_learner();
+    c.auto_persist = false;
+    c.step(1, Event::Campaign);
+    assert_eq!(c.node(1).role(), RoleKind::Candidate);
+    assert_eq!(c.node(1).last_index(), LogIndex(0), "nothing appended yet");
+    c.persist(1);
+    assert_eq!(c.node(1).role(), RoleKind::Leader);
+    assert_eq!(c.node(1).last_index(), LogIndex(1), "the term's no-op");
+}
+
+/// raft-sim `--nodes 1`, seeds 254 and 262: a single voter that led a term on a vote
+/// it lost in a crash led the same term again after the restart, and gave the same
+/// (index, term) to another entry; its learner kept the first one.
+#[test]
+fn a_single_voter_never_leads_one_term_twice() {
+    let mut c = single_voter_with_a_learner();
+    c.elect(1);
+    c.propose(1, 1, "a");
+    c.tick_all();
+    // A restart that loses nothing, then a campaign whose vote never reaches the disk.
+    c.crash(1);
+    c.restart(1);
+    c.auto_persist = false;
+    c.step(1, Event::Campaign);
+    c.propose(1, 2, "lost");
+    for _ in 0..3 {
+        c.persist(2);
+        c.deliver_all();
+    }
+    c.crash(1);
+    c.restart(1);
+    c.auto_persist = true;
+    c.step(1, Event::Campaign);
+    c.deliver_all();
+    assert_eq!(c.node(1).role(), RoleKind::Leader);
+    c.propose(1, 3, "kept");
+    for _ in 0..3 {
+        c.tick_all();
+    }
+    assert_eq!(c.applied_commands(1), ["a", "kept"]);
+    assert_eq!(c.applied_commands(2), ["a", "kept"]);
+}

@@ -4,10 +4,12 @@
 mod support;
 
 use proptest::prelude::*;
+use std::collections::BTreeMap;
+
 use raft_core::{
-    AppendOutcome, Entry, EntryPayload, Event, LogIndex, Membership, MembershipChange, Message,
-    MessageBody, NodeId, PersistSeq, ProposalId, RaftNode, ReadFailure, ReadId, Restored, RoleKind,
-    SharedBytes, SnapshotChunk, SnapshotMeta, Term,
+    Action, AppendOutcome, DropReason, Entry, EntryPayload, Event, LogIndex, Membership,
+    MembershipChange, Message, MessageBody, NodeId, PersistSeq, ProposalId, RaftNode, ReadFailure,
+    ReadId, Restored, RoleKind, SharedBytes, SnapshotChunk, SnapshotMeta, Term,
 };
 use support::*;
 
@@ -116,7 +118,7 @@ fn event() -> impl Strategy<Value = Event> {
         6 => (0u64..5, 0u64..5, small_term(), body()).prop_map(|(from, to, term, body)| {
             Event::Message(Message { from: NodeId(from), to: NodeId(to), term, body })
         }),
-        1 => (0u64..4).prop_map(|id| Event::Propose { id: ProposalId(id), command: SharedBytes::from("x") }),
+        1 => (0u64..4).prop_map(|id| Event::propose(ProposalId(id), SharedBytes::from("x"))),
         1 => (0u64..4).prop_map(|id| Event::Read { id: ReadId(id) }),
         1 => Just(Event::Campaign),
         1 => (0u64..5).prop_map(|to| Event::TransferLeadership { to: NodeId(to) }),
@@ -184,6 +186,8 @@ enum Op {
     Crash(u64),
     Restart(u64),
     Isolate(u64),
+    /// Split the network in two: the nodes whose bit is set, and the rest.
+    Partition(u8),
     Heal,
     /// The application on this node snapshots and compacts its log.
     Compact(u64),
@@ -205,6 +209,7 @@ fn op(nodes: u64) -> impl Strategy<Value = Op> {
         1 => (1..=nodes).prop_map(Op::Crash),
         2 => (1..=nodes).prop_map(Op::Restart),
         1 => (1..=nodes).prop_map(Op::Isolate),
+        1 => any::<u8>().prop_map(Op::Partition),
         1 => Just(Op::Heal),
         1 => (1..=nodes).prop_map(Op::Compact),
         1 => (1..=nodes, 0u8..3, 1..=nodes + 1).prop_map(|(n, kind, target)| Op::Change(n, kind, target)),
@@ -232,6 +237,7 @@ fn run_schedule(nodes: u64, ops: &[Op]) {
     let all = nodes + 1;
     cluster.auto_persist = false;
     let mut proposal = 0;
+    let mut commands = BTreeMap::new();
     for op in ops {
         let in_flight = cluster.in_flight.len();
         match *op {
@@ -250,18 +256,21 @@ fn run_schedule(nodes: u64, ops: &[Op]) {
             Op::Persist(n) if cluster.nodes[&NodeId(n)].up => cluster.persist(n),
             Op::Propose(n) => {
                 proposal += 1;
+                commands.insert(ProposalId(proposal), format!("c{proposal}"));
                 cluster.step(
                     n,
-                    Event::Propose {
-                        id: ProposalId(proposal),
-                        command: SharedBytes::from(format!("c{proposal}").as_str()),
-                    },
+                    Event::propose(ProposalId(proposal), format!("c{proposal}").as_str()),
                 );
             }
             Op::Read(n) => cluster.read(n, proposal),
             Op::Crash(n) => cluster.crash(n),
             Op::Restart(n) if !cluster.nodes[&NodeId(n)].up => cluster.restart(n),
             Op::Isolate(n) => cluster.isolate(n),
+            Op::Partition(mask) => {
+                let group: Vec<u64> = (1..=all).filter(|n| mask & (1 << (n - 1)) != 0).collect();
+                cluster.heal();
+                cluster.partition(&group);
+            }
             Op::Heal => cluster.heal(),
             Op::Compact(n) if cluster.nodes[&NodeId(n)].up => cluster.compact(n),
             Op::Campaign(n) => cluster.step(n, Event::Campaign),
@@ -309,6 +318,42 @@ fn run_schedule(nodes: u64, ops: &[Op]) {
         assert_eq!(node.commit_index(), commit, "member {id} converged");
         assert!(node.role() != RoleKind::Candidate);
     }
+    check_proposal_fates(&cluster, &commands);
+}
+
+/// Every fate a node reported for a command it proposed is true of the committed
+/// log: committed at the index it names, or (for any definite drop) nowhere in it.
+fn check_proposal_fates(cluster: &Cluster, commands: &BTreeMap<ProposalId, String>) {
+    let committed_at: BTreeMap<String, LogIndex> = cluster
+        .committed
+        .iter()
+        .filter_map(|(index, (entry, _))| match &entry.payload {
+            EntryPayload::Command(c) => Some((String::from_utf8_lossy(c).into_owned(), *index)),
+            _ => None,
+        })
+        .collect();
+    for node in cluster.nodes.values() {
+        for action in &node.outputs {
+            let (id, index) = match action {
+                Action::ProposalCommitted { id, index } => (id, Some(*index)),
+                Action::ProposalDropped { reason, .. } if *reason == DropReason::Unknown => {
+                    continue
+                }
+                Action::ProposalDropped { id, .. } => (id, None),
+                _ => continue,
+            };
+            let Some(command) = commands.get(id) else {
+                continue;
+            };
+            let fate = committed_at.get(command).copied();
+            assert_eq!(
+                fate,
+                index,
+                "{} reported {action:?} for {command}",
+                node.node.id()
+            );
+        }
+    }
 }
 
 proptest! {
@@ -326,6 +371,25 @@ proptest! {
     #[test]
     fn five_node_network_is_safe(ops in prop::collection::vec(op(5), 0..400)) {
         run_schedule(5, &ops);
+    }
+
+    /// The same on one voter (and the spare a membership change may add): a single
+    /// voter must not lead on a vote it has not made durable.
+    #[test]
+    fn one_node_network_is_safe(ops in prop::collection::vec(op(1), 0..400)) {
+        run_schedule(1, &ops);
+    }
+
+    /// The same on 2 nodes, where every election needs both.
+    #[test]
+    fn two_node_network_is_safe(ops in prop::collection::vec(op(2), 0..400)) {
+        run_schedule(2, &ops);
+    }
+
+    /// The same on 4 nodes, where a quorum is 3.
+    #[test]
+    fn four_node_network_is_safe(ops in prop::collection::vec(op(4), 0..400)) {
+        run_schedule(4, &ops);
     }
 }
 

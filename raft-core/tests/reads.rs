@@ -201,3 +201,159 @@ fn s6_4_forwarded_read_times_out_when_the_leader_is_unreachable() {
     };
     assert_eq!(read_outcomes(&c, 2), vec![failed]);
 }
+
+// ---- lease reads (thesis §6.4.1) ----
+
+/// Three nodes with read leases on.
+fn lease_cluster() -> Cluster {
+    let voters = [1, 2, 3];
+    let configs = voters.map(|i| {
+        let mut config = config(i, &voters);
+        config.read_lease = true;
+        config
+    });
+    Cluster::with_configs(configs.to_vec())
+}
+
+/// Node 1 leads, and a majority acknowledged its heartbeat round. (Voters that just
+/// started ignore candidates for an election timeout, so the first election comes
+/// when the first node times out; leadership then moves to node 1.)
+fn leased_leader() -> Cluster {
+    let mut c = lease_cluster();
+    let first = c.elect_among(&[1, 2, 3]);
+    if first != 1 {
+        c.step(
+            first,
+            raft_core::Event::TransferLeadership { to: NodeId(1) },
+        );
+        c.deliver_all();
+    }
+    assert_eq!(c.node(1).role(), RoleKind::Leader);
+    for _ in 0..2 {
+        c.tick_all();
+    }
+    c.clear_outputs(1);
+    c
+}
+
+fn heartbeats_in_flight(c: &Cluster) -> usize {
+    c.in_flight
+        .iter()
+        .filter(|m| matches!(m.body, MessageBody::Heartbeat { .. }))
+        .count()
+}
+
+#[test]
+fn s6_4_1_a_leased_leader_reads_without_a_round() {
+    let mut c = leased_leader();
+    c.read(1, 9);
+    let ready = Action::ReadReady {
+        id: ReadId(9),
+        read_index: c.node(1).commit_index(),
+    };
+    assert_eq!(
+        read_outcomes(&c, 1),
+        vec![ready],
+        "answered in the same step"
+    );
+    assert_eq!(heartbeats_in_flight(&c), 0, "no round for the read");
+}
+
+#[test]
+fn s6_4_1_the_lease_ends_when_the_majority_goes_quiet() {
+    let mut c = leased_leader();
+    c.isolate(1);
+    for _ in 0..c.node(1).config().read_lease_ticks() {
+        c.tick(1);
+    }
+    c.deliver_all();
+    c.read(1, 9);
+    assert!(
+        read_outcomes(&c, 1).is_empty(),
+        "past the lease the read waits for a round that cannot be confirmed"
+    );
+}
+
+#[test]
+fn s6_4_1_a_leadership_transfer_ends_the_lease() {
+    let mut c = leased_leader();
+    c.take_messages(|_| true);
+    c.step(1, raft_core::Event::TransferLeadership { to: NodeId(2) });
+    assert!(
+        c.in_flight
+            .iter()
+            .any(|m| matches!(m.body, MessageBody::TimeoutNow)),
+        "node 2 is caught up: TimeoutNow goes at once"
+    );
+    // The target may win at once, past every voter's lease: no lease read now.
+    c.take_messages(|_| true);
+    c.read(1, 9);
+    assert!(read_outcomes(&c, 1).is_empty());
+}
+
+#[test]
+fn s6_4_1_a_restarted_voter_waits_out_a_lease_before_it_votes() {
+    let mut c = leased_leader();
+    c.crash(2);
+    c.restart(2);
+    let term = c.node(2).term().0 + 1;
+    let request = raft_core::Message {
+        from: NodeId(3),
+        to: NodeId(2),
+        term: raft_core::Term(term),
+        body: MessageBody::VoteRequest {
+            pre_vote: false,
+            last_log_index: LogIndex(5),
+            last_log_term: raft_core::Term(term - 1),
+            leadership_transfer: false,
+        },
+    };
+    c.clear_outputs(2);
+    c.step(2, raft_core::Event::Message(request));
+    let ignored = Action::Ignored(raft_core::IgnoreReason::LeaderLease);
+    assert!(c.outputs(2).contains(&ignored), "{:?}", c.outputs(2));
+    assert_eq!(
+        c.node(2).term().0,
+        term - 1,
+        "the candidate's term was not entered"
+    );
+}
+
+#[test]
+fn s6_4_1_a_configuration_change_renews_the_lease_under_the_new_majority() {
+    let mut c = leased_leader();
+    c.add_node(4);
+    c.isolate(1);
+    c.step(
+        1,
+        raft_core::Event::ChangeMembership {
+            id: raft_core::ProposalId(1),
+            changes: vec![raft_core::MembershipChange::AddLearner(NodeId(4))],
+        },
+    );
+    c.read(1, 9);
+    assert!(
+        read_outcomes(&c, 1).is_empty(),
+        "the lease from the old configuration's majority no longer holds"
+    );
+}
+
+#[test]
+fn s6_4_1_the_lease_allows_for_clock_drift() {
+    let mut config = config(1, &[1, 2, 3]);
+    config.read_lease = true;
+    config.election_timeout_ticks_min = 10;
+    config.lease_clock_drift_percent_max = 10;
+    // (10 - 1) * 90 / 110 = 7.36: seven ticks.
+    assert_eq!(config.read_lease_ticks(), 7);
+    config.lease_clock_drift_percent_max = 0;
+    assert_eq!(config.read_lease_ticks(), 9);
+    config.check_quorum = false;
+    assert_eq!(config.validate().unwrap_err().field, "read_lease");
+    config.check_quorum = true;
+    config.lease_clock_drift_percent_max = 50;
+    assert_eq!(
+        config.validate().unwrap_err().field,
+        "lease_clock_drift_percent_max"
+    );
+}

@@ -158,13 +158,7 @@ fn s5_3_fast_backtracking_skips_terms_not_entries() {
 fn s5_3_appends_are_idempotent_under_duplication() {
     let mut c = Cluster::new(3);
     c.elect(1);
-    c.step(
-        1,
-        Event::Propose {
-            id: ProposalId(1),
-            command: SharedBytes::from("x"),
-        },
-    );
+    c.step(1, Event::propose(ProposalId(1), SharedBytes::from("x")));
     let duplicates: Vec<Message> = c.in_flight.iter().cloned().collect();
     c.deliver_all();
     for message in duplicates {
@@ -188,13 +182,7 @@ fn inflight_window_bounds_messages_to_a_silent_follower() {
     c.elect(1);
     c.cut.insert((NodeId(2), NodeId(1)));
     for p in 0..20 {
-        c.step(
-            1,
-            Event::Propose {
-                id: ProposalId(p),
-                command: SharedBytes::from("x"),
-            },
-        );
+        c.step(1, Event::propose(ProposalId(p), SharedBytes::from("x")));
     }
     let sent = c.take_messages(|m| {
         m.to == NodeId(2) && matches!(m.body, MessageBody::AppendEntries { .. })
@@ -216,13 +204,7 @@ fn inflight_window_bounds_bytes() {
     c.cut.insert((NodeId(2), NodeId(1)));
     let big = SharedBytes::from(vec![0u8; 400]);
     for p in 0..20 {
-        c.step(
-            1,
-            Event::Propose {
-                id: ProposalId(p),
-                command: big.clone(),
-            },
-        );
+        c.step(1, Event::propose(ProposalId(p), big.clone()));
     }
     let sent = c.take_messages(|m| {
         m.to == NodeId(2) && matches!(m.body, MessageBody::AppendEntries { .. })
@@ -267,13 +249,7 @@ fn batches_respect_entry_and_byte_bounds() {
 fn a_lost_append_is_resent_after_the_next_heartbeat() {
     let mut c = Cluster::new(3);
     c.elect(1);
-    c.step(
-        1,
-        Event::Propose {
-            id: ProposalId(1),
-            command: SharedBytes::from("lost"),
-        },
-    );
+    c.step(1, Event::propose(ProposalId(1), SharedBytes::from("lost")));
     c.take_messages(|m| m.to == NodeId(2));
     c.deliver_all();
     c.tick_all();
@@ -289,13 +265,7 @@ fn follower_acknowledges_only_what_is_durable() {
     let mut c = Cluster::new(3);
     c.elect(1);
     c.auto_persist = false;
-    c.step(
-        1,
-        Event::Propose {
-            id: ProposalId(1),
-            command: SharedBytes::from("x"),
-        },
-    );
+    c.step(1, Event::propose(ProposalId(1), SharedBytes::from("x")));
     let to_2 = c.take_messages(|m| m.to == NodeId(2));
     for message in to_2 {
         c.deliver(message);
@@ -321,13 +291,7 @@ fn leader_replicates_before_its_own_fsync_and_counts_itself_after() {
     let mut c = Cluster::new(3);
     c.elect(1);
     c.auto_persist = false;
-    c.step(
-        1,
-        Event::Propose {
-            id: ProposalId(1),
-            command: SharedBytes::from("x"),
-        },
-    );
+    c.step(1, Event::propose(ProposalId(1), SharedBytes::from("x")));
     assert_eq!(
         appends_to(&c, 2).len(),
         1,
@@ -351,13 +315,7 @@ fn a_crash_before_the_report_loses_the_entry_but_nothing_acknowledged() {
     let mut c = Cluster::new(3);
     c.elect(1);
     c.auto_persist = false;
-    c.step(
-        1,
-        Event::Propose {
-            id: ProposalId(1),
-            command: SharedBytes::from("x"),
-        },
-    );
+    c.step(1, Event::propose(ProposalId(1), SharedBytes::from("x")));
     c.crash(1);
     c.restart(1);
     assert_eq!(
@@ -446,6 +404,84 @@ fn proposal_overwritten_by_a_new_leader_is_reported_dropped() {
     assert_eq!(c.applied_commands(1), ["kept"]);
 }
 
+/// Cuts every link but those between `a` and `b`.
+fn connect_only(c: &mut Cluster, a: u64, b: u64) {
+    c.heal();
+    let ids: Vec<u64> = c.nodes.keys().map(|id| id.0).collect();
+    for &x in &ids {
+        for &y in &ids {
+            if x != y && !(x == a && y == b) && !(x == b && y == a) {
+                c.cut.insert((NodeId(x), NodeId(y)));
+            }
+        }
+    }
+}
+
+/// raft-sim seed 965 (`--check-quorum false --partition-every-ms 100`): a proposer
+/// whose own copy of an entry is truncated must not report it lost, because another
+/// node may keep the entry and a later leader commit it. Its fate is known only once
+/// its index commits.
+#[test]
+fn a_proposal_truncated_on_its_proposer_but_kept_elsewhere_commits() {
+    // As in the seed: without CheckQuorum, no leader lease keeps 4 and 5 from voting.
+    let voters = [1, 2, 3, 4, 5];
+    let configs = voters.iter().map(|&i| {
+        let mut config = config(i, &voters);
+        config.check_quorum = false;
+        config
+    });
+    let mut c = Cluster::with_configs(configs.collect());
+    c.elect(1);
+    // "x" reaches node 2 only: it sits at (2, t1) on nodes 1 and 2.
+    connect_only(&mut c, 1, 2);
+    c.propose(1, 7, "x");
+    assert_eq!(c.terms(2), [1, 1]);
+    // Node 3 wins term 2 with the votes of 4 and 5; its no-op goes nowhere yet.
+    c.heal();
+    c.partition(&[3, 4, 5]);
+    c.elect_without_replication(3);
+    c.in_flight.clear();
+    // Node 3's no-op replaces "x" on node 1, the proposer.
+    connect_only(&mut c, 1, 3);
+    for _ in 0..4 {
+        c.tick(3);
+        c.deliver_all();
+    }
+    assert_eq!(c.terms(1), [1, 2], "the proposer's copy was truncated");
+    assert!(
+        !proposal_outputs(&c, 1)
+            .iter()
+            .any(|a| matches!(a, Action::ProposalDropped { .. })),
+        "the fate is still open: {:?}",
+        proposal_outputs(&c, 1)
+    );
+    // Node 2 still holds "x" and wins term 3 with 4 and 5: its no-op commits "x".
+    c.heal();
+    c.partition(&[2, 4, 5]);
+    let leader = c.elect_among(&[2, 4, 5]);
+    assert_eq!(leader, 2, "only node 2's log is up to date among 2, 4, 5");
+    c.heal();
+    for _ in 0..4 {
+        c.tick(2);
+        c.deliver_all();
+    }
+    assert_eq!(c.applied_commands(1), ["x"]);
+    let outputs = proposal_outputs(&c, 1);
+    assert!(
+        outputs.contains(&Action::ProposalCommitted {
+            id: ProposalId(7),
+            index: LogIndex(2),
+        }),
+        "{outputs:?}"
+    );
+    assert!(
+        !outputs
+            .iter()
+            .any(|a| matches!(a, Action::ProposalDropped { .. })),
+        "{outputs:?}"
+    );
+}
+
 #[test]
 fn overloaded_leader_drops_proposals_beyond_the_uncommitted_bound() {
     let mut configs: Vec<_> = (1..=3).map(|i| config(i, &[1, 2, 3])).collect();
@@ -456,10 +492,7 @@ fn overloaded_leader_drops_proposals_beyond_the_uncommitted_bound() {
     for p in 0..5 {
         c.step(
             1,
-            Event::Propose {
-                id: ProposalId(p),
-                command: SharedBytes::from(vec![0u8; 100]),
-            },
+            Event::propose(ProposalId(p), SharedBytes::from(vec![0u8; 100])),
         );
     }
     let dropped = proposal_outputs(&c, 1)

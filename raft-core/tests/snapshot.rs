@@ -216,3 +216,46 @@ fn a_follower_that_lost_its_disk_catches_up_through_a_snapshot() {
     assert_eq!(c.applied_commands(3), c.applied_commands(1));
     assert_eq!(c.node(3).status().snapshot_index, LogIndex(21));
 }
+
+/// A partial snapshot belongs to the follower role: a node that campaigns in between
+/// asks for the whole snapshot again rather than completing one it began as a
+/// follower of another term.
+#[test]
+fn a_partial_snapshot_ends_with_the_follower_role() {
+    use raft_core::{Event, Membership, Message, SnapshotChunk, SnapshotMeta, Term};
+    let mut c = Cluster::new(3);
+    let meta = SnapshotMeta {
+        last_index: LogIndex(5),
+        last_term: Term(1),
+        membership: Membership::new([NodeId(1), NodeId(2), NodeId(3)]),
+    };
+    let chunk = |term: u64, offset: u64| {
+        Event::Message(Message {
+            from: NodeId(1),
+            to: NodeId(2),
+            term: Term(term),
+            body: MessageBody::InstallSnapshot(Box::new(SnapshotChunk {
+                meta: meta.clone(),
+                offset,
+                total_bytes: 8,
+                data: raft_core::SharedBytes::from(vec![0u8; 4]),
+            })),
+        })
+    };
+    let next_offset_asked = |c: &mut Cluster| {
+        let answers = c.take_messages(|m| m.from == NodeId(2));
+        answers.iter().find_map(|m| match m.body {
+            MessageBody::InstallSnapshotResponse { next_offset, .. } => Some(next_offset),
+            _ => None,
+        })
+    };
+    c.step(2, chunk(1, 0));
+    assert_eq!(next_offset_asked(&mut c), Some(4), "the first half arrived");
+    c.step(2, Event::Campaign);
+    assert_ne!(c.node(2).role(), RoleKind::Follower);
+    c.in_flight.clear();
+    // The leader of a newer term sends the second half of the same snapshot.
+    let term = c.node(2).term().0 + 1;
+    c.step(2, chunk(term, 4));
+    assert_eq!(next_offset_asked(&mut c), Some(0), "start over");
+}

@@ -73,10 +73,7 @@ fn transfer_is_abandoned_after_an_election_timeout_and_the_leader_resumes() {
     assert_eq!(c.node(1).role(), RoleKind::Leader);
     c.step(
         1,
-        Event::Propose {
-            id: ProposalId(2),
-            command: SharedBytes::from("accepted"),
-        },
+        Event::propose(ProposalId(2), SharedBytes::from("accepted")),
     );
     c.deliver_all();
     assert!(c.applied_commands(1).contains(&"accepted".to_string()));

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Waker};
 use raft_core::{
-    Action, DropReason, Entry, Event, LogIndex, Membership, Message, NodeId, ProposalId, RaftNode,
-    ReadId, RoleKind, SharedBytes, Term,
+    Action, DropReason, Entry, Event, LogIndex, Membership, Message, NodeId, Proposal, ProposalId,
+    RaftNode, ReadId, RoleKind, Term,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -81,7 +81,7 @@ pub struct NodeLoop {
     /// The reused action buffer of `step_into`.
     actions: Vec<Action>,
     incoming: Vec<Message>,
-    proposals: Vec<(ProposalId, SharedBytes)>,
+    proposals: Vec<Proposal>,
     /// Loop-generated events (reads, transfers...) in arrival order.
     other_events: Vec<Event>,
     pending_proposals: HashMap<ProposalId, Reply<Result<LogIndex, AppendError>>>,
@@ -323,7 +323,7 @@ impl NodeLoop {
             Request::Propose { command, reply } => {
                 let id = self.next_proposal();
                 self.pending_proposals.insert(id, reply);
-                self.proposals.push((id, command));
+                self.proposals.push(Proposal { id, command });
             }
             Request::Read { reply } => {
                 let id = ReadId(self.next_read_id);
@@ -374,7 +374,7 @@ impl NodeLoop {
                 .split_off(self.proposals.len().min(self.proposal_batch_max));
             let batch = std::mem::replace(&mut self.proposals, rest);
             self.core
-                .step_into(Event::ProposeBatch(batch), &mut self.actions);
+                .step_into(Event::Propose(batch), &mut self.actions);
         }
         for event in self.other_events.drain(..) {
             self.core.step_into(event, &mut self.actions);

@@ -426,7 +426,13 @@ pub(crate) fn describe_event(node: NodeId, event: &Event) -> String {
         Event::Tick => format!("{node} tick"),
         Event::Message(m) => format!("{node} <- {} {} {:?}", m.from, m.term, m.body),
         Event::Persisted { through } => format!("{node} persisted through {through}"),
-        Event::Propose { id, command } => format!("{node} propose {id} {command:?}"),
+        Event::Propose(proposals) => {
+            let described: Vec<String> = proposals
+                .iter()
+                .map(|p| format!("{} {:?}", p.id, p.command))
+                .collect();
+            format!("{node} propose {}", described.join(", "))
+        }
         Event::Read { id } => format!("{node} read {id}"),
         Event::Compact { up_to, .. } => format!("{node} compact up to {up_to}"),
         other => format!("{node} {other:?}"),
@@ -478,7 +484,7 @@ impl World {
                         command,
                     },
                 );
-                self.step(to, Event::Propose { id, command: bytes });
+                self.step(to, Event::propose(id, bytes));
             }
             RequestBody::Read { key } => {
                 let id = ReadId(self.env.read_next);

@@ -1,8 +1,9 @@
 //! Failing seeds the simulator found in raft-core, one named test each. A test stays
 //! `#[ignore]`d with the bug's description until the core is fixed; then the ignore
 //! goes and the test guards the fix. Every bug below is fixed (the first two seeds
-//! were found against the core as it first landed, the others once membership
-//! changes joined the swarm).
+//! were found against the core as it first landed, the next ones once membership
+//! changes joined the swarm, the last ones in pinned worlds: one voter, and frequent
+//! partitions without CheckQuorum).
 
 use raft_sim::params::{Pins, SimParams};
 use raft_sim::run::{run, Verdict};
@@ -158,4 +159,67 @@ fn a_learner_that_lost_its_leader_answers_vote_requests() {
 #[test]
 fn a_learner_with_the_newest_entry_does_not_block_elections() {
     assert_seed_passes(5641, &membership_on());
+}
+
+/// The pinned world of seeds 965 and 766: no CheckQuorum, a partition every ~100 ms.
+fn frequent_partitions_without_check_quorum() -> Pins {
+    Pins {
+        check_quorum: Some(false),
+        partition_every_ms: Some(100),
+        ..Pins::default()
+    }
+}
+
+/// Fixed in raft-core `ProposalTracker`: a proposal's fate is reported only once its
+/// index commits (test `a_proposal_truncated_on_its_proposer_but_kept_elsewhere_commits`
+/// in raft-core/tests/replication.rs scripts the same schedule).
+///
+/// Seed 965 (5 nodes, PreVote and CheckQuorum off): a leader's entry reaches one
+/// other node before a partition; a new leader's entry replaces it on the proposer,
+/// which reported `ProposalDropped { Overwritten }` at that truncation. But the node
+/// that kept the entry was elected later and committed it. The client had been told
+/// the write failed, so the history had a write that both failed and took effect:
+/// a linearizability violation on key k1 at 2731.667ms.
+#[test]
+fn a_truncated_proposal_is_not_reported_lost_while_another_node_holds_it() {
+    assert_seed_passes(965, &frequent_partitions_without_check_quorum());
+}
+
+/// A checker bug, fixed in raft-sim's membership checker: the core was right.
+///
+/// Seed 766: the spare n4 joins as a learner, knowing no configuration (the initial
+/// one lives in the members' `Config`). It receives i1..=i46 (i46 adds it), then
+/// installs the leader's snapshot through i45, keeping i46. The snapshot rightly
+/// records the initial {n1, n2, n3} in force at i45; the checker compared it with
+/// n4's own view there, which is empty, and reported a violation. The checker now
+/// compares only where the node knows a configuration, and always against the
+/// committed history.
+#[test]
+fn a_joiner_may_install_a_snapshot_from_before_its_first_configuration_entry() {
+    assert_seed_passes(766, &frequent_partitions_without_check_quorum());
+}
+
+/// One voter, the rest at the swarm's draw.
+fn one_voter() -> Pins {
+    Pins {
+        nodes: Some(1),
+        ..Pins::default()
+    }
+}
+
+/// Fixed in raft-core `CandidateState`: a candidate's own vote counts only once the
+/// hard state that carries it is durable (raft-core/tests/election.rs
+/// `a_single_voter_never_leads_one_term_twice` scripts it).
+///
+/// Seeds 254 and 262 with `--nodes 1`: the single voter won its election the moment
+/// it became a candidate, and appended before its term and vote were on disk. A
+/// crash lost them; after the restart it led the same term again and gave the same
+/// (index, term) to other entries. The log-matching checker remembers every
+/// (index, term) any node ever wrote, and failed on n1 at i60@t3 (seed 254) and
+/// i2@t1 (seed 262). Nothing had committed on those entries, but a learner fed
+/// during the first leadership would have kept them for good.
+#[test]
+fn a_single_voter_does_not_lead_on_a_vote_it_may_lose() {
+    assert_seed_passes(254, &one_voter());
+    assert_seed_passes(262, &one_voter());
 }

@@ -1,16 +1,22 @@
-//! Followers: accepting the leader's log, commit index and snapshots; forwarding
-//! reads and refusing proposals. (Candidates that hear from a leader of their term
-//! become followers first, so these handlers serve them too.)
+//! Followers: accepting the leader's log and commit index (Raft §5.3) and refusing
+//! proposals. (Candidates that hear from a leader of their term become followers
+//! first, so these handlers serve them too.) Snapshots a follower installs live in
+//! `snapshot/`, the reads it forwards in `read_index.rs`, the TimeoutNow it obeys in
+//! `transfer.rs`.
 
 use crate::action::{Action, DropReason, IgnoreReason};
-use crate::membership::MembershipLog;
-use crate::message::{AppendOutcome, MessageBody, ReadFailure, SnapshotChunk};
-use crate::role::Next;
+use crate::message::{AppendOutcome, MessageBody};
 use crate::shared::Shared;
-use crate::snapshot::{ChunkOutcome, IncomingSnapshot};
-use crate::types::{
-    Entry, EntryPayload, LogIndex, NodeId, ProposalId, ReadId, SharedBytes, Snapshot, Term,
-};
+use crate::snapshot::IncomingSnapshot;
+use crate::types::{Entry, EntryPayload, LogIndex, NodeId, ProposalId, Term};
+
+/// State only a follower has.
+#[derive(Debug, Default)]
+pub(crate) struct FollowerState {
+    /// A snapshot being received from the leader, chunk by chunk. It ends with the
+    /// role: a node that campaigns or leads is not receiving one.
+    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+}
 
 impl Shared {
     /// AppendEntries from the leader of the current term (Raft §5.3).
@@ -22,10 +28,14 @@ impl Shared {
         mut entries: Vec<Entry>,
         leader_commit: LogIndex,
     ) {
+        debug_assert_eq!(
+            self.leader,
+            Some(from),
+            "only the known leader sends entries"
+        );
         if let Err(reason) = validate_append(self.term, prev_log_index, prev_log_term, &entries) {
             self.out
-                .actions
-                .push(Action::Ignored(IgnoreReason::Malformed(reason)));
+                .emit(Action::Ignored(IgnoreReason::Malformed(reason)));
             return;
         }
         let commit = self.log.commit_index();
@@ -64,7 +74,19 @@ impl Shared {
             entries.drain(..position);
             self.append_to_log(entries);
         }
+        // The log now agrees with the leader's through match_index (Log Matching).
+        debug_assert!(self.log.last_index() >= match_index);
+        if match_index > prev_index {
+            debug_assert!(self
+                .log
+                .term_at(match_index)
+                .is_some_and(|t| t <= self.term));
+        }
         self.commit_to(leader_commit.min(match_index));
+        debug_assert!(
+            self.log.commit_index() >= commit,
+            "the commit index never falls"
+        );
         let body = MessageBody::AppendResponse(AppendOutcome::Accepted { match_index });
         self.send_after_persist(from, body);
     }
@@ -72,172 +94,24 @@ impl Shared {
     /// A heartbeat from the leader of the current term: its commit index is capped at
     /// what the leader knows we hold, so it is safe to adopt as is.
     pub(crate) fn on_heartbeat(&mut self, from: NodeId, commit: LogIndex, read_round: u64) {
+        debug_assert_eq!(
+            self.leader,
+            Some(from),
+            "only the known leader sends heartbeats"
+        );
         self.commit_to(commit.min(self.log.last_index()));
         // The answer confirms leadership for reads and claims nothing durable, so it
         // need not wait for our pending writes.
         self.send_now(from, MessageBody::HeartbeatResponse { read_round });
     }
 
-    /// A chunk of a snapshot from the leader of the current term.
-    pub(crate) fn on_install_snapshot(&mut self, from: NodeId, chunk: SnapshotChunk) {
-        if let Err(reason) = validate_chunk(self.term, &chunk) {
-            self.out
-                .actions
-                .push(Action::Ignored(IgnoreReason::Malformed(reason)));
-            return;
-        }
-        let last_index = chunk.meta.last_index;
-        let total_bytes = chunk.total_bytes;
-        if last_index <= self.log.commit_index() {
-            // We already hold everything it covers.
-            let body = MessageBody::InstallSnapshotResponse {
-                last_index,
-                next_offset: total_bytes,
-                done: true,
-            };
-            self.send_after_persist(from, body);
-            return;
-        }
-        match IncomingSnapshot::receive(&mut self.incoming_snapshot, chunk) {
-            ChunkOutcome::Need(next_offset) => {
-                let body = MessageBody::InstallSnapshotResponse {
-                    last_index,
-                    next_offset,
-                    done: false,
-                };
-                self.send_now(from, body);
-            }
-            ChunkOutcome::Complete(snapshot) => {
-                self.install_snapshot(snapshot);
-                let body = MessageBody::InstallSnapshotResponse {
-                    last_index,
-                    next_offset: total_bytes,
-                    done: true,
-                };
-                // "Installed" claims durability: it waits for the snapshot's write.
-                self.send_after_persist(from, body);
-            }
-        }
-    }
-
-    /// Replaces the log's prefix (or all of it) with `snapshot` and hands it to the
-    /// application.
-    fn install_snapshot(&mut self, snapshot: Snapshot) {
-        let last_index = snapshot.meta.last_index;
-        let kept_suffix = self
-            .log
-            .install_snapshot(last_index, snapshot.meta.last_term);
-        if !kept_suffix {
-            self.proposals.drop_from(
-                last_index.next(),
-                DropReason::Overwritten,
-                &mut self.out.actions,
-            );
-        }
-        let mut memberships = MembershipLog::new(last_index, snapshot.meta.membership.clone());
-        for entry in self.log.entries() {
-            if let EntryPayload::Membership(m) = &entry.payload {
-                memberships.push(entry.index, (**m).clone());
-            }
-        }
-        self.memberships = memberships;
-        let seq = self.out.issue_seq();
-        // A kept suffix stays durable as it was; a discarded one is gone from disk too.
-        let truncate_from = if kept_suffix {
-            LogIndex(u64::MAX)
-        } else {
-            last_index.next()
-        };
-        self.log.write_issued(seq, truncate_from);
-        self.out.actions.push(Action::PersistSnapshot {
-            seq,
-            snapshot: Box::new(snapshot.clone()),
-            discard_log: !kept_suffix,
-        });
-        self.out
-            .actions
-            .push(Action::RestoreSnapshot(Box::new(snapshot.clone())));
-        self.snapshot = Some(snapshot);
-        self.proposals
-            .resolve_committed(&self.log, &mut self.out.actions);
-        self.release_forwarded_reads();
-    }
-
-    /// The leader hands over leadership: campaign at once, skipping PreVote.
-    pub(crate) fn on_timeout_now(&mut self) -> Next {
-        if !self.is_voter() {
-            self.out
-                .actions
-                .push(Action::Ignored(IgnoreReason::Unexpected));
-            return Next::Stay;
-        }
-        Next::Campaign {
-            pre_vote: false,
-            leadership_transfer: true,
-        }
-    }
-
-    /// A read on a non-leader: ask the leader for a read index (thesis §6.4).
-    pub(crate) fn forward_read(&mut self, id: ReadId) {
-        let Some(leader) = self.leader else {
-            self.fail_read(id, ReadFailure::NoLeader);
-            return;
-        };
-        if self.forwarded_reads.len() >= self.config.pending_reads_max {
-            self.fail_read(id, ReadFailure::Overloaded);
-            return;
-        }
-        self.forwarded_reads.push(id, self.read_deadline_tick());
-        self.send_now(leader, MessageBody::ReadIndexRequest { id });
-    }
-
-    /// The leader's answer to a forwarded read.
-    pub(crate) fn on_read_index_response(
-        &mut self,
-        id: ReadId,
-        result: Result<LogIndex, ReadFailure>,
-    ) {
-        match result {
-            Ok(read_index) => {
-                if !self.forwarded_reads.answered(id, read_index) {
-                    self.out
-                        .actions
-                        .push(Action::Ignored(IgnoreReason::Unexpected));
-                    return;
-                }
-                self.release_forwarded_reads();
-            }
-            Err(reason) => {
-                if self.forwarded_reads.remove(id) {
-                    self.fail_read(id, reason);
-                } else {
-                    self.out
-                        .actions
-                        .push(Action::Ignored(IgnoreReason::Unexpected));
-                }
-            }
-        }
-    }
-
-    /// Fails the forwarded reads whose deadline has passed.
-    pub(crate) fn expire_forwarded_reads(&mut self) {
-        if self.forwarded_reads.len() == 0 {
-            return;
-        }
-        for id in self.forwarded_reads.take_expired(self.now_tick) {
-            self.fail_read(id, ReadFailure::Timeout);
-        }
-    }
-
     /// Proposals on a node that does not lead: dropped, naming the leader it knows.
-    pub(crate) fn reject_proposals(&mut self, proposals: Vec<(ProposalId, SharedBytes)>) {
+    pub(crate) fn reject_proposals(&mut self, ids: impl IntoIterator<Item = ProposalId>) {
         let reason = DropReason::NotLeader {
             leader_hint: self.leader,
         };
-        for (id, _) in proposals {
-            self.out
-                .actions
-                .push(Action::ProposalDropped { id, reason });
+        for id in ids {
+            self.out.emit(Action::ProposalDropped { id, reason });
         }
     }
 }
@@ -277,27 +151,6 @@ fn validate_append(
             }
         }
         previous_term = entry.term;
-    }
-    Ok(())
-}
-
-/// Checks that a snapshot chunk is well formed.
-fn validate_chunk(message_term: Term, chunk: &SnapshotChunk) -> Result<(), &'static str> {
-    let end = chunk
-        .offset
-        .checked_add(chunk.data.len() as u64)
-        .ok_or("chunk offset overflows")?;
-    if end > chunk.total_bytes {
-        return Err("chunk reaches past the snapshot's size");
-    }
-    if chunk.meta.last_term > message_term {
-        return Err("snapshot term is newer than the message");
-    }
-    if chunk.meta.last_index == LogIndex(0) {
-        return Err("a snapshot covers at least one entry");
-    }
-    if chunk.meta.membership.voters.is_empty() {
-        return Err("the snapshot's membership has no voters");
     }
     Ok(())
 }

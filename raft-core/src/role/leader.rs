@@ -1,27 +1,19 @@
-//! The leader: its term's start, proposals, the commit rule, heartbeats and
-//! CheckQuorum, reads, leadership transfer and membership changes. Sending entries
-//! and snapshots lives in `replication.rs`.
+//! The leader's state and its core duties: the term's start, proposals, the commit
+//! rule (§5.4.2), the tick (heartbeats, CheckQuorum) and stepping down. Each other
+//! rule has its own file with its own `impl LeaderState`: `replication.rs`,
+//! `read_index.rs`, `transfer.rs`, `membership.rs`, `snapshot/`.
 
 use std::collections::BTreeMap;
 
-use crate::action::{Action, DropReason, IgnoreReason, TransferFailure};
-use crate::event::MembershipChange;
-use crate::message::{MessageBody, ReadFailure};
+use crate::action::{Action, DropReason};
+use crate::event::Proposal;
 use crate::progress::Progress;
 use crate::quorum::{joint_majority_value, joint_vote_result, VoteResult};
-use crate::read_index::{LeaderReads, ReadOrigin};
+use crate::read_index::{LeaderReads, Lease};
 use crate::role::Next;
 use crate::shared::Shared;
-use crate::types::{
-    Entry, EntryPayload, LogIndex, Membership, NodeId, ProposalId, ReadId, SharedBytes,
-};
-
-/// A leadership transfer under way.
-#[derive(Clone, Copy, Debug)]
-struct Transfer {
-    to: NodeId,
-    elapsed_ticks: u32,
-}
+use crate::transfer::Transfer;
+use crate::types::{Entry, EntryPayload, LogIndex, NodeId};
 
 /// State only a leader has.
 #[derive(Debug)]
@@ -29,16 +21,18 @@ pub(crate) struct LeaderState {
     /// Every member but this node (and removed members until their removal commits).
     pub(crate) progress: BTreeMap<NodeId, Progress>,
     /// The index of this term's no-op entry: nothing is read before it commits.
-    term_start_index: LogIndex,
+    pub(crate) term_start_index: LogIndex,
     pub(crate) heartbeat_elapsed_ticks: u32,
     check_quorum_elapsed_ticks: u32,
     pub(crate) reads: LeaderReads,
-    transfer: Option<Transfer>,
+    /// The read lease (with `Config::read_lease`).
+    pub(crate) lease: Lease,
+    pub(crate) transfer: Option<Transfer>,
     /// Bytes of entries appended and not yet committed (bounded by
     /// `uncommitted_bytes_max`).
-    uncommitted_bytes: u64,
+    pub(crate) uncommitted_bytes: u64,
     /// The index of the newest configuration entry whose commit this leader acted on.
-    membership_acted_index: LogIndex,
+    pub(crate) membership_acted_index: LogIndex,
 }
 
 impl LeaderState {
@@ -58,6 +52,7 @@ impl LeaderState {
             heartbeat_elapsed_ticks: 0,
             check_quorum_elapsed_ticks: 0,
             reads: LeaderReads::default(),
+            lease: Lease::default(),
             transfer: None,
             uncommitted_bytes: 0,
             membership_acted_index: LogIndex(0),
@@ -71,8 +66,7 @@ impl LeaderState {
             index: self.term_start_index,
             payload: EntryPayload::Noop,
         };
-        debug_assert_eq!(noop.index, shared.log.last_index().next());
-        shared.append_to_log(vec![noop]);
+        // Entries of earlier terms count too: this leader must commit them.
         let commit = shared.log.commit_index();
         self.uncommitted_bytes = shared
             .log
@@ -80,8 +74,31 @@ impl LeaderState {
             .iter()
             .map(Entry::size_bytes)
             .sum();
+        self.append(shared, vec![noop]);
         self.broadcast_append(shared);
         self.maybe_commit(shared)
+    }
+
+    /// Appends entries of this term at the end of the log, counting their bytes as
+    /// uncommitted. Every leader append goes through here: a leader never overwrites
+    /// or deletes entries in its own log (Leader Append-Only, Raft Figure 3).
+    pub(crate) fn append(&mut self, shared: &mut Shared, entries: Vec<Entry>) {
+        debug_assert!(!entries.is_empty());
+        debug_assert_eq!(
+            entries[0].index,
+            shared.log.last_index().next(),
+            "a leader only appends to its log"
+        );
+        for entry in &entries {
+            debug_assert_eq!(entry.term, shared.term, "a leader appends only its term");
+            self.uncommitted_bytes += entry.size_bytes();
+            if matches!(entry.payload, EntryPayload::Membership(_)) {
+                // The majority that granted the lease may not be one of the new
+                // configuration: renew it under the new one first.
+                self.lease.forget();
+            }
+        }
+        shared.append_to_log(entries);
     }
 
     /// One tick: heartbeats, CheckQuorum, transfer and read deadlines.
@@ -100,15 +117,8 @@ impl LeaderState {
                 progress.recent_active = false;
             }
         }
-        if let Some(transfer) = &mut self.transfer {
-            transfer.elapsed_ticks += 1;
-            if transfer.elapsed_ticks >= shared.config.election_timeout_ticks_min {
-                self.abort_transfer(shared, TransferFailure::Timeout);
-            }
-        }
-        for read in self.reads.take_expired(shared.now_tick) {
-            answer_read(shared, read.id, read.origin, Err(ReadFailure::Timeout));
-        }
+        self.tick_transfer(shared);
+        self.expire_reads(shared);
         Next::Stay
     }
 
@@ -121,25 +131,19 @@ impl LeaderState {
     }
 
     /// Appends proposals and replicates them.
-    pub(crate) fn propose(
-        &mut self,
-        shared: &mut Shared,
-        proposals: Vec<(ProposalId, SharedBytes)>,
-    ) {
+    pub(crate) fn propose(&mut self, shared: &mut Shared, proposals: Vec<Proposal>) {
         if self.transfer.is_some() {
-            for (id, _) in proposals {
+            for Proposal { id, .. } in proposals {
                 let reason = DropReason::Transferring;
-                shared
-                    .out
-                    .actions
-                    .push(Action::ProposalDropped { id, reason });
+                shared.out.emit(Action::ProposalDropped { id, reason });
             }
             return;
         }
         let mut entries = Vec::with_capacity(proposals.len());
         let mut accepted = Vec::with_capacity(proposals.len());
         let mut index = shared.log.last_index();
-        for (id, command) in proposals {
+        let mut batch_bytes = 0;
+        for Proposal { id, command } in proposals {
             let entry = Entry {
                 term: shared.term,
                 index: index.next(),
@@ -147,18 +151,14 @@ impl LeaderState {
             };
             let size = entry.size_bytes();
             // One entry always fits, however large, so that progress is possible.
-            if self.uncommitted_bytes > 0
-                && self.uncommitted_bytes + size > shared.config.uncommitted_bytes_max
-            {
+            let pending_bytes = self.uncommitted_bytes + batch_bytes;
+            if pending_bytes > 0 && pending_bytes + size > shared.config.uncommitted_bytes_max {
                 let reason = DropReason::Overloaded;
-                shared
-                    .out
-                    .actions
-                    .push(Action::ProposalDropped { id, reason });
+                shared.out.emit(Action::ProposalDropped { id, reason });
                 continue;
             }
             index = entry.index;
-            self.uncommitted_bytes += size;
+            batch_bytes += size;
             shared.proposals.track(id, index, shared.term);
             accepted.push(Action::ProposalAccepted {
                 id,
@@ -170,8 +170,11 @@ impl LeaderState {
         if entries.is_empty() {
             return;
         }
-        shared.append_to_log(entries);
-        shared.out.actions.extend(accepted);
+        self.append(shared, entries);
+        debug_assert_eq!(shared.log.last_index(), index);
+        for action in accepted {
+            shared.out.emit(action);
+        }
         self.broadcast_append(shared);
     }
 
@@ -206,261 +209,10 @@ impl LeaderState {
         self.after_membership_commit(shared)
     }
 
-    // ---- reads (thesis §6.4) ----
-
-    /// A linearizable read, from this node's client or a follower's.
-    pub(crate) fn on_read(&mut self, shared: &mut Shared, id: ReadId, origin: ReadOrigin) {
-        if self.reads.len() >= shared.config.pending_reads_max {
-            answer_read(shared, id, origin, Err(ReadFailure::Overloaded));
-            return;
-        }
-        // Until the term's no-op commits, this leader may not know the latest commit
-        // index: the read waits for it.
-        let read_index = shared.log.commit_index().max(self.term_start_index);
-        self.reads
-            .push(id, origin, read_index, shared.read_deadline_tick());
-        if self.confirmed_round(shared) >= self.reads.round_sent() {
-            // No round is in flight: start one for this read now. Otherwise the read
-            // rides on the round that starts when the one in flight is confirmed.
-            self.broadcast_heartbeat(shared);
-        }
-        self.release_reads(shared);
-    }
-
-    /// The newest read round a majority has acknowledged.
-    fn confirmed_round(&self, shared: &Shared) -> u64 {
-        let round_sent = self.reads.round_sent();
-        joint_majority_value(shared.membership(), |id| {
-            if id == shared.id {
-                round_sent
-            } else {
-                self.progress.get(&id).map_or(0, |p| p.read_round_acked)
-            }
-        })
-    }
-
-    /// Answers the reads whose round is confirmed and whose index is committed; starts
-    /// the next round if reads wait for one.
-    pub(crate) fn release_reads(&mut self, shared: &mut Shared) {
-        if self.reads.len() == 0 {
-            return;
-        }
-        let confirmed = self.confirmed_round(shared);
-        for read in self.reads.take_ready(confirmed, shared.log.commit_index()) {
-            answer_read(shared, read.id, read.origin, Ok(read.read_index));
-            if let ReadOrigin::Forwarded(peer) = read.origin {
-                // The follower applies up to the read index only once it knows it is
-                // committed: tell it now rather than at the next heartbeat.
-                self.send_heartbeat(shared, peer);
-            }
-        }
-        if self.reads.wants_new_round() && confirmed >= self.reads.round_sent() {
-            self.broadcast_heartbeat(shared);
-        }
-    }
-
-    // ---- leadership transfer (thesis §3.10) ----
-
-    /// Starts handing leadership to `to`: catch it up, then tell it to campaign.
-    pub(crate) fn transfer_leadership(&mut self, shared: &mut Shared, to: NodeId) {
-        if to == shared.id {
-            shared
-                .out
-                .actions
-                .push(Action::Ignored(IgnoreReason::Unexpected));
-            return;
-        }
-        if !shared.membership().is_voter(to) || !self.progress.contains_key(&to) {
-            let reason = TransferFailure::NotAVoter;
-            shared
-                .out
-                .actions
-                .push(Action::TransferAborted { to, reason });
-            return;
-        }
-        if let Some(current) = self.transfer {
-            if current.to == to {
-                return;
-            }
-            self.abort_transfer(shared, TransferFailure::Superseded);
-        }
-        self.transfer = Some(Transfer {
-            to,
-            elapsed_ticks: 0,
-        });
-        self.maybe_send_timeout_now(shared, to);
-        self.send_append_to(shared, to, true);
-    }
-
-    /// Sends TimeoutNow if `peer` is the transfer target and has our whole log.
-    pub(crate) fn maybe_send_timeout_now(&mut self, shared: &mut Shared, peer: NodeId) {
-        let is_target = self.transfer.is_some_and(|t| t.to == peer);
-        let caught_up = self
-            .progress
-            .get(&peer)
-            .is_some_and(|p| p.match_index == shared.log.last_index());
-        if is_target && caught_up {
-            shared.send_now(peer, MessageBody::TimeoutNow);
-        }
-    }
-
-    fn abort_transfer(&mut self, shared: &mut Shared, reason: TransferFailure) {
-        if let Some(transfer) = self.transfer.take() {
-            let to = transfer.to;
-            shared
-                .out
-                .actions
-                .push(Action::TransferAborted { to, reason });
-        }
-    }
-
-    // ---- membership changes (thesis §4.3) ----
-
-    /// Appends the configuration entry for `changes`: a joint configuration when the
-    /// voters change, a simple one when only learners do.
-    pub(crate) fn change_membership(
-        &mut self,
-        shared: &mut Shared,
-        id: ProposalId,
-        changes: &[MembershipChange],
-    ) {
-        let drop = |shared: &mut Shared, reason| {
-            shared
-                .out
-                .actions
-                .push(Action::ProposalDropped { id, reason });
-        };
-        if self.transfer.is_some() {
-            return drop(shared, DropReason::Transferring);
-        }
-        let commit = shared.log.commit_index();
-        let change_pending =
-            shared.memberships.current_index() > commit || shared.membership().is_joint();
-        // The rule that fixes the single-server change bug (Ongaro, 2015): no
-        // configuration entry before an entry of this term has committed.
-        if change_pending || commit < self.term_start_index {
-            return drop(shared, DropReason::MembershipChangePending);
-        }
-        let Some(target) = target_membership(shared.membership(), changes) else {
-            return drop(shared, DropReason::InvalidMembership);
-        };
-        let entry = Entry {
-            term: shared.term,
-            index: shared.log.last_index().next(),
-            payload: EntryPayload::Membership(Box::new(target)),
-        };
-        let (index, term) = (entry.index, entry.term);
-        self.uncommitted_bytes += entry.size_bytes();
-        shared.proposals.track(id, index, term);
-        shared.append_to_log(vec![entry]);
-        shared
-            .out
-            .actions
-            .push(Action::ProposalAccepted { id, index, term });
-        self.sync_progress(shared);
-        self.broadcast_append(shared);
-    }
-
-    /// After a commit: leave a committed joint configuration, stop tracking members
-    /// whose removal committed, and step down if this node was removed.
-    fn after_membership_commit(&mut self, shared: &mut Shared) -> Next {
-        let current_index = shared.memberships.current_index();
-        if current_index > shared.log.commit_index() || current_index == self.membership_acted_index
-        {
-            return Next::Stay;
-        }
-        self.membership_acted_index = current_index;
-        self.sync_progress(shared);
-        let membership = shared.membership().clone();
-        if membership.is_joint() {
-            let leave = Membership {
-                voters: membership.voters.clone(),
-                voters_outgoing: Default::default(),
-                learners: membership
-                    .learners
-                    .difference(&membership.voters)
-                    .copied()
-                    .collect(),
-            };
-            let entry = Entry {
-                term: shared.term,
-                index: shared.log.last_index().next(),
-                payload: EntryPayload::Membership(Box::new(leave)),
-            };
-            self.uncommitted_bytes += entry.size_bytes();
-            shared.append_to_log(vec![entry]);
-            self.sync_progress(shared);
-            self.broadcast_append(shared);
-            return Next::Stay;
-        }
-        if !membership.is_voter(shared.id) && shared.config.step_down_when_removed {
-            // Hand over to the most caught-up voter so the cluster need not wait for an
-            // election timeout.
-            let last = shared.log.last_index();
-            let successor = self
-                .progress
-                .iter()
-                .filter(|(id, p)| membership.is_voter(**id) && p.match_index == last)
-                .map(|(id, _)| *id)
-                .next();
-            if let Some(successor) = successor {
-                shared.send_now(successor, MessageBody::TimeoutNow);
-            }
-            return Next::StepDown;
-        }
-        Next::Stay
-    }
-
-    /// Tracks the members of the current configuration and of the committed one (so
-    /// a removed member still receives the entry that removes it), and a removed
-    /// member until it holds the newest configuration entry. Then it gets one last
-    /// heartbeat carrying the commit index: a removed node that never learns that
-    /// its removal committed keeps campaigning, as it must while the removal may
-    /// still be undone (thesis §4.2.2), and without PreVote or CheckQuorum its
-    /// campaigns would disrupt the cluster. Removed members are few (each was a
-    /// member once), and a new leader tracks none of them.
-    pub(super) fn sync_progress(&mut self, shared: &mut Shared) {
-        let mut members = shared.membership().members();
-        members.extend(shared.memberships.at(shared.log.commit_index()).members());
-        members.remove(&shared.id);
-        let commit = shared.log.commit_index();
-        let config_index = shared.memberships.current_index();
-        let mut released = Vec::new();
-        self.progress.retain(|id, progress| {
-            let departing = progress.match_index < config_index;
-            if !members.contains(id) && !departing {
-                released.push((*id, commit.min(progress.match_index)));
-            }
-            members.contains(id) || departing
-        });
-        for (id, commit) in released {
-            let read_round = 0;
-            shared.send_now(id, MessageBody::Heartbeat { commit, read_round });
-        }
-        let next_index = shared.log.last_index().next();
-        for id in members {
-            self.progress
-                .entry(id)
-                .or_insert_with(|| Progress::new(next_index));
-        }
-    }
-
     /// Leaving the role: fail what waits on this leader.
     pub(crate) fn step_down(&mut self, shared: &mut Shared, new_leader: Option<NodeId>) {
-        for read in self.reads.take_all() {
-            answer_read(shared, read.id, read.origin, Err(ReadFailure::NotLeader));
-        }
-        if let Some(transfer) = self.transfer.take() {
-            // Stepping down for the target's campaign is the transfer working; only a
-            // different leader means it failed.
-            if new_leader.is_some_and(|leader| leader != transfer.to) {
-                let (to, reason) = (transfer.to, TransferFailure::NotLeader);
-                shared
-                    .out
-                    .actions
-                    .push(Action::TransferAborted { to, reason });
-            }
-        }
+        self.fail_all_reads(shared);
+        self.end_transfer(shared, new_leader);
     }
 
     /// Debug-build check of the leader's invariants.
@@ -475,67 +227,4 @@ impl LeaderState {
             debug_assert_eq!(shared.log.term_at(self.term_start_index), Some(shared.term));
         }
     }
-
-    /// Whether a transfer is under way.
-    pub(crate) fn is_transferring(&self) -> bool {
-        self.transfer.is_some()
-    }
-}
-
-/// Answers a read: to the local client, or to the follower that forwarded it.
-fn answer_read(
-    shared: &mut Shared,
-    id: ReadId,
-    origin: ReadOrigin,
-    result: Result<LogIndex, ReadFailure>,
-) {
-    match (origin, result) {
-        (ReadOrigin::Local, Ok(read_index)) => {
-            shared
-                .out
-                .actions
-                .push(Action::ReadReady { id, read_index });
-        }
-        (ReadOrigin::Local, Err(reason)) => shared.fail_read(id, reason),
-        (ReadOrigin::Forwarded(peer), result) => {
-            shared.send_now(peer, MessageBody::ReadIndexResponse { id, result });
-        }
-    }
-}
-
-/// The membership `changes` lead to from `current` (which is not joint): joint if
-/// the voters change. None if the result is not a valid configuration.
-fn target_membership(current: &Membership, changes: &[MembershipChange]) -> Option<Membership> {
-    debug_assert!(!current.is_joint());
-    let mut voters = current.voters.clone();
-    let mut learners = current.learners.clone();
-    for change in changes {
-        match *change {
-            MembershipChange::AddLearner(id) => {
-                voters.remove(&id);
-                learners.insert(id);
-            }
-            MembershipChange::AddVoter(id) => {
-                learners.remove(&id);
-                voters.insert(id);
-            }
-            MembershipChange::Remove(id) => {
-                voters.remove(&id);
-                learners.remove(&id);
-            }
-        }
-    }
-    if voters.is_empty() || voters.iter().chain(&learners).any(|id| !id.is_valid()) {
-        return None;
-    }
-    let voters_outgoing = if voters == current.voters {
-        Default::default()
-    } else {
-        current.voters.clone()
-    };
-    Some(Membership {
-        voters,
-        voters_outgoing,
-        learners,
-    })
 }

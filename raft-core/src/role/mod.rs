@@ -4,16 +4,16 @@
 pub(crate) mod candidate;
 pub(crate) mod follower;
 pub(crate) mod leader;
-pub(crate) mod replication;
 
 use crate::types::RoleKind;
 use candidate::CandidateState;
+use follower::FollowerState;
 use leader::LeaderState;
 
 /// The current role and its private state.
 #[derive(Debug)]
 pub(crate) enum Role {
-    Follower,
+    Follower(FollowerState),
     PreCandidate(CandidateState),
     Candidate(CandidateState),
     Leader(Box<LeaderState>),
@@ -23,7 +23,7 @@ impl Role {
     /// The role's name.
     pub(crate) fn kind(&self) -> RoleKind {
         match self {
-            Role::Follower => RoleKind::Follower,
+            Role::Follower(_) => RoleKind::Follower,
             Role::PreCandidate(_) => RoleKind::PreCandidate,
             Role::Candidate(_) => RoleKind::Candidate,
             Role::Leader(_) => RoleKind::Leader,

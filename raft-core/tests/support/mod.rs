@@ -241,8 +241,21 @@ impl Cluster {
         }
     }
 
-    /// Makes node `n`'s pending writes durable and reports it.
+    /// Makes node `n`'s pending writes durable and reports it, again for the writes
+    /// that report asks for (a candidate whose vote became durable may lead and
+    /// append), until none are left.
     pub fn persist(&mut self, n: u64) {
+        const ROUNDS_MAX: usize = 16;
+        for _ in 0..ROUNDS_MAX {
+            if !self.persist_once(n) {
+                return;
+            }
+        }
+        panic!("node {n} kept issuing writes for {ROUNDS_MAX} rounds of Persisted");
+    }
+
+    /// One round of `persist`: false if nothing was pending.
+    fn persist_once(&mut self, n: u64) -> bool {
         let through = self.test_node(n).disk.flush();
         if let Some(through) = through {
             if std::env::var_os("RAFT_TRACE").is_some() {
@@ -257,6 +270,7 @@ impl Cluster {
             self.handle(NodeId(n), actions);
             self.check_safety(NodeId(n));
         }
+        through.is_some()
     }
 
     fn handle(&mut self, id: NodeId, actions: Vec<Action>) {
@@ -484,10 +498,7 @@ impl Cluster {
 
     /// Proposes `command` at node `n` and delivers.
     pub fn propose(&mut self, n: u64, proposal: u64, command: &str) {
-        let event = Event::Propose {
-            id: ProposalId(proposal),
-            command: SharedBytes::from(command),
-        };
+        let event = Event::propose(ProposalId(proposal), SharedBytes::from(command));
         self.step(n, event);
         self.deliver_all();
     }

@@ -107,7 +107,7 @@ impl NodeLoop {
         tracing::info!(node = %self.core.id(), members = ?record.keys().collect::<Vec<_>>(), "publishing members' addresses");
         self.records_in_flight.insert(id);
         let command = encode_record(&record);
-        self.other_events.push(Event::Propose { id, command });
+        self.other_events.push(Event::propose(id, command));
         id
     }
 

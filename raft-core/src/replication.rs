@@ -1,5 +1,7 @@
-//! The leader's replication: AppendEntries with flow control, snapshots in chunks,
-//! heartbeats, and the answers to all three (Raft §5.3, thesis §3.5, §5.3, §6.4).
+//! The leader's replication (Raft §5.3, thesis §3.5): AppendEntries with flow control
+//! (probe / replicate, an inflight window in messages and bytes), heartbeats, and the
+//! answers to both. When a follower needs entries compacted away, sending switches to
+//! the snapshot in `snapshot/`.
 
 use crate::action::{Action, IgnoreReason};
 use crate::message::{AppendOutcome, MessageBody};
@@ -7,7 +9,7 @@ use crate::progress::{Progress, ProgressState};
 use crate::role::leader::LeaderState;
 use crate::role::Next;
 use crate::shared::Shared;
-use crate::snapshot::SnapshotSend;
+use crate::snapshot::{send_snapshot_chunk, start_snapshot};
 use crate::types::{LogIndex, NodeId};
 
 impl LeaderState {
@@ -32,8 +34,9 @@ impl LeaderState {
 
     /// Heartbeats to every member, starting a new read round if reads wait for one.
     pub(crate) fn broadcast_heartbeat(&mut self, shared: &mut Shared) {
-        let read_round = if self.reads.wants_new_round() {
-            self.reads.start_round()
+        // With a read lease every heartbeat starts a round, which renews the lease.
+        let read_round = if self.reads.wants_new_round() || shared.config.read_lease {
+            self.start_read_round(shared)
         } else {
             self.reads.round_sent()
         };
@@ -65,8 +68,7 @@ impl LeaderState {
         let Some(progress) = self.progress.get_mut(&from) else {
             shared
                 .out
-                .actions
-                .push(Action::Ignored(IgnoreReason::UnknownSender));
+                .emit(Action::Ignored(IgnoreReason::UnknownSender));
             return Next::Stay;
         };
         progress.recent_active = true;
@@ -75,7 +77,7 @@ impl LeaderState {
                 if match_index > last_index {
                     let reason =
                         IgnoreReason::Malformed("acknowledges entries past the leader's log");
-                    shared.out.actions.push(Action::Ignored(reason));
+                    shared.out.emit(Action::Ignored(reason));
                     return Next::Stay;
                 }
                 let updated = progress.maybe_update(match_index);
@@ -130,12 +132,12 @@ impl LeaderState {
         let Some(progress) = self.progress.get_mut(&from) else {
             shared
                 .out
-                .actions
-                .push(Action::Ignored(IgnoreReason::UnknownSender));
+                .emit(Action::Ignored(IgnoreReason::UnknownSender));
             return Next::Stay;
         };
         progress.recent_active = true;
         progress.read_round_acked = progress.read_round_acked.max(read_round);
+        let acked_new_round = progress.read_round_acked == read_round;
         match progress.state {
             ProgressState::Probe => progress.probe_sent = false,
             ProgressState::Replicate => {
@@ -160,63 +162,17 @@ impl LeaderState {
             send_append(shared, from, progress, true);
             send_until_paused(shared, from, progress);
         }
+        if acked_new_round {
+            self.renew_lease(shared);
+        }
         self.release_reads(shared);
-        Next::Stay
-    }
-
-    /// A follower's answer to a snapshot chunk.
-    pub(crate) fn on_snapshot_response(
-        &mut self,
-        shared: &mut Shared,
-        from: NodeId,
-        last_index: LogIndex,
-        next_offset: u64,
-        done: bool,
-    ) -> Next {
-        let Some(progress) = self.progress.get_mut(&from) else {
-            shared
-                .out
-                .actions
-                .push(Action::Ignored(IgnoreReason::UnknownSender));
-            return Next::Stay;
-        };
-        progress.recent_active = true;
-        if done {
-            if last_index > shared.log.last_index() {
-                let reason = IgnoreReason::Malformed("installed a snapshot past the leader's log");
-                shared.out.actions.push(Action::Ignored(reason));
-                return Next::Stay;
-            }
-            let updated = progress.maybe_update(last_index);
-            if progress.state == ProgressState::Snapshot {
-                progress.become_probe();
-            }
-            send_until_paused(shared, from, progress);
-            return if updated {
-                self.maybe_commit(shared)
-            } else {
-                Next::Stay
-            };
-        }
-        if let Some(send) = &mut progress.snapshot_send {
-            if send.last_index == last_index {
-                if next_offset < send.acked_offset {
-                    // The follower lost its partial copy (it restarted): start over there.
-                    send.acked_offset = next_offset;
-                    send.rewind();
-                } else {
-                    send.acknowledged(next_offset);
-                }
-            }
-        }
-        send_until_paused(shared, from, progress);
         Next::Stay
     }
 }
 
 /// Sends AppendEntries (or snapshot chunks) to `peer` until its window is full or it
 /// has everything. Bounded by the window size.
-fn send_until_paused(shared: &mut Shared, peer: NodeId, progress: &mut Progress) {
+pub(crate) fn send_until_paused(shared: &mut Shared, peer: NodeId, progress: &mut Progress) {
     let attempts_max =
         shared.config.inflight_msgs_max + shared.config.snapshot_chunks_inflight_max + 1;
     for _ in 0..attempts_max {
@@ -274,32 +230,4 @@ fn send_append(
     };
     shared.send_now(peer, body);
     has_new
-}
-
-/// The entries `peer` needs are compacted away: send the snapshot instead.
-fn start_snapshot(shared: &mut Shared, peer: NodeId, progress: &mut Progress) -> bool {
-    let Some(snapshot) = &shared.snapshot else {
-        debug_assert!(false, "the log is compacted only through a snapshot");
-        return false;
-    };
-    progress.become_snapshot(SnapshotSend::new(snapshot));
-    send_snapshot_chunk(shared, peer, progress)
-}
-
-/// Sends the next snapshot chunk, if the chunk window allows. Returns whether one went.
-fn send_snapshot_chunk(shared: &mut Shared, peer: NodeId, progress: &mut Progress) -> bool {
-    let (Some(snapshot), Some(send)) = (&shared.snapshot, &mut progress.snapshot_send) else {
-        return false;
-    };
-    if snapshot.meta.last_index != send.last_index {
-        // A newer snapshot replaced the one in transfer: send that one instead.
-        *send = SnapshotSend::new(snapshot);
-    }
-    let chunk_bytes = shared.config.snapshot_chunk_bytes;
-    let window = shared.config.snapshot_chunks_inflight_max;
-    let Some(chunk) = send.next_chunk(snapshot, chunk_bytes, window) else {
-        return false;
-    };
-    shared.send_now(peer, MessageBody::InstallSnapshot(Box::new(chunk)));
-    true
 }

@@ -1,5 +1,5 @@
-//! Snapshot transfer in chunks with their own flow control: the leader's sending
-//! state per follower, and the follower's assembly of the chunks it receives.
+//! The chunks of a snapshot transfer, with their own flow control: the leader's
+//! sending state per follower, and the follower's assembly of the chunks it receives.
 //!
 //! Transfers are offset-based: the follower answers every chunk with the offset it
 //! wants next, so a lost chunk is resent from there and nothing starts over.
