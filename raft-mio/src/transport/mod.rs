@@ -454,6 +454,7 @@ impl Transport {
                 self.close_outbound(id, registry, now, &CloseReason::Silent);
             }
             self.close_inbound_from(id, registry);
+            debug_assert!(!self.is_connected(id));
         }
     }
 

@@ -214,6 +214,7 @@ impl TlsStream {
         // Older records first; a full socket still leaves room in the buffer.
         self.write_records()?;
         let accepted = self.conn.writer().write_vectored(bufs)?;
+        debug_assert!(accepted <= wanted);
         if accepted == 0 && wanted > 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
