@@ -25,16 +25,29 @@ impl HttpResponse {
     }
 }
 
-/// Sends `method target` with an optional body to `addr` and reads the response.
+/// Sends `method target` with an optional body to `addr` and reads the response
+/// (over HTTPS under `KV_TEST_TLS=1`).
 pub fn request(
     addr: &str,
     method: &str,
     target: &str,
     body: Option<&str>,
 ) -> std::io::Result<HttpResponse> {
+    if let Some(dir) = super::env_tls_dir() {
+        return request_tls(addr, &dir.join("ca.pem"), method, target, body);
+    }
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     exchange(&mut stream, addr, method, target, body)
+}
+
+/// The scheme of the nodes' HTTP ports: `https` under `KV_TEST_TLS=1`.
+pub fn scheme() -> &'static str {
+    if super::env_tls_dir().is_some() {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 /// [`request`] over HTTPS, trusting the CA certificate in `ca_pem` (as

@@ -67,9 +67,16 @@ pub struct Cluster {
     pub tls_dir: Option<PathBuf>,
 }
 
-/// Whether `KV_TEST_TLS=1` asks for TLS everywhere.
-fn tls_from_env() -> bool {
-    std::env::var("KV_TEST_TLS").is_ok_and(|v| v == "1")
+/// With `KV_TEST_TLS=1`, the directory of the CA every cluster of this test process
+/// uses (one CA, so that [`http::request`] can trust it without knowing the cluster).
+pub fn env_tls_dir() -> Option<&'static Path> {
+    static DIR: std::sync::OnceLock<Option<tempfile::TempDir>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let on = std::env::var("KV_TEST_TLS").is_ok_and(|v| v == "1");
+        on.then(|| tempfile::tempdir().expect("a directory for the test CA"))
+    })
+    .as_ref()
+    .map(|dir| dir.path())
 }
 
 /// Issues node `id`'s certificate (naming its HTTP host too) from the CA in `dir`.
@@ -91,7 +98,7 @@ impl Cluster {
     /// between (it draws its local port from the same range). A node that finds its
     /// port taken exits at once; the cluster is then started again on new ports.
     pub fn start(n: u64) -> Cluster {
-        Cluster::start_local(n, tls_from_env())
+        Cluster::start_local(n, false)
     }
 
     /// [`start`](Self::start), with TLS between the nodes and HTTPS.
@@ -137,8 +144,8 @@ impl Cluster {
         mut options: NodeOptions,
         wrapper: impl Fn(u64) -> Vec<String>,
     ) -> Result<Cluster, String> {
-        if options.tls_dir.is_none() && tls_from_env() {
-            options.tls_dir = Some(dir.path().join("tls"));
+        if options.tls_dir.is_none() {
+            options.tls_dir = env_tls_dir().map(Path::to_path_buf);
         }
         let mut nodes = BTreeMap::new();
         for spec in &layout.nodes {

@@ -236,3 +236,30 @@ impl TlsStream {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn peer_sockets_get_no_delay_and_the_user_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let std_stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let stream = PeerStream::Plain(TcpStream::from_std(std_stream));
+        stream
+            .set_socket_options(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let sock = socket2::SockRef::from(stream.socket());
+        assert!(sock.tcp_nodelay().unwrap());
+        assert_eq!(
+            sock.tcp_user_timeout().unwrap(),
+            Some(Duration::from_millis(1500))
+        );
+        assert!(!stream.is_tls());
+        assert!(
+            stream.proves_identity(NodeId(7)),
+            "plain TCP has only the hello"
+        );
+    }
+}
