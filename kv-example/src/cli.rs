@@ -34,6 +34,26 @@ pub enum Command {
     Node(Box<NodeArgs>),
     /// Measure throughput and latency against a running cluster, or one it starts.
     Bench(BenchArgs),
+    /// After a quorum is lost for good: make a stopped node the only voter (or one of
+    /// the given voters) of a new cluster, from its own data. Writes may be lost.
+    Recover(RecoverArgs),
+}
+
+/// Options of `kv-example recover`.
+#[derive(Clone, Debug, Args)]
+pub struct RecoverArgs {
+    /// The stopped node's data directory.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The voters of the new cluster (comma-separated ids), the recovered node first
+    /// among them; usually only the recovered node.
+    #[arg(long, value_delimiter = ',', required_unless_present = "dry_run",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub voters: Vec<u64>,
+    /// Only show what the data directory holds (its last index and term, to choose
+    /// the survivor to recover); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `id=host:port` lists, as parsed by [`parse_addr_list`].
@@ -153,6 +173,12 @@ pub struct NodeArgs {
     /// The CA certificate(s) every member's certificate is issued by (PEM).
     #[arg(long, env = "KV_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
     pub tls_ca: Option<PathBuf>,
+    /// The largest write this node proposes, in bytes once encoded (key, value and
+    /// request id); larger ones are refused and not applied. Set the same value on
+    /// every node.
+    #[arg(long, env = "KV_COMMAND_BYTES_MAX", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u64).range(1024..=(16 << 20) - 4096))]
+    pub command_bytes_max: u64,
     /// Stop cleanly when stdin closes (the local cluster's way to stop its nodes).
     #[arg(long, hide = true)]
     pub exit_on_stdin_eof: bool,
@@ -264,29 +290,63 @@ mod tests {
     }
 
     #[test]
-    fn tls_takes_all_three_files_or_none() {
-        let node = |extra: &[&str]| {
-            let mut args = vec![
-                "kv-example",
-                "node",
-                "--id",
-                "1",
-                "--peers",
-                "1=h:7001",
-                "--client-addr",
-                "a:1",
-                "--http-addr",
-                "a:2",
-            ];
-            args.extend_from_slice(extra);
-            Cli::try_parse_from(args)
+    fn recover_takes_a_data_dir_and_voters_or_a_dry_run() {
+        let cli = Cli::try_parse_from([
+            "kv-example",
+            "recover",
+            "--data-dir",
+            "data/node1",
+            "--voters",
+            "1,4",
+        ])
+        .unwrap();
+        let Some(Command::Recover(recover)) = cli.command else {
+            panic!("expected the recover subcommand");
         };
-        assert!(node(&["--tls-cert", "c.pem"]).is_err());
-        let Some(Command::Node(args)) =
-            node(&["--tls-cert", "c", "--tls-key", "k", "--tls-ca", "a"])
-                .unwrap()
-                .command
-        else {
+        assert_eq!(recover.voters, [1, 4]);
+        assert!(!recover.dry_run);
+        assert!(Cli::try_parse_from(["kv-example", "recover", "--data-dir", "d"]).is_err());
+        assert!(
+            Cli::try_parse_from(["kv-example", "recover", "--data-dir", "d", "--dry-run"]).is_ok()
+        );
+        let zero =
+            Cli::try_parse_from(["kv-example", "recover", "--data-dir", "d", "--voters", "0"]);
+        assert!(zero.is_err());
+    }
+
+    #[test]
+    fn the_command_limit_has_a_default_and_bounds() {
+        let Some(Command::Node(args)) = node_with(&[]).unwrap().command else {
+            panic!("expected the node subcommand");
+        };
+        assert_eq!(args.command_bytes_max, 1 << 20);
+        assert!(node_with(&["--command-bytes-max", "100"]).is_err());
+        assert!(node_with(&["--command-bytes-max", "4096"]).is_ok());
+    }
+
+    /// `kv-example node` with the required flags and `extra`.
+    fn node_with(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut args = vec![
+            "kv-example",
+            "node",
+            "--id",
+            "1",
+            "--peers",
+            "1=h:1",
+            "--client-addr",
+            "a:1",
+            "--http-addr",
+            "a:2",
+        ];
+        args.extend(extra);
+        Cli::try_parse_from(args)
+    }
+
+    #[test]
+    fn tls_takes_all_three_files_or_none() {
+        assert!(node_with(&["--tls-cert", "c.pem"]).is_err());
+        let tls = ["--tls-cert", "c", "--tls-key", "k", "--tls-ca", "a"];
+        let Some(Command::Node(args)) = node_with(&tls).unwrap().command else {
             panic!("expected the node subcommand");
         };
         assert_eq!(args.tls_ca, Some(PathBuf::from("a")));

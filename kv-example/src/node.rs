@@ -9,11 +9,12 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kv_model::Command;
 use raft_core::NodeId;
-use raft_mio::RaftConfig;
+use raft_mio::{RaftConfig, StopReason};
 
 use crate::addrs::{split_host_port, Directory, APP_CLIENT, APP_HTTP};
 use crate::cli::NodeArgs;
@@ -47,6 +48,7 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
         .data_dir(&data_dir)
         .cluster_id(args.cluster_id)
         .tick_interval(Duration::from_millis(args.tick_ms))
+        .command_bytes_max(usize::try_from(args.command_bytes_max).unwrap_or(usize::MAX))
         .fsync(!args.no_fsync);
     // The peers' client and HTTP addresses go into raft-mio's address table, which
     // replicates them: a node added later learns them from the log.
@@ -96,7 +98,7 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
         TextHandler::new(Arc::clone(&service)),
         limits,
     )?;
-    let mut http_handler = HttpHandler::new(service);
+    let mut http_handler = HttpHandler::new(Arc::clone(&service));
     if let Some(tls) = &tls {
         http_handler = http_handler.with_tls(tls.https.clone());
     }
@@ -113,15 +115,28 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
         data_dir.display()
     );
 
-    let reason = wait_for_stop(args.exit_on_stdin_eof)?;
-    tracing::info!(node = %id, "stopping: {reason}");
+    let (stop_tx, stop_rx) = mpsc::channel();
+    let applier = watch_node(&client, applier, &stop_tx)?;
+    let cause = wait_for_stop(stop_tx, stop_rx, args.exit_on_stdin_eof)?;
     text.stop();
     http.stop();
+    if let StopCause::Failed(why) = cause {
+        // Fail-stop: the node cannot serve any more. raft-mio has answered every
+        // write it had taken (fate unknown); let those answers out, then exit
+        // non-zero at once, without waiting for anything the failure may hang.
+        tracing::error!(node = %id, "{why}; exiting");
+        service.in_flight().wait_idle(DRAIN_TIMEOUT);
+        return Err(format!("{why}; the node exits so that it can be restarted").into());
+    }
+    tracing::info!(node = %id, "stopping: {}", cause.describe());
     // Finishes the loop's last fsync and joins its thread; the committed stream then
     // ends and the applier with it.
     client.shutdown();
-    if applier.join().is_err() {
-        return Err("the applier thread panicked".into());
+    service.in_flight().wait_idle(DRAIN_TIMEOUT);
+    match applier.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => return Err("the applier thread panicked".into()),
     }
     tracing::info!(node = %id, "stopped");
     Ok(())
@@ -138,6 +153,58 @@ fn tls_of(args: &NodeArgs) -> Result<Option<NodeTls>, NodeError> {
         ca: ca.clone(),
     };
     Ok(Some(NodeTls::load(&files)?))
+}
+
+/// How long a stopping node waits for the answers of requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a node stops.
+#[derive(Debug)]
+enum StopCause {
+    /// A signal, or the end of stdin: a clean stop.
+    Asked(&'static str),
+    /// The raft loop or the applier failed: the node cannot go on.
+    Failed(String),
+}
+
+impl StopCause {
+    fn describe(&self) -> &str {
+        match self {
+            StopCause::Asked(why) => why,
+            StopCause::Failed(why) => why,
+        }
+    }
+}
+
+/// Watches the raft loop and the applier: when either fails, `stop` hears why. The
+/// returned handle ends with the applier's result.
+fn watch_node(
+    client: &raft_mio::Client<Command>,
+    applier: JoinHandle<Result<(), String>>,
+    stop: &mpsc::Sender<StopCause>,
+) -> Result<JoinHandle<Result<(), String>>, NodeError> {
+    let loop_stop = stop.clone();
+    let loop_client = client.clone();
+    std::thread::Builder::new()
+        .name("raft-watch".into())
+        .spawn(move || {
+            if let Some(StopReason::Failed(e)) = loop_client.wait_stopped(None) {
+                let _ = loop_stop.send(StopCause::Failed(format!("the raft node failed: {e}")));
+            }
+        })?;
+    let applier_stop = stop.clone();
+    let watcher = std::thread::Builder::new()
+        .name("applier-watch".into())
+        .spawn(move || {
+            let result = applier
+                .join()
+                .unwrap_or_else(|_| Err("the applier thread panicked".into()));
+            if let Err(e) = &result {
+                let _ = applier_stop.send(StopCause::Failed(e.clone()));
+            }
+            result
+        })?;
+    Ok(watcher)
 }
 
 fn bind(what: &str, addr: &str) -> Result<TcpListener, NodeError> {
@@ -167,12 +234,16 @@ fn directory(args: &NodeArgs, peers: &BTreeMap<NodeId, String>) -> Result<Direct
     )?)
 }
 
-/// Blocks until SIGINT or SIGTERM, or (when asked) the end of stdin. Returns why.
-fn wait_for_stop(exit_on_stdin_eof: bool) -> Result<&'static str, NodeError> {
-    let (tx, rx) = mpsc::channel();
-    let on_signal = tx.clone();
+/// Blocks until SIGINT or SIGTERM, (when asked) the end of stdin, or a failure
+/// reported on `stop`. Returns why.
+fn wait_for_stop(
+    stop: mpsc::Sender<StopCause>,
+    causes: mpsc::Receiver<StopCause>,
+    exit_on_stdin_eof: bool,
+) -> Result<StopCause, NodeError> {
+    let on_signal = stop.clone();
     ctrlc::set_handler(move || {
-        let _ = on_signal.send("signal");
+        let _ = on_signal.send(StopCause::Asked("signal"));
     })
     .map_err(|e| format!("cannot install the signal handler: {e}"))?;
     if exit_on_stdin_eof {
@@ -183,8 +254,10 @@ fn wait_for_stop(exit_on_stdin_eof: bool) -> Result<&'static str, NodeError> {
                 let mut sink = [0u8; 256];
                 let mut stdin = std::io::stdin();
                 while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-                let _ = tx.send("stdin closed");
+                let _ = stop.send(StopCause::Asked("stdin closed"));
             })?;
     }
-    Ok(rx.recv().unwrap_or("signal channel closed"))
+    Ok(causes
+        .recv()
+        .unwrap_or(StopCause::Asked("signal channel closed")))
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use raft_core::NodeId;
 
+use crate::bounds;
 use crate::members::{AddrTable, MemberAddrs};
 use crate::storage::StorageOptions;
 use crate::transport::tls::TlsSettings;
@@ -56,6 +57,12 @@ pub struct RaftConfig {
     pub storage: StorageOptions,
     /// The largest frame body sent or accepted, in bytes.
     pub frame_bytes_max: usize,
+    /// The largest encoded command a client may propose, in bytes; larger ones are
+    /// refused with [`AppendError::TooLarge`](crate::AppendError::TooLarge) before
+    /// they reach the log. Validation checks that every AppendEntries the core can
+    /// build from such commands fits `frame_bytes_max`, and every entry a log record
+    /// (see [`crate::bounds`]). Set the same value on every node.
+    pub command_bytes_max: usize,
     /// The most bytes queued for one peer before frames are dropped.
     pub write_queue_bytes_max: usize,
     /// The most frames queued for one peer before frames are dropped.
@@ -125,6 +132,7 @@ impl RaftConfig {
             core,
             storage: StorageOptions::default(),
             frame_bytes_max: 16 << 20,
+            command_bytes_max: 4 << 20,
             write_queue_bytes_max: 32 << 20,
             write_queue_frames_max: 65_536,
             reconnect_delay_min: Duration::from_millis(20),
@@ -195,6 +203,13 @@ impl RaftConfig {
         self
     }
 
+    /// Sets the largest command a client may propose (see
+    /// [`command_bytes_max`](Self::command_bytes_max)).
+    pub fn command_bytes_max(mut self, bytes: usize) -> Self {
+        self.command_bytes_max = bytes;
+        self
+    }
+
     /// Sets the tick interval.
     pub fn tick_interval(mut self, interval: Duration) -> Self {
         self.tick_interval = interval;
@@ -260,12 +275,7 @@ impl RaftConfig {
         if self.frame_bytes_max < 1 << 20 {
             return bad("frame_bytes_max", "must be at least 1 MiB");
         }
-        if (self.frame_bytes_max as u64) < self.core.msg_bytes_max.saturating_mul(2) {
-            return bad(
-                "frame_bytes_max",
-                "must be at least twice core.msg_bytes_max (entry encoding overhead)",
-            );
-        }
+        self.validate_sizes()?;
         if self.write_queue_bytes_max < self.frame_bytes_max {
             return bad(
                 "write_queue_bytes_max",
@@ -307,6 +317,41 @@ impl RaftConfig {
         }
         if self.storage.segment_bytes_max < 4096 {
             return bad("storage.segment_bytes_max", "must be at least 4096");
+        }
+        Ok(())
+    }
+
+    /// Checks that no message the core can build outgrows a frame, and no entry a log
+    /// record (the reasoning is in [`bounds`](crate::bounds)).
+    fn validate_sizes(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, reason: &'static str| Err(ConfigError { field, reason });
+        let command_bytes_max = self.command_bytes_max as u64;
+        let frame_bytes_max = self.frame_bytes_max as u64;
+        if self.command_bytes_max < 1024 {
+            return bad(
+                "command_bytes_max",
+                "must be at least 1 KiB (the members' address records are commands too)",
+            );
+        }
+        if !bounds::fits_record(command_bytes_max) {
+            return bad(
+                "command_bytes_max",
+                "an entry of this size would not fit a log record (256 MiB)",
+            );
+        }
+        if bounds::append_entries_bytes_max(&self.core, command_bytes_max) > frame_bytes_max {
+            return bad(
+                "frame_bytes_max",
+                "an AppendEntries of core.msg_bytes_max bytes (2.5 times that, encoded, plus \
+                 21 bytes per entry) or of one command of command_bytes_max would not fit a \
+                 frame: raise frame_bytes_max or lower the others",
+            );
+        }
+        if bounds::install_snapshot_bytes_max(&self.core) > frame_bytes_max {
+            return bad(
+                "frame_bytes_max",
+                "a snapshot chunk of core.snapshot_chunk_bytes would not fit a frame",
+            );
         }
         Ok(())
     }

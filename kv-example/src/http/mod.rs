@@ -146,10 +146,13 @@ impl<B: Backend> HttpHandler<B> {
                 Err(RequestError::Closed) => return Ok(()),
             };
             head.secure = secure;
+            // Counted from the request to its flushed answer (see `drain`).
+            let in_flight = self.backend.begin_request();
             let response = routes::route(&*self.backend, &mut session, &head, &body);
             let keep_alive = head.keep_alive();
             response.write_to(&mut writer, keep_alive)?;
             writer.flush()?;
+            drop(in_flight);
             if !keep_alive {
                 return Ok(());
             }

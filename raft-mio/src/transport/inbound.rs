@@ -35,6 +35,8 @@ pub struct Inbound {
     answer_sent: usize,
     /// The peer must finish its hello by then.
     pub deadline: Option<Instant>,
+    /// Bytes read from the socket so far (for metrics).
+    pub bytes_read: u64,
     reader: FrameReader,
 }
 
@@ -102,6 +104,7 @@ impl Inbound {
             hello_in: Vec::with_capacity(HELLO_BYTES),
             answer_sent: 0,
             deadline: Some(deadline),
+            bytes_read: 0,
             reader: FrameReader::new(frame_bytes_max),
         }
     }
@@ -135,6 +138,7 @@ impl Inbound {
                 Err(e) => return Err(CloseReason::Io(e).into()),
             };
             debug_assert!(read > 0);
+            self.bytes_read += read as u64;
             while let Some(message) = self.reader.next_frame().map_err(InboundClose::Frame)? {
                 if message.from != peer || message.to != me {
                     let claimed = if message.from != peer {

@@ -47,6 +47,7 @@ use self::resolve::Resolver;
 use self::stream::PeerStream;
 use self::tls::TlsSettings;
 use self::write_queue::Pushed;
+use crate::metrics::PeerTraffic;
 
 /// The poll token of the peer listener.
 pub const LISTENER_TOKEN: Token = Token(0);
@@ -125,6 +126,8 @@ pub struct Transport {
     pending_reads: BTreeSet<Token>,
     /// Peers with frames queued since the last flush.
     to_flush: BTreeSet<NodeId>,
+    /// Messages and bytes to and from each peer (for metrics).
+    traffic: BTreeMap<NodeId, PeerTraffic>,
 }
 
 impl Transport {
@@ -153,6 +156,7 @@ impl Transport {
             resolver: Resolver::new(waker),
             pending_reads: BTreeSet::new(),
             to_flush: BTreeSet::new(),
+            traffic: BTreeMap::new(),
         };
         for (id, addr) in peers.iter().filter(|(id, _)| **id != me) {
             transport.add_peer(*id, addr.clone(), now);
@@ -302,11 +306,16 @@ impl Transport {
             return;
         };
         let was_anonymous = conn.peer.is_none();
-        let received_before = out.len();
+        let (messages_before, bytes_before) = (out.len(), conn.bytes_read);
         let driven = conn.drive(self.me, self.cluster_id, &self.members, out);
-        if out.len() > received_before {
-            if let Some(peer) = conn.peer.and_then(|id| self.peers.get_mut(&id)) {
-                peer.awaiting_since = None;
+        if let Some(peer) = conn.peer {
+            let traffic = self.traffic.entry(peer).or_default();
+            traffic.messages_received += (out.len() - messages_before) as u64;
+            traffic.bytes_received += conn.bytes_read - bytes_before;
+            if out.len() > messages_before {
+                if let Some(peer) = self.peers.get_mut(&peer) {
+                    peer.awaiting_since = None;
+                }
             }
         }
         let conn = self.inbound.get_mut(&token).expect("still present");
@@ -546,7 +555,14 @@ impl Transport {
         {
             peer.awaiting_since = Some(crate::clock::now());
         }
-        match peer.queue.push(frame, droppable) {
+        let frame_bytes = frame.len() as u64;
+        let pushed = peer.queue.push(frame, droppable);
+        if !matches!(pushed, Pushed::DroppedNew) {
+            let traffic = self.traffic.entry(message.to).or_default();
+            traffic.messages_sent += 1;
+            traffic.bytes_sent += frame_bytes;
+        }
+        match pushed {
             Pushed::Queued => {}
             Pushed::DroppedOldest(n) => {
                 tracing::debug!(peer = %peer.id, dropped = n, "write queue full: dropped the oldest AppendEntries")
@@ -574,6 +590,11 @@ impl Transport {
     /// Whether the connection to `id` is established.
     pub fn is_connected(&self, id: NodeId) -> bool {
         self.peers.get(&id).is_some_and(|p| p.is_established())
+    }
+
+    /// The messages and bytes sent to and received from each peer so far.
+    pub fn traffic(&self) -> &BTreeMap<NodeId, PeerTraffic> {
+        &self.traffic
     }
 
     /// What the transport knows of each peer.
