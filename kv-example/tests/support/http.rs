@@ -33,9 +33,20 @@ pub fn request(
     target: &str,
     body: Option<&str>,
 ) -> std::io::Result<HttpResponse> {
-    if let Some(dir) = super::env_tls_dir() {
-        return request_tls(addr, &dir.join("ca.pem"), method, target, body);
+    match super::env_tls_dir() {
+        Some(dir) => request_tls(addr, &dir.join("ca.pem"), method, target, body),
+        None => request_plain(addr, method, target, body),
     }
+}
+
+/// [`request`] over plain HTTP whatever `KV_TEST_TLS` says (a node the test started
+/// by hand, without TLS).
+pub fn request_plain(
+    addr: &str,
+    method: &str,
+    target: &str,
+    body: Option<&str>,
+) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     exchange(&mut stream, addr, method, target, body)

@@ -68,15 +68,32 @@ pub struct Cluster {
 }
 
 /// With `KV_TEST_TLS=1`, the directory of the CA every cluster of this test process
-/// uses (one CA, so that [`http::request`] can trust it without knowing the cluster).
+/// uses (one CA, so that [`http::request`] can trust it without knowing the cluster;
+/// made once, before any cluster copies it).
 pub fn env_tls_dir() -> Option<&'static Path> {
     static DIR: std::sync::OnceLock<Option<tempfile::TempDir>> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let on = std::env::var("KV_TEST_TLS").is_ok_and(|v| v == "1");
-        on.then(|| tempfile::tempdir().expect("a directory for the test CA"))
+        on.then(|| {
+            let dir = tempfile::tempdir().expect("a directory for the test CA");
+            LocalCa::open_or_create(dir.path()).expect("the test CA");
+            dir
+        })
     })
     .as_ref()
     .map(|dir| dir.path())
+}
+
+/// A cluster's own TLS directory holding a copy of the process-wide CA of
+/// `KV_TEST_TLS` (its node certificates then name its own hosts).
+fn env_tls_dir_for(cluster_dir: &Path) -> Option<PathBuf> {
+    let shared = env_tls_dir()?;
+    let own = cluster_dir.join("tls");
+    std::fs::create_dir_all(&own).expect("the cluster's TLS directory");
+    for file in ["ca.pem", "ca.key"] {
+        std::fs::copy(shared.join(file), own.join(file)).expect("copy the test CA");
+    }
+    Some(own)
 }
 
 /// Issues node `id`'s certificate (naming its HTTP host too) from the CA in `dir`.
@@ -145,7 +162,7 @@ impl Cluster {
         wrapper: impl Fn(u64) -> Vec<String>,
     ) -> Result<Cluster, String> {
         if options.tls_dir.is_none() {
-            options.tls_dir = env_tls_dir().map(Path::to_path_buf);
+            options.tls_dir = env_tls_dir_for(dir.path());
         }
         let mut nodes = BTreeMap::new();
         for spec in &layout.nodes {
