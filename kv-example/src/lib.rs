@@ -63,3 +63,4 @@ pub mod replica;
 pub mod server;
 pub mod service;
 pub mod text;
+pub mod tls;

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => kv_example::cluster::run(cli.cluster),
         Some(Command::Cluster(args)) => kv_example::cluster::run(args),
-        Some(Command::Node(args)) => kv_example::node::run(args).map_err(|e| e as _),
+        Some(Command::Node(args)) => kv_example::node::run(*args).map_err(|e| e as _),
         Some(Command::Bench(args)) => kv_example::bench::run(args),
         Some(Command::Recover(args)) => kv_example::recover::run(args).map_err(|e| e as _),
     };

@@ -23,6 +23,7 @@ use crate::replica::{spawn_applier, Replica};
 use crate::server::{Server, ServerLimits};
 use crate::service::KvService;
 use crate::text::TextHandler;
+use crate::tls::{NodeTls, TlsFiles};
 
 /// Why a node could not start (or stopped badly).
 pub type NodeError = Box<dyn std::error::Error + Send + Sync>;
@@ -69,6 +70,10 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
     if let Some(listen) = &args.raft_listen {
         config = config.listen_addr(listen.clone());
     }
+    let tls = tls_of(&args)?;
+    if let Some(tls) = &tls {
+        config = config.tls(tls.peers.clone());
+    }
     let (client, committed) =
         raft_mio::run::<Command>(config).map_err(|e| format!("cannot start the raft node: {e}"))?;
     let replica = Arc::new(Replica::new());
@@ -93,19 +98,20 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
         TextHandler::new(Arc::clone(&service)),
         limits,
     )?;
-    let http = Server::spawn(
-        "http",
-        http_listener,
-        HttpHandler::new(Arc::clone(&service)),
-        limits,
-    )?;
+    let mut http_handler = HttpHandler::new(Arc::clone(&service));
+    if let Some(tls) = &tls {
+        http_handler = http_handler.with_tls(tls.https.clone());
+    }
+    let http = Server::spawn("http", http_listener, http_handler, limits)?;
     println!(
-        "kv-example node {}{}: text {}, http {}, raft {}, data {}",
+        "kv-example node {}{}: text {}, {} {}, raft {}{}, data {}",
         id.0,
         if args.join { " (joining)" } else { "" },
         text.local_addr(),
+        if tls.is_some() { "https" } else { "http" },
         http.local_addr(),
         client.listen_addr(),
+        if tls.is_some() { " (mutual TLS)" } else { "" },
         data_dir.display()
     );
 
@@ -134,6 +140,19 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
     }
     tracing::info!(node = %id, "stopped");
     Ok(())
+}
+
+/// The node's TLS configuration, if its flags name the files.
+fn tls_of(args: &NodeArgs) -> Result<Option<NodeTls>, NodeError> {
+    let (Some(cert), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.tls_ca) else {
+        return Ok(None);
+    };
+    let files = TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        ca: ca.clone(),
+    };
+    Ok(Some(NodeTls::load(&files)?))
 }
 
 /// How long a stopping node waits for the answers of requests in flight.

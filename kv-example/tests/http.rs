@@ -23,10 +23,14 @@ fn curl_style_put_get_delete_status_and_the_redirect_to_the_leader() {
     let location = redirect.header("location").expect("a Location header");
     assert_eq!(
         location,
-        format!("http://{}/kv/greeting", cluster.http_addr(leader))
+        format!(
+            "{}://{}/kv/greeting",
+            support::http::scheme(),
+            cluster.http_addr(leader)
+        )
     );
     // Following it (as `curl -L` does) writes.
-    let target = location.strip_prefix("http://").unwrap();
+    let target = location.split_once("://").unwrap().1;
     let (host, path) = target.split_at(target.find('/').unwrap());
     let put = request(host, "PUT", path, Some("hello\n")).unwrap();
     assert_eq!(put.status, 200, "{put:?}");
@@ -113,7 +117,11 @@ fn nodes_are_added_and_removed_over_http_and_a_follower_redirects_to_the_leader(
     )
     .unwrap();
     assert_eq!(redirect.status, 307, "{redirect:?}");
-    let location = format!("http://{}/cluster/nodes", cluster.http_addr(leader));
+    let location = format!(
+        "{}://{}/cluster/nodes",
+        support::http::scheme(),
+        cluster.http_addr(leader)
+    );
     assert_eq!(redirect.header("location"), Some(location.as_str()));
 
     // The leader adds node 4 and answers once it votes.

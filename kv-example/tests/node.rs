@@ -109,7 +109,7 @@ fn a_write_over_the_command_limit_is_refused_and_nothing_is_appended() {
         c.request("put k v").ok()?.appended_index()
     });
     let last_index = || {
-        let status = support::http::request(&http, "GET", "/status", None).unwrap();
+        let status = support::http::request_plain(&http, "GET", "/status", None).unwrap();
         let json: serde_json::Value = serde_json::from_str(&status.body).unwrap();
         json["last_index"].as_u64().unwrap()
     };
@@ -124,7 +124,8 @@ fn a_write_over_the_command_limit_is_refused_and_nothing_is_appended() {
             && answer.contains("not applied"),
         "{answer}"
     );
-    let put = support::http::request(&http, "PUT", "/kv/big", Some(&"y".repeat(2000))).unwrap();
+    let put =
+        support::http::request_plain(&http, "PUT", "/kv/big", Some(&"y".repeat(2000))).unwrap();
     assert_eq!(put.status, 413, "{put:?}");
     assert_eq!(last_index(), before, "nothing was appended");
     assert_eq!(

@@ -125,7 +125,8 @@
 //!
 //! ## Modules
 //! [`storage`] (segments, hard state, snapshots, lock, recovery, fault injection),
-//! [`transport`] (frames, handshake, backoff, write queues), [`members`] (the
+//! [`transport`] (frames, handshake, mutual TLS, silent-peer detection, backoff,
+//! write queues), [`members`] (the
 //! replicated address table), [`bounds`] (frame and record sizes), [`clock`] (the
 //! only wall-clock code), [`client`] and [`committed`] (the application's side),
 //! [`exit`] (why a loop stopped), [`metrics`], [`recover`], and the loop itself

@@ -256,8 +256,11 @@ pub fn error_response(error: &KvError, head: &Head) -> Response {
             leader: Some(leader),
         } => match &leader.http_addr {
             // 307 keeps the method and the body: `curl -L` repeats the write there.
-            Some(http) => Response::text(307, error.to_string())
-                .with_header("Location", format!("http://{http}{}", head.target)),
+            Some(http) => {
+                let scheme = if head.secure { "https" } else { "http" };
+                Response::text(307, error.to_string())
+                    .with_header("Location", format!("{scheme}://{http}{}", head.target))
+            }
             None => unavailable(error),
         },
         KvError::NotLeader { leader: None } | KvError::Unavailable(_) | KvError::Stopped => {
@@ -297,6 +300,7 @@ mod tests {
             target: "/kv/k".into(),
             version: 1,
             headers: Vec::new(),
+            secure: false,
         }
     }
 
