@@ -10,6 +10,8 @@ use std::time::Duration;
 use kv_model::{ClientId, Operation, RequestSeq};
 use serde::Serialize;
 
+use crate::drain::InFlightGuard;
+
 /// The identity of one write for duplicate suppression: the client and its sequence
 /// number. A retry of a write under the same id is applied at most once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,37 +120,105 @@ pub struct LeaderRef {
     pub http_addr: Option<String>,
 }
 
-/// Why a request was not carried out.
+/// Why a request was not carried out, or why its outcome is not known.
+///
+/// For a write, every error is one of three kinds, and [`KvError::write_outcome`]
+/// says which: not applied (and never will be), applied (it committed), or
+/// unknown. Only the unknown ones ask for a retry under the same request id; an
+/// answer that says "not applied" is true in every schedule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KvError {
     /// The key holds no value.
     NotFound,
-    /// A write reached a node that does not lead; `leader` is the one it knows, if any.
+    /// The request reached a node that does not lead, which refused it before
+    /// appending anything (a write was not applied); `leader` is the one it knows, if
+    /// any.
     NotLeader {
         /// The leader as far as this node knows.
         leader: Option<LeaderRef>,
     },
     /// The request was not carried out, for a passing reason (no leader to confirm a
-    /// read, a leader change overwrote the write, overload); retrying is safe.
+    /// read, a leader that refused the write or whose index committed another
+    /// entry, overload); a write was not applied. Retrying is safe.
     Unavailable(String),
     /// The request cannot be carried out as asked (a membership change that would
     /// leave no voter, an address that is not HOST:PORT); retrying will not help.
     Invalid(String),
     /// The node named by a membership request is not a member.
     NotMember(u64),
-    /// No answer in time: the write may or may not take effect. Retrying under the
-    /// same request id is safe.
+    /// The write is larger than the cluster takes (`--command-bytes-max`); it was
+    /// not applied.
+    TooLarge {
+        /// The write's encoded size.
+        bytes: usize,
+        /// The node's limit.
+        max: usize,
+    },
+    /// No answer in time for a read or a membership change (never a write: see
+    /// [`KvError::WriteUnknown`]). Asking again is safe.
     Timeout {
         /// What was waited for.
         what: &'static str,
         /// For how long.
         after: Duration,
     },
+    /// The write's fate is unknown: it may or may not take effect. Retrying under the
+    /// same request id makes it idempotent.
+    WriteUnknown {
+        /// The write's request id (the one to retry with).
+        id: RequestId,
+        /// Why its fate is unknown.
+        why: String,
+    },
+    /// The write committed, so it takes effect on every replica (unless its request
+    /// id is older than its client's latest), but this node did not apply it before
+    /// answering.
+    CommittedNotApplied {
+        /// The write's request id.
+        id: RequestId,
+        /// The log index it committed at.
+        index: u64,
+        /// Why it was not applied here.
+        why: &'static str,
+    },
     /// The write's request id is older than its client's latest applied request: it
     /// had no effect.
     StaleRequest(RequestId),
-    /// The node is shutting down.
+    /// The node is shutting down and did not take the request (a write was not
+    /// applied).
     Stopped,
+}
+
+/// What became of a write that answered with an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// It was not applied, and never will be.
+    NotApplied,
+    /// It committed: it takes effect.
+    Applied,
+    /// Unknown: it may or may not take effect.
+    Unknown,
+}
+
+impl KvError {
+    /// What the error says about a write: definitely not applied, applied, or unknown.
+    pub fn write_outcome(&self) -> WriteOutcome {
+        match self {
+            KvError::WriteUnknown { .. } => WriteOutcome::Unknown,
+            KvError::CommittedNotApplied { .. } => WriteOutcome::Applied,
+            // A timeout is never a write's (those are WriteUnknown); a read or a
+            // membership change applies no write.
+            KvError::NotFound
+            | KvError::NotLeader { .. }
+            | KvError::Unavailable(_)
+            | KvError::Invalid(_)
+            | KvError::NotMember(_)
+            | KvError::TooLarge { .. }
+            | KvError::Timeout { .. }
+            | KvError::StaleRequest(_)
+            | KvError::Stopped => WriteOutcome::NotApplied,
+        }
+    }
 }
 
 impl fmt::Display for KvError {
@@ -160,22 +230,39 @@ impl fmt::Display for KvError {
                 Some(addr) => write!(f, "Leader is {addr}"),
                 None => write!(f, "Leader is node {} (its client address is unknown)", l.id),
             },
-            KvError::NotLeader { leader: None } => {
-                f.write_str("no leader is known yet; retry shortly")
-            }
+            KvError::NotLeader { leader: None } => f.write_str(
+                "no leader is known yet; the request was refused and not applied, retry shortly",
+            ),
             KvError::Unavailable(reason) | KvError::Invalid(reason) => f.write_str(reason),
             KvError::NotMember(id) => write!(f, "node {id} is not a member"),
+            KvError::TooLarge { bytes, max } => write!(
+                f,
+                "the write is {bytes} bytes encoded, over this node's limit of {max} bytes \
+                 (--command-bytes-max); it was not applied"
+            ),
             KvError::Timeout { what, after } => write!(
                 f,
-                "timed out after {} ms waiting for {what}; a write may still take effect \
-                 (retry it with the same --req to be sure it applies once)",
+                "timed out after {} ms waiting for {what}; asking again is safe",
                 after.as_millis()
+            ),
+            KvError::WriteUnknown { id, why } => write!(
+                f,
+                "the write's fate is unknown ({why}): it may or may not take effect; retry \
+                 it with --req {id} (its request id) to make it idempotent"
+            ),
+            KvError::CommittedNotApplied { id, index, why } => write!(
+                f,
+                "the write committed at index {index}, so it takes effect (unless request \
+                 {id} is older than its client's latest), but this node {why} before \
+                 applying it"
             ),
             KvError::StaleRequest(id) => write!(
                 f,
                 "request {id} is older than its client's latest request; it had no effect"
             ),
-            KvError::Stopped => f.write_str("the node is shutting down"),
+            KvError::Stopped => {
+                f.write_str("the node is shutting down; the request was refused and not applied")
+            }
         }
     }
 }
@@ -207,6 +294,15 @@ pub struct StatusReport {
     pub peers: Vec<PeerReport>,
     /// The membership in force, with every member's addresses.
     pub membership: MembershipReport,
+}
+
+/// What `GET /metrics` reports: the node's state and raft-mio's counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsReport {
+    /// The node's view of the cluster (term, role, indexes, peers, keys).
+    pub status: StatusReport,
+    /// What raft-mio counted since the node started.
+    pub raft: raft_mio::NodeMetrics,
 }
 
 /// The members of the cluster and where they serve.
@@ -346,6 +442,8 @@ pub trait Backend: Send + Sync + 'static {
     fn get(&self, key: &str, consistency: Consistency) -> Result<String, KvError>;
     /// The node's view of the cluster.
     fn status(&self) -> Result<StatusReport, KvError>;
+    /// The node's state and counters, for `GET /metrics`.
+    fn metrics(&self) -> Result<MetricsReport, KvError>;
     /// Snapshots the store now, so that the log before it can be dropped; the index
     /// the snapshot covers.
     fn snapshot(&self) -> Result<u64, KvError>;
@@ -358,6 +456,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Hands leadership to voter `id`; answers once it leads. Only the leader does
     /// it.
     fn transfer_leader(&self, id: u64) -> Result<(), KvError>;
+    /// Counts a request as in flight until the guard is dropped, after its answer is
+    /// written, so that a stopping node can let the answers out (see
+    /// [`crate::drain`]). By default nothing is counted.
+    fn begin_request(&self) -> Option<InFlightGuard> {
+        None
+    }
 }
 
 /// The most bytes in a key or value.

@@ -31,9 +31,29 @@ pub enum Command {
     /// Start a local cluster, one process per node, with a console on stdin (the default).
     Cluster(ClusterArgs),
     /// Run one node: for deployments on several machines (flags or KV_* variables).
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Measure throughput and latency against a running cluster, or one it starts.
     Bench(BenchArgs),
+    /// After a quorum is lost for good: make a stopped node the only voter (or one of
+    /// the given voters) of a new cluster, from its own data. Writes may be lost.
+    Recover(RecoverArgs),
+}
+
+/// Options of `kv-example recover`.
+#[derive(Clone, Debug, Args)]
+pub struct RecoverArgs {
+    /// The stopped node's data directory.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The voters of the new cluster (comma-separated ids), the recovered node first
+    /// among them; usually only the recovered node.
+    #[arg(long, value_delimiter = ',', required_unless_present = "dry_run",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub voters: Vec<u64>,
+    /// Only show what the data directory holds (its last index and term, to choose
+    /// the survivor to recover); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `id=host:port` lists, as parsed by [`parse_addr_list`].
@@ -71,6 +91,11 @@ pub struct ClusterArgs {
     /// Turn fsync off (fast, NOT durable: for benchmarks of the code path only).
     #[arg(long)]
     pub no_fsync: bool,
+    /// TLS between the nodes (mutual, each node's certificate naming it) and HTTPS
+    /// on the HTTP ports, with a throwaway CA and certificates made in DATA/tls
+    /// (kept for later runs). The text protocol stays plain (see the README).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// Options of one node.
@@ -117,7 +142,7 @@ pub struct NodeArgs {
     /// ignored once the data directory holds state.
     #[arg(long, env = "KV_CAMPAIGN_AT_BOOTSTRAP", conflicts_with = "join")]
     pub campaign_at_bootstrap: bool,
-    /// The length of one Raft tick in milliseconds (elections time out after 10 to 20
+    /// The length of one Raft tick in milliseconds (elections time out after 30 to 60
     /// ticks, heartbeats every 2).
     #[arg(long, env = "KV_TICK_MS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -137,6 +162,23 @@ pub struct NodeArgs {
     /// Turn fsync off (fast, NOT durable: for benchmarks of the code path only).
     #[arg(long, env = "KV_NO_FSYNC")]
     pub no_fsync: bool,
+    /// This node's certificate (PEM, chain first), issued by --tls-ca and naming
+    /// `raft-node-ID` (and, for HTTPS clients, the node's host). Turns on TLS
+    /// between peers and HTTPS on --http-addr.
+    #[arg(long, env = "KV_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "KV_TLS_KEY", requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// The CA certificate(s) every member's certificate is issued by (PEM).
+    #[arg(long, env = "KV_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// The largest write this node proposes, in bytes once encoded (key, value and
+    /// request id); larger ones are refused and not applied. Set the same value on
+    /// every node.
+    #[arg(long, env = "KV_COMMAND_BYTES_MAX", default_value_t = 1 << 20,
+          value_parser = clap::value_parser!(u64).range(1024..=(16 << 20) - 4096))]
+    pub command_bytes_max: u64,
     /// Stop cleanly when stdin closes (the local cluster's way to stop its nodes).
     #[arg(long, hide = true)]
     pub exit_on_stdin_eof: bool,
@@ -245,6 +287,75 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("not a HOST:PORT"), "{err}");
+    }
+
+    #[test]
+    fn recover_takes_a_data_dir_and_voters_or_a_dry_run() {
+        let cli = Cli::try_parse_from([
+            "kv-example",
+            "recover",
+            "--data-dir",
+            "data/node1",
+            "--voters",
+            "1,4",
+        ])
+        .unwrap();
+        let Some(Command::Recover(recover)) = cli.command else {
+            panic!("expected the recover subcommand");
+        };
+        assert_eq!(recover.voters, [1, 4]);
+        assert!(!recover.dry_run);
+        assert!(Cli::try_parse_from(["kv-example", "recover", "--data-dir", "d"]).is_err());
+        assert!(
+            Cli::try_parse_from(["kv-example", "recover", "--data-dir", "d", "--dry-run"]).is_ok()
+        );
+        let zero =
+            Cli::try_parse_from(["kv-example", "recover", "--data-dir", "d", "--voters", "0"]);
+        assert!(zero.is_err());
+    }
+
+    #[test]
+    fn the_command_limit_has_a_default_and_bounds() {
+        let Some(Command::Node(args)) = node_with(&[]).unwrap().command else {
+            panic!("expected the node subcommand");
+        };
+        assert_eq!(args.command_bytes_max, 1 << 20);
+        assert!(node_with(&["--command-bytes-max", "100"]).is_err());
+        assert!(node_with(&["--command-bytes-max", "4096"]).is_ok());
+    }
+
+    /// `kv-example node` with the required flags and `extra`.
+    fn node_with(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let mut args = vec![
+            "kv-example",
+            "node",
+            "--id",
+            "1",
+            "--peers",
+            "1=h:1",
+            "--client-addr",
+            "a:1",
+            "--http-addr",
+            "a:2",
+        ];
+        args.extend(extra);
+        Cli::try_parse_from(args)
+    }
+
+    #[test]
+    fn tls_takes_all_three_files_or_none() {
+        assert!(node_with(&["--tls-cert", "c.pem"]).is_err());
+        let tls = ["--tls-cert", "c", "--tls-key", "k", "--tls-ca", "a"];
+        let Some(Command::Node(args)) = node_with(&tls).unwrap().command else {
+            panic!("expected the node subcommand");
+        };
+        assert_eq!(args.tls_ca, Some(PathBuf::from("a")));
+        assert!(
+            Cli::try_parse_from(["kv-example", "--tls"])
+                .unwrap()
+                .cluster
+                .tls
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::console::{self, ConsoleCommand, Target};
 use crate::layout::{Layout, NodeOptions, NodeSpec};
 use crate::membership::MEMBERSHIP_CHANGE_TIMEOUT;
 use crate::process::{NodeProcess, Stopped};
+use crate::tls::LocalCa;
 
 mod leader;
 mod saved;
@@ -35,6 +36,11 @@ const START_WAIT_MAX: Duration = Duration::from_secs(10);
 /// How long a membership request may take (the node's own bound, plus slack).
 const MEMBERSHIP_REQUEST_TIMEOUT: Duration =
     Duration::from_secs(MEMBERSHIP_CHANGE_TIMEOUT.as_secs() + 5);
+
+/// Where `--tls` keeps the throwaway CA and the node certificates.
+fn tls_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("tls")
+}
 
 /// What the supervisor loop reacts to.
 enum Input {
@@ -56,12 +62,7 @@ pub fn run(args: ClusterArgs) -> Result<(), Box<dyn std::error::Error>> {
         node.start()
             .map_err(|e| format!("cannot start node {}: {e}", node.id()))?;
     }
-    print_banner(
-        &supervisor.layout,
-        &supervisor.args.data_dir,
-        supervisor.args.verbose,
-        &supervisor.nodes,
-    );
+    print_banner(&supervisor.layout, &supervisor.args, &supervisor.nodes);
     settle_leader(&supervisor.layout, &rx);
     spawn_console_reader(tx)?;
 
@@ -131,6 +132,7 @@ impl Supervisor {
                 }
                 supervisor.layout.insert(spec);
             }
+            supervisor.issue_certificates(&supervisor.layout.ids())?;
             return Ok(supervisor);
         }
         supervisor.layout = Layout::consecutive(
@@ -139,6 +141,7 @@ impl Supervisor {
             supervisor.first_ports(),
             &supervisor.args.data_dir,
         )?;
+        supervisor.issue_certificates(&supervisor.layout.ids())?;
         let options = supervisor.node_options(false);
         for id in supervisor.layout.ids() {
             let node_args = supervisor.layout.node_args(id, &options);
@@ -160,7 +163,21 @@ impl Supervisor {
             no_fsync: self.args.no_fsync,
             join,
             extra_args: Vec::new(),
+            tls_dir: self.args.tls.then(|| tls_dir(&self.args.data_dir)),
         }
+    }
+
+    /// With `--tls`, makes sure nodes `ids` have certificates from the cluster's
+    /// throwaway CA (made first if there is none).
+    fn issue_certificates(&self, ids: &[u64]) -> Result<(), String> {
+        if !self.args.tls {
+            return Ok(());
+        }
+        let ca = LocalCa::open_or_create(&tls_dir(&self.args.data_dir))?;
+        for id in ids {
+            ca.node_files(*id, std::slice::from_ref(&self.args.host))?;
+        }
+        Ok(())
     }
 
     /// Registers (without starting) the process of node `id`.
@@ -261,6 +278,9 @@ impl Supervisor {
             Ok(spec) => spec,
             Err(e) => return println!("cannot place node {id}: {e}"),
         };
+        if let Err(e) = self.issue_certificates(&[id]) {
+            return println!("cannot issue node {id}'s certificate: {e}");
+        }
         let mut joined = self.layout.clone();
         joined.insert(spec.clone());
         let node_args = joined.node_args(id, &self.node_options(true));
@@ -365,12 +385,18 @@ fn wait_until(max: Duration, mut condition: impl FnMut() -> bool) -> bool {
     }
 }
 
-fn print_banner(
-    layout: &Layout,
-    data_dir: &Path,
-    verbose: bool,
-    nodes: &BTreeMap<u64, NodeProcess>,
-) {
+fn print_banner(layout: &Layout, args: &ClusterArgs, nodes: &BTreeMap<u64, NodeProcess>) {
+    let data_dir = &args.data_dir;
+    let http = if args.tls { "https" } else { "http" };
+    // curl must trust the throwaway CA.
+    let curl = if args.tls {
+        format!(
+            "curl --cacert {}",
+            tls_dir(data_dir).join("ca.pem").display()
+        )
+    } else {
+        "curl".to_string()
+    };
     println!(
         "kv-example: a {}-node Raft cluster on this machine, one process per node, data in {}",
         layout.nodes.len(),
@@ -382,7 +408,7 @@ fn print_banner(
             None => "(runs elsewhere)".to_string(),
         };
         println!(
-            "  node {}: text {:<16} http http://{:<16} raft {:<16} {pid}",
+            "  node {}: text {:<16} {http} {http}://{:<16} raft {:<16} {pid}",
             spec.id, spec.client_addr, spec.http_addr, spec.raft_addr
         );
     }
@@ -394,12 +420,18 @@ fn print_banner(
     println!();
     println!("Talk to it:  nc {host} {port}      then   put 1 bar | get 1 | del 1 | get --stale 1 | status");
     println!(
-        "             curl -X PUT -d bar http://{}/kv/1 ; curl http://{}/kv/1 ; curl http://{}/status",
+        "             {curl} -X PUT -d bar {http}://{}/kv/1 ; {curl} {http}://{}/kv/1 ; {curl} {http}://{}/status",
         first.http_addr,
         layout.nodes.last().map_or(&first.http_addr, |n| &n.http_addr),
         first.http_addr
     );
-    if !verbose {
+    if args.tls {
+        println!(
+            "TLS:         between the nodes (mutual, certificates in {}); HTTPS on the http ports; the text protocol is plain",
+            tls_dir(data_dir).display()
+        );
+    }
+    if !args.verbose {
         println!(
             "Node logs:   {}/nodeN.log (or start with --verbose)",
             data_dir.display()

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use kv_model::{Command, KvStore, Operation, Outcome};
 
 use crate::api::{
-    Backend, Consistency, KvError, LeaderRef, MemberReport, MembershipReport, NewNode, RequestId,
-    StatusReport, WriteAck,
+    Backend, Consistency, KvError, LeaderRef, MemberReport, MembershipReport, MetricsReport,
+    NewNode, RequestId, StatusReport, WriteAck,
 };
 
 /// A single-process store that plays leader or follower.
@@ -116,6 +116,17 @@ impl Backend for MemoryBackend {
             return Err(KvError::NotMember(id));
         }
         Ok(())
+    }
+
+    fn metrics(&self) -> Result<MetricsReport, KvError> {
+        let raft = raft_mio::NodeMetrics {
+            proposals_committed: self.store.lock().unwrap().applied_index(),
+            ..Default::default()
+        };
+        Ok(MetricsReport {
+            status: self.status()?,
+            raft,
+        })
     }
 
     fn status(&self) -> Result<StatusReport, KvError> {

@@ -41,6 +41,9 @@ pub struct NodeOptions {
     pub join: bool,
     /// Other `kv-example node` arguments, appended as they are.
     pub extra_args: Vec<String>,
+    /// TLS with the certificates of a [`LocalCa`](crate::tls::LocalCa) in this
+    /// directory (each node's must be issued before it starts).
+    pub tls_dir: Option<PathBuf>,
 }
 
 impl Layout {
@@ -170,6 +173,9 @@ impl Layout {
             // The first node leads a new cluster, so the README's session (writes on
             // node 1, the first at index 2) is what a new user sees.
             args.push("--campaign-at-bootstrap".into());
+        }
+        if let Some(dir) = &options.tls_dir {
+            args.extend(crate::tls::TlsFiles::in_dir(dir, id).node_flags());
         }
         args.extend(options.extra_args.iter().cloned());
         args

@@ -1,5 +1,6 @@
 //! `kv-example`: a local three-node cluster (no arguments), one node of a deployment
-//! (`node`), or the load generator (`bench`). See the crate docs and the README.
+//! (`node`), the load generator (`bench`), or recovery from a lost quorum
+//! (`recover`). See the crate docs and the README.
 #![forbid(unsafe_code)]
 
 use std::io::IsTerminal;
@@ -21,8 +22,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => kv_example::cluster::run(cli.cluster),
         Some(Command::Cluster(args)) => kv_example::cluster::run(args),
-        Some(Command::Node(args)) => kv_example::node::run(args).map_err(|e| e as _),
+        Some(Command::Node(args)) => kv_example::node::run(*args).map_err(|e| e as _),
         Some(Command::Bench(args)) => kv_example::bench::run(args),
+        Some(Command::Recover(args)) => kv_example::recover::run(args).map_err(|e| e as _),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -180,19 +180,19 @@ fn step(
         Err(AppendError::Dropped(DropReason::InvalidMembership)) => Err(KvError::Invalid(format!(
             "{change:?} would leave the cluster without a voter"
         ))),
-        Err(AppendError::Dropped(reason)) => {
-            tracing::debug!(
-                ?change,
-                ?reason,
-                "membership change refused for now; retrying"
-            );
+        // Refused for now, or its fate unknown: the caller looks at the state again
+        // and takes the step that is still needed (changes are goals, not deltas).
+        Err(e @ (AppendError::Dropped(_) | AppendError::Unknown(_))) => {
+            tracing::debug!(?change, "membership change not done yet ({e}); retrying");
             Ok(())
         }
         Err(AppendError::NotLeader(hint)) => Err(KvError::NotLeader {
             leader: hint.as_ref().map(leader_ref),
         }),
         Err(AppendError::Shutdown) => Err(KvError::Stopped),
-        Err(AppendError::Encode(e)) => Err(KvError::Unavailable(e)),
+        Err(e @ (AppendError::Encode(_) | AppendError::TooLarge { .. })) => {
+            Err(KvError::Invalid(e.to_string()))
+        }
     }
 }
 
@@ -201,12 +201,15 @@ fn step(
 fn publish(client: &Client<Command>, id: NodeId, addrs: &MemberAddrs) -> Result<(), KvError> {
     tracing::info!(node = %id, ?addrs, "publishing a member's addresses");
     match client.publish_member_addrs([(id, addrs.clone())]) {
-        Ok(_) | Err(AppendError::Dropped(_)) => Ok(()),
+        // The caller checks the table again either way.
+        Ok(_) | Err(AppendError::Dropped(_) | AppendError::Unknown(_)) => Ok(()),
         Err(AppendError::NotLeader(hint)) => Err(KvError::NotLeader {
             leader: hint.as_ref().map(leader_ref),
         }),
         Err(AppendError::Shutdown) => Err(KvError::Stopped),
-        Err(AppendError::Encode(e)) => Err(KvError::Unavailable(e)),
+        Err(e @ (AppendError::Encode(_) | AppendError::TooLarge { .. })) => {
+            Err(KvError::Invalid(e.to_string()))
+        }
     }
 }
 

@@ -9,11 +9,12 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kv_model::Command;
 use raft_core::NodeId;
-use raft_mio::RaftConfig;
+use raft_mio::{RaftConfig, StopReason};
 
 use crate::addrs::{split_host_port, Directory, APP_CLIENT, APP_HTTP};
 use crate::cli::NodeArgs;
@@ -22,6 +23,7 @@ use crate::replica::{spawn_applier, Replica};
 use crate::server::{Server, ServerLimits};
 use crate::service::KvService;
 use crate::text::TextHandler;
+use crate::tls::{NodeTls, TlsFiles};
 
 /// Why a node could not start (or stopped badly).
 pub type NodeError = Box<dyn std::error::Error + Send + Sync>;
@@ -46,6 +48,7 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
         .data_dir(&data_dir)
         .cluster_id(args.cluster_id)
         .tick_interval(Duration::from_millis(args.tick_ms))
+        .command_bytes_max(usize::try_from(args.command_bytes_max).unwrap_or(usize::MAX))
         .fsync(!args.no_fsync);
     // The peers' client and HTTP addresses go into raft-mio's address table, which
     // replicates them: a node added later learns them from the log.
@@ -66,6 +69,10 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
     }
     if let Some(listen) = &args.raft_listen {
         config = config.listen_addr(listen.clone());
+    }
+    let tls = tls_of(&args)?;
+    if let Some(tls) = &tls {
+        config = config.tls(tls.peers.clone());
     }
     let (client, committed) =
         raft_mio::run::<Command>(config).map_err(|e| format!("cannot start the raft node: {e}"))?;
@@ -91,29 +98,113 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
         TextHandler::new(Arc::clone(&service)),
         limits,
     )?;
-    let http = Server::spawn("http", http_listener, HttpHandler::new(service), limits)?;
+    let mut http_handler = HttpHandler::new(Arc::clone(&service));
+    if let Some(tls) = &tls {
+        http_handler = http_handler.with_tls(tls.https.clone());
+    }
+    let http = Server::spawn("http", http_listener, http_handler, limits)?;
     println!(
-        "kv-example node {}{}: text {}, http {}, raft {}, data {}",
+        "kv-example node {}{}: text {}, {} {}, raft {}{}, data {}",
         id.0,
         if args.join { " (joining)" } else { "" },
         text.local_addr(),
+        if tls.is_some() { "https" } else { "http" },
         http.local_addr(),
         client.listen_addr(),
+        if tls.is_some() { " (mutual TLS)" } else { "" },
         data_dir.display()
     );
 
-    let reason = wait_for_stop(args.exit_on_stdin_eof)?;
-    tracing::info!(node = %id, "stopping: {reason}");
+    let (stop_tx, stop_rx) = mpsc::channel();
+    let applier = watch_node(&client, applier, &stop_tx)?;
+    let cause = wait_for_stop(stop_tx, stop_rx, args.exit_on_stdin_eof)?;
     text.stop();
     http.stop();
+    if let StopCause::Failed(why) = cause {
+        // Fail-stop: the node cannot serve any more. raft-mio has answered every
+        // write it had taken (fate unknown); let those answers out, then exit
+        // non-zero at once, without waiting for anything the failure may hang.
+        tracing::error!(node = %id, "{why}; exiting");
+        service.in_flight().wait_idle(DRAIN_TIMEOUT);
+        return Err(format!("{why}; the node exits so that it can be restarted").into());
+    }
+    tracing::info!(node = %id, "stopping: {}", cause.describe());
     // Finishes the loop's last fsync and joins its thread; the committed stream then
     // ends and the applier with it.
     client.shutdown();
-    if applier.join().is_err() {
-        return Err("the applier thread panicked".into());
+    service.in_flight().wait_idle(DRAIN_TIMEOUT);
+    match applier.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => return Err("the applier thread panicked".into()),
     }
     tracing::info!(node = %id, "stopped");
     Ok(())
+}
+
+/// The node's TLS configuration, if its flags name the files.
+fn tls_of(args: &NodeArgs) -> Result<Option<NodeTls>, NodeError> {
+    let (Some(cert), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.tls_ca) else {
+        return Ok(None);
+    };
+    let files = TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        ca: ca.clone(),
+    };
+    Ok(Some(NodeTls::load(&files)?))
+}
+
+/// How long a stopping node waits for the answers of requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a node stops.
+#[derive(Debug)]
+enum StopCause {
+    /// A signal, or the end of stdin: a clean stop.
+    Asked(&'static str),
+    /// The raft loop or the applier failed: the node cannot go on.
+    Failed(String),
+}
+
+impl StopCause {
+    fn describe(&self) -> &str {
+        match self {
+            StopCause::Asked(why) => why,
+            StopCause::Failed(why) => why,
+        }
+    }
+}
+
+/// Watches the raft loop and the applier: when either fails, `stop` hears why. The
+/// returned handle ends with the applier's result.
+fn watch_node(
+    client: &raft_mio::Client<Command>,
+    applier: JoinHandle<Result<(), String>>,
+    stop: &mpsc::Sender<StopCause>,
+) -> Result<JoinHandle<Result<(), String>>, NodeError> {
+    let loop_stop = stop.clone();
+    let loop_client = client.clone();
+    std::thread::Builder::new()
+        .name("raft-watch".into())
+        .spawn(move || {
+            if let Some(StopReason::Failed(e)) = loop_client.wait_stopped(None) {
+                let _ = loop_stop.send(StopCause::Failed(format!("the raft node failed: {e}")));
+            }
+        })?;
+    let applier_stop = stop.clone();
+    let watcher = std::thread::Builder::new()
+        .name("applier-watch".into())
+        .spawn(move || {
+            let result = applier
+                .join()
+                .unwrap_or_else(|_| Err("the applier thread panicked".into()));
+            if let Err(e) = &result {
+                let _ = applier_stop.send(StopCause::Failed(e.clone()));
+            }
+            result
+        })?;
+    Ok(watcher)
 }
 
 fn bind(what: &str, addr: &str) -> Result<TcpListener, NodeError> {
@@ -143,12 +234,16 @@ fn directory(args: &NodeArgs, peers: &BTreeMap<NodeId, String>) -> Result<Direct
     )?)
 }
 
-/// Blocks until SIGINT or SIGTERM, or (when asked) the end of stdin. Returns why.
-fn wait_for_stop(exit_on_stdin_eof: bool) -> Result<&'static str, NodeError> {
-    let (tx, rx) = mpsc::channel();
-    let on_signal = tx.clone();
+/// Blocks until SIGINT or SIGTERM, (when asked) the end of stdin, or a failure
+/// reported on `stop`. Returns why.
+fn wait_for_stop(
+    stop: mpsc::Sender<StopCause>,
+    causes: mpsc::Receiver<StopCause>,
+    exit_on_stdin_eof: bool,
+) -> Result<StopCause, NodeError> {
+    let on_signal = stop.clone();
     ctrlc::set_handler(move || {
-        let _ = on_signal.send("signal");
+        let _ = on_signal.send(StopCause::Asked("signal"));
     })
     .map_err(|e| format!("cannot install the signal handler: {e}"))?;
     if exit_on_stdin_eof {
@@ -159,8 +254,10 @@ fn wait_for_stop(exit_on_stdin_eof: bool) -> Result<&'static str, NodeError> {
                 let mut sink = [0u8; 256];
                 let mut stdin = std::io::stdin();
                 while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-                let _ = tx.send("stdin closed");
+                let _ = stop.send(StopCause::Asked("stdin closed"));
             })?;
     }
-    Ok(rx.recv().unwrap_or("signal channel closed"))
+    Ok(causes
+        .recv()
+        .unwrap_or(StopCause::Asked("signal channel closed")))
 }

@@ -223,16 +223,18 @@ impl Replica {
 
 /// Starts the applier thread: it applies the committed stream to `replica` until the
 /// node stops, and every `snapshot_every_entries` entries (0: never) hands raft-mio a
-/// snapshot so that the log before it can be dropped.
+/// snapshot so that the log before it can be dropped. The thread ends with an error
+/// if the replica cannot apply the stream (the node must then stop).
 pub fn spawn_applier(
     mut committed: CommittedStream<Command>,
     replica: Arc<Replica>,
     client: Client<Command>,
     snapshot_every_entries: u64,
-) -> std::io::Result<JoinHandle<()>> {
+) -> std::io::Result<JoinHandle<Result<(), String>>> {
     std::thread::Builder::new()
         .name("kv-applier".into())
         .spawn(move || {
+            let mut result = Ok(());
             while let Ok(first) = committed.recv() {
                 // Take whatever else is ready too, up to a bound, and apply it at once.
                 let mut batch = vec![first];
@@ -244,6 +246,7 @@ pub fn spawn_applier(
                 }
                 if let Err(e) = replica.apply_all(batch) {
                     tracing::error!("cannot apply the committed stream: {e}; stopping");
+                    result = Err(format!("cannot apply the committed stream: {e}"));
                     break;
                 }
                 if let Some((index, data)) = replica.due_snapshot(snapshot_every_entries) {
@@ -254,6 +257,7 @@ pub fn spawn_applier(
                 }
             }
             replica.stop();
+            result
         })
 }
 

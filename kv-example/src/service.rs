@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use kv_model::{Command, Operation, Outcome};
 use raft_core::{DropReason, LogIndex, ReadFailure};
-use raft_mio::{AppendError, Client, ReadError};
+use raft_mio::{AppendError, Client, ReadError, UnknownFate};
 
 use crate::addrs::{APP_CLIENT, APP_HTTP};
 use crate::api::{
-    Backend, Consistency, KvError, MembershipReport, NewNode, PeerReport, RequestId, StatusReport,
-    WriteAck,
+    Backend, Consistency, KvError, MembershipReport, MetricsReport, NewNode, PeerReport, RequestId,
+    StatusReport, WriteAck,
 };
+use crate::drain::{InFlight, InFlightGuard};
 use crate::leadership::{self, LEADERSHIP_TRANSFER_TIMEOUT};
 use crate::membership::{self, leader_ref, membership_report};
 use crate::replica::{Replica, WaitError};
@@ -29,6 +30,8 @@ pub struct KvService {
     request_timeout: Duration,
     /// How long adding or removing a node may take.
     membership_timeout: Duration,
+    /// Requests being served (see [`crate::drain`]).
+    in_flight: InFlight,
 }
 
 impl KvService {
@@ -47,7 +50,14 @@ impl KvService {
             replica,
             request_timeout,
             membership_timeout: membership::MEMBERSHIP_CHANGE_TIMEOUT.max(request_timeout),
+            in_flight: InFlight::new(),
         }
+    }
+
+    /// The requests being served now, so that a stopping node can wait for their
+    /// answers to go out.
+    pub fn in_flight(&self) -> &InFlight {
+        &self.in_flight
     }
 
     /// The raft-mio client (to shut the node down).
@@ -55,25 +65,16 @@ impl KvService {
         &self.client
     }
 
-    fn append_error(&self, error: AppendError) -> KvError {
-        match error {
-            AppendError::NotLeader(hint) => KvError::NotLeader {
-                leader: hint.as_ref().map(leader_ref),
-            },
-            AppendError::Dropped(DropReason::Overwritten) => KvError::Unavailable(
-                "the leader changed before the write committed; it was not applied, retry".into(),
-            ),
-            AppendError::Dropped(DropReason::Transferring) => KvError::Unavailable(
-                "leadership is moving to another node; the write was not applied, retry".into(),
-            ),
-            AppendError::Dropped(DropReason::Overloaded) => KvError::Unavailable(
-                "the leader is overloaded; the write was not applied, retry".into(),
-            ),
-            AppendError::Dropped(other) => KvError::Unavailable(format!(
-                "the write's fate is unknown ({other:?}); retry it with the same --req"
-            )),
-            AppendError::Encode(e) => KvError::Unavailable(format!("cannot encode the write: {e}")),
-            AppendError::Shutdown => KvError::Stopped,
+    /// The error for a wait on the replica after the write committed at `index`.
+    fn apply_wait_error(&self, error: WaitError, id: RequestId, index: LogIndex) -> KvError {
+        let why = match error {
+            WaitError::Timeout => "did not catch up within the request timeout",
+            WaitError::Stopped => "is shutting down",
+        };
+        KvError::CommittedNotApplied {
+            id,
+            index: index.0,
+            why,
         }
     }
 
@@ -88,7 +89,44 @@ impl KvService {
     }
 }
 
+/// What a client is told about a write raft-mio did not commit (`id` is the write's
+/// request id). Only raft-mio's unknown fates become [`KvError::WriteUnknown`]; every
+/// other answer says the write was not applied, which raft-mio guarantees for them
+/// (see `raft_mio::AppendError`).
+pub fn write_error(id: RequestId, error: AppendError) -> KvError {
+    let not_applied =
+        |why: &str| KvError::Unavailable(format!("{why}; the write was not applied, retry"));
+    match error {
+        AppendError::NotLeader(hint) => KvError::NotLeader {
+            leader: hint.as_ref().map(leader_ref),
+        },
+        AppendError::Dropped(DropReason::Overwritten) => {
+            not_applied("the leader changed and another entry committed at the write's index")
+        }
+        AppendError::Dropped(DropReason::Transferring) => {
+            not_applied("leadership is moving to another node")
+        }
+        AppendError::Dropped(DropReason::Overloaded) => not_applied("the leader is overloaded"),
+        AppendError::Dropped(reason) => not_applied(&format!("the leader refused it ({reason:?})")),
+        AppendError::TooLarge { bytes, max } => KvError::TooLarge { bytes, max },
+        AppendError::Encode(e) => not_applied(&format!("cannot encode the write: {e}")),
+        AppendError::Shutdown => KvError::Stopped,
+        AppendError::Unknown(UnknownFate::NodeStopped) => KvError::WriteUnknown {
+            id,
+            why: "this node stopped while the write was in flight".into(),
+        },
+        AppendError::Unknown(UnknownFate::Compacted) => KvError::WriteUnknown {
+            id,
+            why: "a snapshot replaced this node's log before it could tell".into(),
+        },
+    }
+}
+
 impl Backend for KvService {
+    fn begin_request(&self) -> Option<InFlightGuard> {
+        Some(self.in_flight.begin())
+    }
+
     fn add_node(&self, node: &NewNode) -> Result<MembershipReport, KvError> {
         membership::add_node(&self.client, node, self.membership_timeout)
     }
@@ -125,22 +163,25 @@ impl Backend for KvService {
         let proposal = self
             .client
             .submit(&command)
-            .map_err(|e| self.append_error(e))?;
+            .map_err(|e| write_error(id, e))?;
         let index = match proposal.wait_timeout(self.request_timeout) {
             None => {
-                return Err(KvError::Timeout {
-                    what: "the write to commit",
-                    after: self.request_timeout,
+                return Err(KvError::WriteUnknown {
+                    id,
+                    why: format!(
+                        "it did not commit within {} ms",
+                        self.request_timeout.as_millis()
+                    ),
                 })
             }
-            Some(result) => result.map_err(|e| self.append_error(e))?,
+            Some(result) => result.map_err(|e| write_error(id, e))?,
         };
         // Committed; the answer waits until this replica has applied it, so that a
         // read of this node right after the answer sees it.
         let outcome = self
             .replica
             .wait_outcome(index.0, deadline)
-            .map_err(|e| self.wait_error(e, "the committed write to be applied"))?;
+            .map_err(|e| self.apply_wait_error(e, id, index))?;
         if outcome == Some(Outcome::Stale) {
             return Err(KvError::StaleRequest(id));
         }
@@ -168,6 +209,12 @@ impl Backend for KvService {
                 .map_err(|e| self.wait_error(e, "this node to catch up for a read"))?;
         }
         self.replica.get(key).ok_or(KvError::NotFound)
+    }
+
+    fn metrics(&self) -> Result<MetricsReport, KvError> {
+        let status = self.status()?;
+        let raft = self.client.metrics().map_err(|_| KvError::Stopped)?;
+        Ok(MetricsReport { status, raft })
     }
 
     fn status(&self) -> Result<StatusReport, KvError> {
@@ -203,5 +250,71 @@ impl Backend for KvService {
             peers,
             membership: membership_report(&status),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kv_model::{ClientId, RequestSeq};
+    use raft_core::NodeId;
+    use raft_mio::LeaderHint;
+
+    use super::*;
+    use crate::api::WriteOutcome;
+
+    /// Every answer raft-mio can give for a write, through kv-example's mapping:
+    /// raft-mio's unknown fates (and only those) are unknown to the client and name
+    /// the request id to retry with; every other answer says the write was not
+    /// applied (or names the leader, which refused it before appending).
+    #[test]
+    fn only_unknown_fates_ask_for_a_retry_and_the_rest_say_not_applied() {
+        let id = RequestId {
+            client: ClientId(7),
+            seq: RequestSeq(3),
+        };
+        let hint = LeaderHint {
+            id: NodeId(2),
+            addr: Some("h2:7002".into()),
+            app_addrs: [(APP_CLIENT.to_string(), "h2:8002".to_string())].into(),
+        };
+        let mut errors = vec![
+            AppendError::NotLeader(Some(hint)),
+            AppendError::NotLeader(None),
+            AppendError::TooLarge { bytes: 9, max: 8 },
+            AppendError::Encode("no".into()),
+            AppendError::Shutdown,
+            AppendError::Unknown(UnknownFate::NodeStopped),
+            AppendError::Unknown(UnknownFate::Compacted),
+        ];
+        for reason in [
+            DropReason::Overwritten,
+            DropReason::Transferring,
+            DropReason::Overloaded,
+            DropReason::MembershipChangePending,
+            DropReason::InvalidMembership,
+        ] {
+            errors.push(AppendError::Dropped(reason));
+        }
+        for error in errors {
+            let unknown = error.is_unknown();
+            let answer = write_error(id, error.clone());
+            let text = answer.to_string();
+            if unknown {
+                assert_eq!(answer.write_outcome(), WriteOutcome::Unknown, "{error:?}");
+                assert!(text.contains("fate is unknown"), "{text}");
+                assert!(text.contains("--req 7:3"), "{text}");
+            } else {
+                assert_eq!(
+                    answer.write_outcome(),
+                    WriteOutcome::NotApplied,
+                    "{error:?}"
+                );
+                assert!(
+                    text.contains("not applied") || text.starts_with("Leader is "),
+                    "{error:?}: {text}"
+                );
+                assert!(!text.contains("unknown"), "{text}");
+            }
+        }
     }
 }

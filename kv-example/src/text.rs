@@ -48,7 +48,10 @@ impl<B: Backend> TextHandler<B> {
         let mut writer = BufWriter::new(stream);
         let mut session = Session::new();
         loop {
-            let reply = match reader.read_line() {
+            let line = reader.read_line();
+            // Counted from the request to its flushed answer (see `drain`).
+            let _in_flight = self.backend.begin_request();
+            let reply = match line {
                 Ok(None) => break,
                 Ok(Some(line)) => self.answer(&line, &mut session),
                 Err(LineError::TooLong { limit }) => Reply::Error(format!(

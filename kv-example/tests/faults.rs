@@ -23,7 +23,15 @@ fn assert_all_present(cluster: &Cluster, nodes: &[u64], acked: &BTreeMap<String,
 
 #[test]
 fn a_killed_leader_is_replaced_and_catches_up_when_it_returns() {
-    let mut cluster = Cluster::start(3);
+    killed_leader_scenario(Cluster::start(3));
+}
+
+#[test]
+fn over_tls_a_killed_leader_is_replaced_and_catches_up_when_it_returns() {
+    killed_leader_scenario(Cluster::start_tls(3));
+}
+
+fn killed_leader_scenario(mut cluster: Cluster) {
     let mut acked = BTreeMap::new();
     for i in 0..20 {
         cluster.put(&format!("k{i}"), &format!("before{i}"));

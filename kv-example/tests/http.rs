@@ -23,10 +23,14 @@ fn curl_style_put_get_delete_status_and_the_redirect_to_the_leader() {
     let location = redirect.header("location").expect("a Location header");
     assert_eq!(
         location,
-        format!("http://{}/kv/greeting", cluster.http_addr(leader))
+        format!(
+            "{}://{}/kv/greeting",
+            support::http::scheme(),
+            cluster.http_addr(leader)
+        )
     );
     // Following it (as `curl -L` does) writes.
-    let target = location.strip_prefix("http://").unwrap();
+    let target = location.split_once("://").unwrap().1;
     let (host, path) = target.split_at(target.find('/').unwrap());
     let put = request(host, "PUT", path, Some("hello\n")).unwrap();
     assert_eq!(put.status, 200, "{put:?}");
@@ -113,7 +117,11 @@ fn nodes_are_added_and_removed_over_http_and_a_follower_redirects_to_the_leader(
     )
     .unwrap();
     assert_eq!(redirect.status, 307, "{redirect:?}");
-    let location = format!("http://{}/cluster/nodes", cluster.http_addr(leader));
+    let location = format!(
+        "{}://{}/cluster/nodes",
+        support::http::scheme(),
+        cluster.http_addr(leader)
+    );
     assert_eq!(redirect.header("location"), Some(location.as_str()));
 
     // The leader adds node 4 and answers once it votes.
@@ -160,4 +168,48 @@ fn nodes_are_added_and_removed_over_http_and_a_follower_redirects_to_the_leader(
         (again.status, again.body.as_str()),
         (404, "node 4 is not a member\n")
     );
+}
+
+#[test]
+fn metrics_are_served_in_the_prometheus_text_format() {
+    let cluster = Cluster::start(3);
+    let leader = cluster.wait_for_leader();
+    for i in 0..5 {
+        cluster.put(&format!("m{i}"), "v");
+    }
+    let metrics = request(cluster.http_addr(leader), "GET", "/metrics", None).unwrap();
+    assert_eq!(metrics.status, 200, "{metrics:?}");
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let value = |name: &str| -> f64 {
+        let line = metrics
+            .body
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{}", metrics.body));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("raft_term") >= 1.0);
+    assert_eq!(value("raft_role{role=\"leader\"}"), 1.0);
+    assert!(value("raft_commit_index") >= 6.0);
+    assert!(value("raft_proposals_committed_total") >= 5.0);
+    assert!(value("raft_elections_won_total") >= 1.0);
+    assert!(value("raft_fsync_duration_seconds_count") >= 1.0);
+    assert_eq!(value("kv_keys"), 5.0);
+    for peer in cluster.ids().into_iter().filter(|id| *id != leader) {
+        assert!(value(&format!("raft_peer_sent_bytes_total{{peer=\"{peer}\"}}")) > 0.0);
+        assert!(
+            value(&format!(
+                "raft_peer_received_messages_total{{peer=\"{peer}\"}}"
+            )) > 0.0
+        );
+        assert_eq!(
+            value(&format!("raft_peer_connected{{peer=\"{peer}\"}}")),
+            1.0
+        );
+    }
+    let wrong = request(cluster.http_addr(leader), "POST", "/metrics", None).unwrap();
+    assert_eq!(wrong.status, 405);
 }

@@ -289,7 +289,14 @@ fn a_joined_node_and_the_founders_learn_each_others_client_addresses_from_the_lo
     assert_eq!(redirect.status, 307, "{redirect:?}");
     assert_eq!(
         redirect.header("location"),
-        Some(format!("http://{}/kv/k", cluster.http_addr(leader)).as_str())
+        Some(
+            format!(
+                "{}://{}/kv/k",
+                support::http::scheme(),
+                cluster.http_addr(leader)
+            )
+            .as_str()
+        )
     );
     // /status lists every member with its addresses.
     let json = status_json(&cluster, follower);

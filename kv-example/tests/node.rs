@@ -72,3 +72,69 @@ fn a_node_that_is_not_among_its_peers_refuses_to_start_and_says_why() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--id 4 is not among --peers"), "{stderr}");
 }
+
+#[test]
+fn a_write_over_the_command_limit_is_refused_and_nothing_is_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let (raft, client, http) = (free_addr(), free_addr(), free_addr());
+    let mut node = kv_example::process::NodeProcess::new(
+        1,
+        exe(),
+        [
+            "node",
+            "--id",
+            "1",
+            "--peers",
+            &format!("1={raft}"),
+            "--client-addr",
+            &client,
+            "--http-addr",
+            &http,
+            "--command-bytes-max",
+            "1024",
+            "--exit-on-stdin-eof",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            "--data-dir".into(),
+            dir.path().join("n1").display().to_string(),
+        ])
+        .collect(),
+    )
+    .log_to(dir.path().join("n1.log"));
+    node.start().unwrap();
+    wait_for("the single node to take a write", || {
+        let mut c = TextClient::connect(&client, REQUEST_TIMEOUT).ok()?;
+        c.request("put k v").ok()?.appended_index()
+    });
+    let last_index = || {
+        let status = support::http::request_plain(&http, "GET", "/status", None).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&status.body).unwrap();
+        json["last_index"].as_u64().unwrap()
+    };
+    let before = last_index();
+    let mut c = TextClient::connect(&client, REQUEST_TIMEOUT).unwrap();
+    let answer = c
+        .request_line(&format!("put big {}", "x".repeat(2000)))
+        .unwrap();
+    assert!(
+        answer.starts_with("Error: the write is ")
+            && answer.contains("over this node's limit of 1024 bytes")
+            && answer.contains("not applied"),
+        "{answer}"
+    );
+    let put =
+        support::http::request_plain(&http, "PUT", "/kv/big", Some(&"y".repeat(2000))).unwrap();
+    assert_eq!(put.status, 413, "{put:?}");
+    assert_eq!(last_index(), before, "nothing was appended");
+    assert_eq!(
+        c.request_line("get big").unwrap(),
+        "Error: value does not exist"
+    );
+    let stopped = node.stop(WAIT_MAX).unwrap();
+    assert!(
+        matches!(stopped, kv_example::process::Stopped::Exited(s) if s.success()),
+        "{stopped:?}"
+    );
+}

@@ -100,7 +100,14 @@ fn post_cluster_leader_moves_leadership_and_a_follower_redirects_to_the_leader()
     assert_eq!(redirect.status, 307, "{redirect:?}");
     assert_eq!(
         redirect.header("location"),
-        Some(format!("http://{}/cluster/leader", http(leader)).as_str())
+        Some(
+            format!(
+                "{}://{}/cluster/leader",
+                support::http::scheme(),
+                http(leader)
+            )
+            .as_str()
+        )
     );
 
     let body = format!("{{\"id\":{target}}}");

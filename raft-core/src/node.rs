@@ -446,7 +446,7 @@ impl RaftNode {
     }
 
     fn on_persisted(&mut self, through: crate::types::PersistSeq) {
-        if !self.shared.out.persisted(through) {
+        if !self.shared.out.persisted(through, self.shared.term) {
             return;
         }
         self.shared.log.writes_persisted(through);

@@ -4,8 +4,8 @@
 use std::collections::VecDeque;
 
 use crate::action::{Action, IgnoreReason};
-use crate::message::Message;
-use crate::types::PersistSeq;
+use crate::message::{Message, MessageBody};
+use crate::types::{PersistSeq, Term};
 
 /// Held messages beyond this bound are dropped, oldest first. Dropping a message is
 /// what a lossy network does anyway, so this bounds memory without touching safety;
@@ -23,6 +23,19 @@ pub(crate) struct Outbox {
     last_issued: PersistSeq,
     persisted: PersistSeq,
     held: VecDeque<(PersistSeq, Message)>,
+}
+
+/// A PreVote poll, and a granted answer to one, carry the term the candidate would
+/// campaign in, which is newer than the sender's.
+fn is_poll_of_a_newer_term(message: &Message) -> bool {
+    matches!(
+        message.body,
+        MessageBody::VoteRequest { pre_vote: true, .. }
+            | MessageBody::VoteResponse {
+                pre_vote: true,
+                granted: true
+            }
+    )
 }
 
 /// The sequence number a persistence action carries; None for every other action.
@@ -95,9 +108,17 @@ impl Outbox {
     }
 
     /// Records that everything through `through` is durable and releases the
-    /// messages that waited for it. Returns false (and changes nothing) if `through`
-    /// was never issued or was already reported.
-    pub(crate) fn persisted(&mut self, through: PersistSeq) -> bool {
+    /// messages that waited for it, if this node is still in the term they were
+    /// written in (`term`). Returns false (and changes nothing) if `through` was never
+    /// issued or was already reported.
+    ///
+    /// A held reply of an older term is dropped, as a network may drop it: what it
+    /// claims may no longer be true. An acknowledgement of entries from the leader of
+    /// term t, held for their write, is false once a leader of a newer term truncated
+    /// them before the same fsync (raft-sim seed 2277), and the old leader could
+    /// count it toward a commit. Within one term nothing a reply claims is undone: a
+    /// node truncates entries only for a new leader, which comes with a new term.
+    pub(crate) fn persisted(&mut self, through: PersistSeq, term: Term) -> bool {
         if through > self.last_issued || through <= self.persisted {
             self.actions
                 .push(Action::Ignored(IgnoreReason::InvalidPersisted));
@@ -109,7 +130,10 @@ impl Outbox {
                 break;
             }
             let (_, message) = self.held.pop_front().expect("front exists");
-            self.actions.push(Action::Send(message));
+            debug_assert!(message.term <= term || is_poll_of_a_newer_term(&message));
+            if message.term >= term {
+                self.actions.push(Action::Send(message));
+            }
         }
         true
     }
@@ -145,10 +169,21 @@ mod tests {
         assert!(out.actions.is_empty());
         let s2 = out.persist(|seq| Action::PersistHardState { seq, hard_state });
         out.actions.clear();
-        assert!(out.persisted(s1));
+        assert!(out.persisted(s1, Term(1)));
         assert_eq!(out.actions.len(), 1);
-        assert!(!out.persisted(s1), "already reported");
-        assert!(out.persisted(s2));
-        assert!(!out.persisted(PersistSeq(9)), "never issued");
+        assert!(!out.persisted(s1, Term(1)), "already reported");
+        assert!(out.persisted(s2, Term(1)));
+        assert!(!out.persisted(PersistSeq(9), Term(1)), "never issued");
+    }
+
+    #[test]
+    fn a_held_reply_of_an_older_term_is_dropped() {
+        let mut out = Outbox::default();
+        let hard_state = crate::types::HardState::default();
+        let s1 = out.persist(|seq| Action::PersistHardState { seq, hard_state });
+        out.send_after_persist(msg());
+        out.actions.clear();
+        assert!(out.persisted(s1, Term(2)), "the node moved on to term 2");
+        assert!(out.actions.is_empty(), "the term-1 reply stays unsaid");
     }
 }

@@ -509,3 +509,58 @@ fn overloaded_leader_drops_proposals_beyond_the_uncommitted_bound() {
         .count();
     assert_eq!(dropped, 3, "two 112-byte entries fit in 300 bytes");
 }
+
+/// raft-sim seed 2277 (`--check-quorum false --partition-every-ms 100`): an
+/// acknowledgement held for its write must not leave once a newer term's leader has
+/// truncated what it acknowledges, even if one fsync covers both writes.
+#[test]
+fn a_held_acknowledgement_of_an_older_term_is_not_released_after_a_truncation() {
+    let mut c = Cluster::new(3);
+    c.auto_persist = false;
+    let entry = |index: u64, term: u64, payload: EntryPayload| raft_core::Entry {
+        term: Term(term),
+        index: LogIndex(index),
+        payload,
+    };
+    let append = |from: u64, term: u64, entries: Vec<raft_core::Entry>| {
+        Event::Message(Message {
+            from: NodeId(from),
+            to: NodeId(1),
+            term: Term(term),
+            body: MessageBody::AppendEntries {
+                prev_log_index: LogIndex(0),
+                prev_log_term: Term(0),
+                entries,
+                leader_commit: LogIndex(0),
+            },
+        })
+    };
+    // Node 2 leads term 1: node 1 appends i1 and i2; its acknowledgement waits.
+    let command = EntryPayload::Command(SharedBytes::from("x"));
+    c.step(
+        1,
+        append(
+            2,
+            1,
+            vec![entry(1, 1, EntryPayload::Noop), entry(2, 1, command)],
+        ),
+    );
+    // Before the disk syncs, node 3's term-2 no-op replaces i1 and truncates i2.
+    c.step(1, append(3, 2, vec![entry(1, 2, EntryPayload::Noop)]));
+    c.persist(1);
+    let acknowledged: Vec<(Term, LogIndex)> = c
+        .in_flight
+        .iter()
+        .filter_map(|m| match m.body {
+            MessageBody::AppendResponse(AppendOutcome::Accepted { match_index }) => {
+                Some((m.term, match_index))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        acknowledged,
+        [(Term(2), LogIndex(1))],
+        "only the newer leader hears that i1 is held; i2 is not"
+    );
+}

@@ -5,6 +5,7 @@
 //! cargo run --release -p raft-mio --example bench               # fsync on
 //! cargo run --release -p raft-mio --example bench -- --no-fsync
 //! cargo run --release -p raft-mio --example bench -- --inflight 1,256 --seconds 5
+//! cargo run --release -p raft-mio --example bench -- --tls      # mutual TLS between the nodes
 //! ```
 //! The last column is the CPU time (user + system, all threads of the process: three
 //! nodes, their fsync threads, the applications, the client) per commit, which does
@@ -19,8 +20,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use raft_core::{NodeId, RoleKind, SharedBytes};
+use raft_mio::transport::tls::{node_dns_name, TlsSettings};
 use raft_mio::{Client, Proposal, RaftConfig};
 use serde::{Deserialize, Serialize};
+
+// The throwaway CA of the TLS tests (it expects `node_dns_name` and `TlsSettings`
+// in scope).
+#[path = "../tests/support/pki.rs"]
+mod pki;
 
 /// The command: opaque bytes (serialized as one byte string, not a sequence of
 /// numbers, so the application's decoding stays cheap).
@@ -33,6 +40,7 @@ struct Options {
     seconds: f64,
     payload_bytes: usize,
     fsync_threads: usize,
+    tls: bool,
 }
 
 fn parse_options() -> Options {
@@ -42,11 +50,13 @@ fn parse_options() -> Options {
         seconds: 3.0,
         payload_bytes: 64,
         fsync_threads: 3,
+        tls: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--no-fsync" => options.fsync = false,
+            "--tls" => options.tls = true,
             "--inflight" => {
                 let list = args.next().expect("--inflight needs a list like 1,16,256");
                 options.inflight = list
@@ -74,7 +84,7 @@ fn parse_options() -> Options {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench [--no-fsync] [--inflight 1,16,256,1024] [--seconds 3] [--payload 64] [--fsync-threads 3]"
+                    "bench [--no-fsync] [--tls] [--inflight 1,16,256,1024] [--seconds 3] [--payload 64] [--fsync-threads 3]"
                 );
                 std::process::exit(0);
             }
@@ -90,8 +100,9 @@ struct Cluster {
     drains: Vec<std::thread::JoinHandle<()>>,
 }
 
-fn start_cluster(fsync: bool, fsync_threads: usize) -> Cluster {
+fn start_cluster(options: &Options) -> Cluster {
     let dir = tempfile::tempdir().expect("temp dir");
+    let pki = options.tls.then(|| pki::TestPki::new("bench CA"));
     let listeners: Vec<_> = (0..3)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -106,8 +117,11 @@ fn start_cluster(fsync: bool, fsync_threads: usize) -> Cluster {
         let mut config = RaftConfig::new(id, addrs.clone())
             .data_dir(dir.path().join(format!("node{}", id.0)))
             .listener(listener)
-            .fsync(fsync);
-        config.fsyncs_in_flight_max = fsync_threads;
+            .fsync(options.fsync);
+        config.fsyncs_in_flight_max = options.fsync_threads;
+        if let Some(pki) = &pki {
+            config = config.tls(pki.settings_for(id));
+        }
         let (client, mut committed) = raft_mio::run::<Command>(config).expect("node starts");
         // The application: consume (and decode) every committed command.
         drains.push(std::thread::spawn(
@@ -221,9 +235,10 @@ fn main() {
             .init();
     }
     println!(
-        "raft-mio bench: 3 nodes on 127.0.0.1, {}-byte commands, fsync {}, {} s per level",
+        "raft-mio bench: 3 nodes on 127.0.0.1, {}-byte commands, fsync {}, TLS {}, {} s per level",
         options.payload_bytes,
         if options.fsync { "on" } else { "off" },
+        if options.tls { "on" } else { "off" },
         options.seconds
     );
     println!(
@@ -231,7 +246,7 @@ fn main() {
         "inflight", "commits/s", "p50 us", "p99 us", "p999 us", "cpu us/commit"
     );
     for &inflight in &options.inflight {
-        let cluster = start_cluster(options.fsync, options.fsync_threads);
+        let cluster = start_cluster(&options);
         let leader = wait_for_leader(&cluster);
         let client = &cluster.clients[&leader];
         // Warm up: connections, allocator, page cache of the segments.

@@ -17,13 +17,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mio::Waker;
-use raft_core::{
-    DropReason, LogIndex, Membership, MembershipChange, NodeId, ReadFailure, RoleKind, SharedBytes,
-    Term,
-};
+use raft_core::{LogIndex, Membership, MembershipChange, NodeId, RoleKind, SharedBytes, Term};
 use serde::Serialize;
 
+pub use crate::client_error::{AppendError, ReadError, ShutdownError, UnknownFate};
+use crate::exit::{LoopExit, StopReason};
 use crate::members::{encode_command, AddrTable, MemberAddrs};
+use crate::metrics::NodeMetrics;
 use crate::reply::{slot, Pending, Reply, WaitError};
 use crate::transport::PeerConnection;
 
@@ -47,66 +47,6 @@ impl fmt::Display for LeaderHint {
         }
     }
 }
-
-/// Why a proposal did not commit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AppendError {
-    /// This node is not the leader; the hint names the leader it knows of, if any.
-    NotLeader(Option<LeaderHint>),
-    /// The leader dropped the proposal (overwritten by a new leader, overloaded,
-    /// transferring leadership, or fate unknown after a snapshot).
-    Dropped(DropReason),
-    /// The command could not be encoded.
-    Encode(String),
-    /// The node has stopped.
-    Shutdown,
-}
-
-impl fmt::Display for AppendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AppendError::NotLeader(Some(hint)) => write!(f, "not the leader; the leader is {hint}"),
-            AppendError::NotLeader(None) => f.write_str("not the leader, and no leader is known"),
-            AppendError::Dropped(reason) => write!(f, "proposal dropped: {reason:?}"),
-            AppendError::Encode(e) => write!(f, "cannot encode the command: {e}"),
-            AppendError::Shutdown => f.write_str("the node has stopped"),
-        }
-    }
-}
-
-impl std::error::Error for AppendError {}
-
-/// Why a read barrier failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReadError {
-    /// Leadership could not be confirmed (no leader, timeout, transfer...); retry.
-    Failed(ReadFailure),
-    /// The node has stopped.
-    Shutdown,
-}
-
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReadError::Failed(reason) => write!(f, "read barrier failed: {reason:?}"),
-            ReadError::Shutdown => f.write_str("the node has stopped"),
-        }
-    }
-}
-
-impl std::error::Error for ReadError {}
-
-/// The node has stopped; the request was not carried out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ShutdownError;
-
-impl fmt::Display for ShutdownError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the node has stopped")
-    }
-}
-
-impl std::error::Error for ShutdownError {}
 
 /// A snapshot of a node's state, for status pages and tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +98,9 @@ pub(crate) enum Request {
     },
     Status {
         reply: Reply<NodeStatus>,
+    },
+    Metrics {
+        reply: Reply<NodeMetrics>,
     },
     TransferLeadership {
         to: NodeId,
@@ -235,6 +178,10 @@ struct ClientShared {
     mailbox: Mailbox,
     thread: Mutex<Option<JoinHandle<()>>>,
     listen_addr: SocketAddr,
+    /// Why the loop stopped, once it has.
+    exit: Arc<LoopExit>,
+    /// Larger commands are refused with `TooLarge` before they reach the loop.
+    command_bytes_max: usize,
 }
 
 impl ClientShared {
@@ -287,13 +234,23 @@ pub struct Proposal {
     pending: Pending<Result<LogIndex, AppendError>>,
 }
 
+// A reply slot is abandoned only for a request the loop never took: the loop answers
+// every proposal it took, even when it stops (`Unknown(NodeStopped)` for those it
+// had stepped into the core). So an abandoned proposal was never proposed:
+// `Shutdown`, not applied.
 impl Proposal {
-    /// Blocks until the proposal commits (its index) or is dropped (why).
+    /// Blocks until the proposal's fate is known: its index once it commits, or why
+    /// it did not (see [`AppendError`]: "not applied", or unknown because the node
+    /// stopped first). It may block for as long as the cluster takes to commit the
+    /// proposal's index, also after this node stepped down; use
+    /// [`wait_timeout`](Self::wait_timeout) to bound the wait.
     pub fn wait(self) -> Result<LogIndex, AppendError> {
         self.pending.wait().unwrap_or(Err(AppendError::Shutdown))
     }
 
-    /// Waits at most `timeout`; `None` if the outcome is still unknown.
+    /// Waits at most `timeout`; `None` if the outcome is still unknown. A caller that
+    /// gives up then must treat the proposal as possibly applied (it may still
+    /// commit): tell its own client "unknown", never "not applied".
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<LogIndex, AppendError>> {
         match self.pending.wait_timeout(timeout) {
             Ok(result) => Some(result),
@@ -320,13 +277,16 @@ impl Proposal {
 impl<T: Serialize> Client<T> {
     pub(crate) fn new(
         mailbox: Mailbox,
-        thread: Option<JoinHandle<()>>,
         listen_addr: SocketAddr,
+        exit: Arc<LoopExit>,
+        command_bytes_max: usize,
     ) -> Self {
         let shared = ClientShared {
             mailbox,
-            thread: Mutex::new(thread),
+            thread: Mutex::new(None),
             listen_addr,
+            exit,
+            command_bytes_max,
         };
         Client {
             shared: Arc::new(shared),
@@ -343,7 +303,26 @@ impl<T: Serialize> Client<T> {
         self.shared.listen_addr
     }
 
-    /// Proposes `command` and blocks until it commits (its log index) or is dropped.
+    /// Why the node's loop stopped, if it has (without blocking).
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.shared.exit.wait(Some(Duration::ZERO))
+    }
+
+    /// Blocks until the node's loop stops (at most `timeout`, if given) and says why;
+    /// `None` if it still runs. A process that serves through this node should exit
+    /// when the loop failed ([`StopReason::Failed`]): the node cannot make its state
+    /// durable, and will not recover by itself.
+    pub fn wait_stopped(&self, timeout: Option<Duration>) -> Option<StopReason> {
+        self.shared.exit.wait(timeout)
+    }
+
+    /// The largest encoded command this node accepts (`command_bytes_max`).
+    pub fn command_bytes_max(&self) -> usize {
+        self.shared.command_bytes_max
+    }
+
+    /// Proposes `command` and blocks until its fate is known (see
+    /// [`Proposal::wait`]).
     pub fn append_cmd(&self, command: T) -> Result<LogIndex, AppendError> {
         self.submit(&command)?.wait()
     }
@@ -357,6 +336,13 @@ impl<T: Serialize> Client<T> {
     }
 
     fn submit_bytes(&self, command: SharedBytes) -> Result<Proposal, AppendError> {
+        let max = self.shared.command_bytes_max;
+        if command.len() > max {
+            return Err(AppendError::TooLarge {
+                bytes: command.len(),
+                max,
+            });
+        }
         let (reply, pending) = slot();
         self.shared
             .mailbox
@@ -382,6 +368,14 @@ impl<T: Serialize> Client<T> {
     pub fn status(&self) -> Result<NodeStatus, ShutdownError> {
         let (reply, pending) = slot();
         self.shared.mailbox.send(Request::Status { reply })?;
+        pending.wait().map_err(|_| ShutdownError)
+    }
+
+    /// The node's counters (proposals, reads, elections, fsync latency, traffic per
+    /// peer...), for metrics exporters; see [`NodeMetrics`].
+    pub fn metrics(&self) -> Result<NodeMetrics, ShutdownError> {
+        let (reply, pending) = slot();
+        self.shared.mailbox.send(Request::Metrics { reply })?;
         pending.wait().map_err(|_| ShutdownError)
     }
 

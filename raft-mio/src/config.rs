@@ -8,9 +8,16 @@ use std::time::Duration;
 
 use raft_core::NodeId;
 
+use crate::bounds;
 use crate::members::{AddrTable, MemberAddrs};
 use crate::storage::StorageOptions;
+use crate::transport::tls::TlsSettings;
 use crate::transport::TransportSettings;
+
+/// The default election timeout of a raft-mio node, in ticks of the default 10 ms.
+pub const ELECTION_TIMEOUT_TICKS_MIN: u32 = 30;
+/// The upper end of the randomized election timeout.
+pub const ELECTION_TIMEOUT_TICKS_MAX: u32 = 60;
 
 /// Where the node listens for its peers.
 #[derive(Debug)]
@@ -50,6 +57,12 @@ pub struct RaftConfig {
     pub storage: StorageOptions,
     /// The largest frame body sent or accepted, in bytes.
     pub frame_bytes_max: usize,
+    /// The largest encoded command a client may propose, in bytes; larger ones are
+    /// refused with [`AppendError::TooLarge`](crate::AppendError::TooLarge) before
+    /// they reach the log. Validation checks that every AppendEntries the core can
+    /// build from such commands fits `frame_bytes_max`, and every entry a log record
+    /// (see [`crate::bounds`]). Set the same value on every node.
+    pub command_bytes_max: usize,
     /// The most bytes queued for one peer before frames are dropped.
     pub write_queue_bytes_max: usize,
     /// The most frames queued for one peer before frames are dropped.
@@ -58,8 +71,19 @@ pub struct RaftConfig {
     pub reconnect_delay_min: Duration,
     /// The cap on the redial delay.
     pub reconnect_delay_max: Duration,
-    /// A peer connection must finish its handshake within this time.
+    /// An accepted peer connection must finish its handshake within this time.
     pub handshake_timeout: Duration,
+    /// A dial to a peer must connect and finish its handshake within this time, or
+    /// it is abandoned and redialed (see the README's timeouts).
+    pub connect_timeout: Duration,
+    /// A peer that sent nothing for this long while this node waited for its answer
+    /// (to a heartbeat, an append, a vote request) is reconnected: a link cut by the
+    /// network recovers on a fresh connection as soon as it heals.
+    pub peer_silence_timeout: Duration,
+    /// `TCP_USER_TIMEOUT` of peer sockets (Linux; `None`: the system default).
+    pub tcp_user_timeout: Option<Duration>,
+    /// Mutual TLS between peers (off by default): see [`transport::tls`](crate::transport::tls).
+    pub tls: Option<TlsSettings>,
     /// The most client commands waiting for the loop; a full queue blocks callers.
     pub client_queue_max: usize,
     /// The most committed batches queued for the application's stream.
@@ -90,6 +114,13 @@ impl RaftConfig {
             peers.into_iter().map(|(id, a)| (id, a.into())).collect();
         let mut core = raft_core::Config::new(id, peers.keys().copied());
         core.seed = id.0;
+        // Over real networks an election timeout must outlast a lost packet: TCP
+        // resends it after at least 200 ms (its minimum RTO), and a lost resend
+        // doubles that. 300 to 600 ms (30 to 60 ticks of 10 ms) rides out one lost
+        // resend; the core's 100 to 200 ms did not (see the README's timeouts).
+        core.election_timeout_ticks_min = ELECTION_TIMEOUT_TICKS_MIN;
+        core.election_timeout_ticks_max = ELECTION_TIMEOUT_TICKS_MAX;
+        core.read_timeout_ticks = ELECTION_TIMEOUT_TICKS_MIN;
         RaftConfig {
             id,
             peers,
@@ -101,11 +132,16 @@ impl RaftConfig {
             core,
             storage: StorageOptions::default(),
             frame_bytes_max: 16 << 20,
+            command_bytes_max: 4 << 20,
             write_queue_bytes_max: 32 << 20,
             write_queue_frames_max: 65_536,
             reconnect_delay_min: Duration::from_millis(20),
-            reconnect_delay_max: Duration::from_secs(2),
+            reconnect_delay_max: Duration::from_millis(500),
             handshake_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_millis(500),
+            peer_silence_timeout: Duration::from_secs(2),
+            tcp_user_timeout: Some(Duration::from_secs(3)),
+            tls: None,
             client_queue_max: 65_536,
             committed_queue_max: 4_096,
             committed_backlog_entries_max: 1 << 20,
@@ -167,6 +203,13 @@ impl RaftConfig {
         self
     }
 
+    /// Sets the largest command a client may propose (see
+    /// [`command_bytes_max`](Self::command_bytes_max)).
+    pub fn command_bytes_max(mut self, bytes: usize) -> Self {
+        self.command_bytes_max = bytes;
+        self
+    }
+
     /// Sets the tick interval.
     pub fn tick_interval(mut self, interval: Duration) -> Self {
         self.tick_interval = interval;
@@ -176,6 +219,12 @@ impl RaftConfig {
     /// Turns fsync on or off (off: benchmarks and tests only).
     pub fn fsync(mut self, on: bool) -> Self {
         self.storage.fsync = on;
+        self
+    }
+
+    /// Turns on mutual TLS between peers with these settings.
+    pub fn tls(mut self, settings: TlsSettings) -> Self {
+        self.tls = Some(settings);
         self
     }
 
@@ -226,12 +275,7 @@ impl RaftConfig {
         if self.frame_bytes_max < 1 << 20 {
             return bad("frame_bytes_max", "must be at least 1 MiB");
         }
-        if (self.frame_bytes_max as u64) < self.core.msg_bytes_max.saturating_mul(2) {
-            return bad(
-                "frame_bytes_max",
-                "must be at least twice core.msg_bytes_max (entry encoding overhead)",
-            );
-        }
+        self.validate_sizes()?;
         if self.write_queue_bytes_max < self.frame_bytes_max {
             return bad(
                 "write_queue_bytes_max",
@@ -248,8 +292,20 @@ impl RaftConfig {
                 "need 0 < reconnect_delay_min <= reconnect_delay_max",
             );
         }
-        if self.handshake_timeout.is_zero() {
-            return bad("handshake_timeout", "must be positive");
+        if self.handshake_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return bad(
+                "handshake_timeout",
+                "handshake and connect timeouts must be positive",
+            );
+        }
+        if self.peer_silence_timeout <= self.tick_interval * self.core.heartbeat_interval_ticks {
+            return bad(
+                "peer_silence_timeout",
+                "must be longer than the heartbeat interval (a leader's silence between heartbeats is normal)",
+            );
+        }
+        if self.tcp_user_timeout.is_some_and(|t| t.is_zero()) {
+            return bad("tcp_user_timeout", "must be positive (or None)");
         }
         if self.client_queue_max == 0
             || self.committed_queue_max == 0
@@ -265,6 +321,41 @@ impl RaftConfig {
         Ok(())
     }
 
+    /// Checks that no message the core can build outgrows a frame, and no entry a log
+    /// record (the reasoning is in [`bounds`](crate::bounds)).
+    fn validate_sizes(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, reason: &'static str| Err(ConfigError { field, reason });
+        let command_bytes_max = self.command_bytes_max as u64;
+        let frame_bytes_max = self.frame_bytes_max as u64;
+        if self.command_bytes_max < 1024 {
+            return bad(
+                "command_bytes_max",
+                "must be at least 1 KiB (the members' address records are commands too)",
+            );
+        }
+        if !bounds::fits_record(command_bytes_max) {
+            return bad(
+                "command_bytes_max",
+                "an entry of this size would not fit a log record (256 MiB)",
+            );
+        }
+        if bounds::append_entries_bytes_max(&self.core, command_bytes_max) > frame_bytes_max {
+            return bad(
+                "frame_bytes_max",
+                "an AppendEntries of core.msg_bytes_max bytes (2.5 times that, encoded, plus \
+                 21 bytes per entry) or of one command of command_bytes_max would not fit a \
+                 frame: raise frame_bytes_max or lower the others",
+            );
+        }
+        if bounds::install_snapshot_bytes_max(&self.core) > frame_bytes_max {
+            return bad(
+                "frame_bytes_max",
+                "a snapshot chunk of core.snapshot_chunk_bytes would not fit a frame",
+            );
+        }
+        Ok(())
+    }
+
     pub(crate) fn transport_settings(&self) -> TransportSettings {
         TransportSettings {
             me: self.id,
@@ -275,6 +366,10 @@ impl RaftConfig {
             reconnect_delay_min: self.reconnect_delay_min,
             reconnect_delay_max: self.reconnect_delay_max,
             handshake_timeout: self.handshake_timeout,
+            connect_timeout: self.connect_timeout,
+            peer_silence_timeout: self.peer_silence_timeout,
+            tcp_user_timeout: self.tcp_user_timeout,
+            tls: self.tls.clone(),
         }
     }
 }

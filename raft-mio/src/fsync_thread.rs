@@ -11,11 +11,16 @@
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use mio::Waker;
 use raft_core::PersistSeq;
 
+use crate::clock;
 use crate::storage::{StorageError, SyncJob};
+
+/// A finished job: which worker ran it, its outcome, and how long the sync took.
+type Done = (usize, Result<PersistSeq, StorageError>, Duration);
 
 /// One worker: its job channel and thread.
 #[derive(Debug)]
@@ -29,7 +34,7 @@ struct Worker {
 #[derive(Debug)]
 pub struct FsyncThreads {
     workers: Vec<Worker>,
-    done: Receiver<(usize, Result<PersistSeq, StorageError>)>,
+    done: Receiver<Done>,
 }
 
 impl FsyncThreads {
@@ -46,7 +51,10 @@ impl FsyncThreads {
                 .name(format!("{name}-{worker_index}"))
                 .spawn(move || {
                     for job in job_rx {
-                        if done_tx.send((worker_index, job.run())).is_err() {
+                        let started = clock::now();
+                        let result = job.run();
+                        let took = clock::now().saturating_duration_since(started);
+                        if done_tx.send((worker_index, result, took)).is_err() {
                             return;
                         }
                         // The loop may be gone (shutting down); then no one needs waking.
@@ -94,18 +102,18 @@ impl FsyncThreads {
         }
     }
 
-    /// The outcome of a finished job, if any.
-    pub fn try_done(&mut self) -> Option<Result<PersistSeq, StorageError>> {
-        let (worker, result) = self.done.try_recv().ok()?;
+    /// The outcome of a finished job, if any, and how long its sync took.
+    pub fn try_done(&mut self) -> Option<(Result<PersistSeq, StorageError>, Duration)> {
+        let (worker, result, took) = self.done.try_recv().ok()?;
         self.workers[worker].busy = false;
-        Some(result)
+        Some((result, took))
     }
 
     /// Waits for every outstanding job (at shutdown); the first error, if any.
     pub fn wait_all(&mut self) -> Result<(), StorageError> {
         let mut first_error = Ok(());
         while self.is_busy() {
-            let Ok((worker, result)) = self.done.recv() else {
+            let Ok((worker, result, _)) = self.done.recv() else {
                 break;
             };
             self.workers[worker].busy = false;
@@ -119,14 +127,13 @@ impl FsyncThreads {
 
 impl Drop for FsyncThreads {
     fn drop(&mut self) {
-        // Closing the job channels ends the threads after their current jobs.
+        // Closing the job channels ends the threads after their current jobs. They are
+        // not joined: a clean shutdown has waited for every job already
+        // (`wait_all`), and a loop that stops because its disk fails must not hang in
+        // a worker stuck in `fdatasync`, or its process could not exit (fail-stop).
         for worker in &mut self.workers {
             worker.jobs.take();
-        }
-        for worker in &mut self.workers {
-            if let Some(thread) = worker.thread.take() {
-                let _ = thread.join();
-            }
+            worker.thread.take();
         }
     }
 }

@@ -34,12 +34,45 @@
 //!   runs (thesis §10.2.1).
 //! - Committed entries reach the [`CommittedStream`] in index order, each once per
 //!   process lifetime (after a restart, from the snapshot on or from index 1).
-//! - A proposal's outcome is reported exactly once: its index, or why it was dropped
-//!   ([`AppendError::NotLeader`] carries the leader's id, raft address and
-//!   application addresses).
+//! - A proposal's outcome is reported exactly once, and is true in every schedule:
+//!   its index once it commits; "not applied" only when it never entered a log that
+//!   could commit it, or its index committed with another entry
+//!   ([`AppendError::NotLeader`], which carries the leader's id, raft address and
+//!   application addresses; `Dropped`, `TooLarge`, `Encode`, `Shutdown`); otherwise
+//!   "fate unknown" ([`AppendError::Unknown`]): the node stopped while it was
+//!   pending, or a snapshot replaced the log before the node could tell. A node that
+//!   steps down keeps its proposals pending: they may still commit through another
+//!   leader, and the core reports their fate once their index commits. An
+//!   application that tells its own clients "not applied" only for the not-applied
+//!   errors, and "unknown, retry under the same request id" otherwise, never makes
+//!   a client apply a write twice.
+//! - Storage faults are fail-stop: a failed write or `fdatasync` (a full disk, a
+//!   disk error) stops the loop at once, the sync is never retried (after a failed
+//!   `fdatasync` the kernel may have dropped the unsynced pages, so a retry could
+//!   report success for lost data), and [`Client::wait_stopped`] says why, so that
+//!   the process can exit and be restarted: it then recovers from what was durable.
+//!   [`storage::faults`] makes those faults happen in tests.
+//! - Sizes are bounded end to end: a command over `command_bytes_max` is refused
+//!   ([`AppendError::TooLarge`]) before it reaches the log, and
+//!   [`RaftConfig::validate`] checks that no message the core can build from such
+//!   commands outgrows a frame, nor any entry a log record ([`bounds`] has the
+//!   reasoning); a snapshot travels in chunks of `snapshot_chunk_bytes`.
 //! - The loop never blocks on a socket, on name resolution, or on a slow application
 //!   (up to `committed_backlog_entries_max` entries wait inside the loop), so
 //!   heartbeats and votes keep flowing; every queue and buffer has a bound.
+//!
+//! ## Metrics
+//! [`Client::metrics`] returns what the node counted ([`NodeMetrics`]): proposals
+//! committed and dropped by reason, reads, elections started and won, step-downs,
+//! snapshots installed and written, a latency histogram of the group-commit
+//! `fdatasync`s, and messages and bytes sent to and received from each peer. It
+//! exports nothing itself; kv-example serves them as Prometheus text.
+//!
+//! ## A lost quorum
+//! When a majority is gone for good, [`recover::force_new_membership`] makes one
+//! stopped survivor the founder of a new cluster from its own data: it costs
+//! safety (committed writes the survivor lacked are lost; entries it holds that
+//! never committed now commit), and the module says exactly how much.
 //!
 //! ## Snapshots
 //! The application hands raft-mio its state with [`Client::compact`] (as of an index
@@ -91,31 +124,42 @@
 //! `fdatasync` or idle), and short-lived resolver threads for peers named by host.
 //!
 //! ## Modules
-//! [`storage`] (segments, hard state, snapshots, lock, recovery), [`transport`]
-//! (frames, handshake, backoff, write queues), [`members`] (the replicated address
-//! table), [`clock`] (the only wall-clock code), [`client`] and [`committed`] (the
-//! application's side), and the loop itself ([`NodeLoop`]) for users who drive it on
-//! their own thread.
+//! [`storage`] (segments, hard state, snapshots, lock, recovery, fault injection),
+//! [`transport`] (frames, handshake, mutual TLS, silent-peer detection, backoff,
+//! write queues), [`members`] (the
+//! replicated address table), [`bounds`] (frame and record sizes), [`clock`] (the
+//! only wall-clock code), [`client`] and [`committed`] (the application's side),
+//! [`exit`] (why a loop stopped), [`metrics`], [`recover`], and the loop itself
+//! ([`NodeLoop`]) for users who drive it on their own thread.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bounds;
 pub mod client;
+mod client_error;
 pub mod clock;
 pub mod committed;
 pub mod config;
 pub mod error;
+pub mod exit;
 mod fsync_thread;
 pub mod members;
+pub mod metrics;
 mod node;
 mod outlet;
+pub mod recover;
 mod reply;
 pub mod storage;
 pub mod transport;
 
-pub use client::{AppendError, Client, LeaderHint, NodeStatus, Proposal, ReadError, ShutdownError};
+pub use client::{
+    AppendError, Client, LeaderHint, NodeStatus, Proposal, ReadError, ShutdownError, UnknownFate,
+};
 pub use committed::{Committed, CommittedStream};
 pub use config::{ConfigError, Listen, RaftConfig};
 pub use error::{LoopError, StartError};
+pub use exit::StopReason;
 pub use members::{AddrTable, MemberAddrs};
+pub use metrics::{LatencyHistogram, NodeMetrics, PeerTraffic};
 pub use node::{run, Flow, NodeLoop};
 pub use transport::PeerConnection;

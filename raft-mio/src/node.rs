@@ -35,12 +35,15 @@ use serde::Serialize;
 use crate::client::{
     AppendError, Client, Inbox, LeaderHint, Mailbox, NodeStatus, ReadError, Request,
 };
+use crate::client_error::UnknownFate;
 use crate::clock::{self, Ticker};
 use crate::committed::{CommittedStream, Delivery};
 use crate::config::{Listen, RaftConfig};
 use crate::error::{LoopError, StartError};
+use crate::exit::{LoopExit, StopReason};
 use crate::fsync_thread::FsyncThreads;
 use crate::members::{wrap_snapshot, Directory};
+use crate::metrics::NodeMetrics;
 use crate::outlet::Outlet;
 use crate::reply::Reply;
 use crate::storage::{Storage, SyncStart};
@@ -111,6 +114,12 @@ pub struct NodeLoop {
     /// Campaign once connected to a majority (a new cluster's preferred leader).
     bootstrap_campaign_armed: bool,
     shutting_down: bool,
+    /// The largest command (and address record) proposed.
+    command_bytes_max: usize,
+    /// What the loop counted, for [`Client::metrics`].
+    metrics: NodeMetrics,
+    /// Where clients learn why the loop stopped.
+    exit: Arc<LoopExit>,
 }
 
 impl NodeLoop {
@@ -200,11 +209,19 @@ impl NodeLoop {
             requests_left: false,
             bootstrap_campaign_armed,
             shutting_down: false,
+            command_bytes_max: config.command_bytes_max,
+            metrics: NodeMetrics::default(),
+            exit: Arc::new(LoopExit::default()),
         };
         // The log may have added members the configuration does not name, or removed
         // some it does.
         node.reconcile_peers();
-        let client = Client::new(Mailbox::new(tx, waker, wake_pending), None, listen_addr);
+        let client = Client::new(
+            Mailbox::new(tx, waker, wake_pending),
+            listen_addr,
+            Arc::clone(&node.exit),
+            config.command_bytes_max,
+        );
         Ok((node, client, CommittedStream::new(committed_rx)))
     }
 
@@ -219,8 +236,9 @@ impl NodeLoop {
     }
 
     /// Turns until shutdown is requested (or storage fails: a node that cannot make
-    /// its state durable must not go on).
-    pub fn run(mut self) -> Result<(), LoopError> {
+    /// its state durable must not go on). Clients learn why it stopped from
+    /// [`Client::wait_stopped`] before this returns.
+    pub fn run(mut self) -> Result<(), Arc<LoopError>> {
         loop {
             match self.turn() {
                 Ok(Flow::Continue) => {}
@@ -228,16 +246,33 @@ impl NodeLoop {
                     tracing::info!(node = %self.core.id(), "raft node stopped");
                     return Ok(());
                 }
-                Err(e) => {
-                    tracing::error!(node = %self.core.id(), "raft node stopping: {e}");
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
     }
 
     /// One turn of the loop (see the module docs). Blocks at most until the next tick.
-    pub fn turn(&mut self) -> Result<Flow, LoopError> {
+    /// An error is final: the loop must not turn again (a failed `fdatasync` is never
+    /// retried, see [`StorageError`](crate::storage::StorageError)); clients see
+    /// [`StopReason::Failed`].
+    pub fn turn(&mut self) -> Result<Flow, Arc<LoopError>> {
+        match self.turn_once() {
+            Ok(Flow::Stop) => {
+                self.exit.record(StopReason::Requested);
+                Ok(Flow::Stop)
+            }
+            Ok(Flow::Continue) => Ok(Flow::Continue),
+            Err(e) => {
+                tracing::error!(node = %self.core.id(), "raft node stopping: {e}");
+                let e = Arc::new(e);
+                self.exit.record(StopReason::Failed(Arc::clone(&e)));
+                Err(e)
+            }
+        }
+    }
+
+    fn turn_once(&mut self) -> Result<Flow, LoopError> {
+        debug_assert!(!self.exit.is_recorded(), "a stopped loop turned again");
         self.wait_for_events()?;
         let now = clock::now();
         self.gather(now);
@@ -332,6 +367,7 @@ impl NodeLoop {
                 self.other_events.push(Event::Read { id });
             }
             Request::Status { reply } => reply.send(self.status()),
+            Request::Metrics { reply } => reply.send(self.metrics()),
             Request::TransferLeadership { to } => {
                 self.other_events.push(Event::TransferLeadership { to })
             }
@@ -344,8 +380,12 @@ impl NodeLoop {
                 for (id, member) in &addrs {
                     self.directory.stage(*id, member.clone());
                 }
-                let id = self.propose_record(addrs);
-                self.pending_proposals.insert(id, reply);
+                match self.propose_record(addrs) {
+                    Ok(id) => {
+                        self.pending_proposals.insert(id, reply);
+                    }
+                    Err(e) => reply.send(Err(e)),
+                }
             }
             Request::Compact { up_to, data } => {
                 // The snapshot carries the address table as it was at `up_to`.
@@ -386,7 +426,8 @@ impl NodeLoop {
 
     /// Steps `Persisted` for a sync the fsync thread finished.
     fn take_finished_sync(&mut self) -> Result<(), LoopError> {
-        while let Some(result) = self.fsync.try_done() {
+        while let Some((result, latency)) = self.fsync.try_done() {
+            self.metrics.fsync_latency.observe(latency);
             let synced = result.map_err(LoopError::Storage)?;
             if let Some(through) = self.storage.end_sync(synced) {
                 self.other_events.push(Event::Persisted { through });
@@ -439,6 +480,7 @@ impl NodeLoop {
     }
 
     fn execute(&mut self, action: Action) -> Result<(), LoopError> {
+        self.metrics.count(&action, self.core.role());
         match action {
             Action::PersistHardState { .. } | Action::AppendToLog { .. } => {
                 self.storage.write(&action).map_err(LoopError::Storage)?;
@@ -548,12 +590,17 @@ impl NodeLoop {
     }
 
     fn append_error(&self, reason: DropReason) -> AppendError {
-        match reason {
-            DropReason::NotLeader { leader_hint } => {
-                AppendError::NotLeader(self.leader_hint(leader_hint))
-            }
-            other => AppendError::Dropped(other),
-        }
+        let leader = match reason {
+            DropReason::NotLeader { leader_hint } => self.leader_hint(leader_hint),
+            _ => None,
+        };
+        AppendError::from_drop(reason, leader)
+    }
+
+    fn metrics(&self) -> NodeMetrics {
+        let mut metrics = self.metrics.clone();
+        metrics.peers = self.transport.traffic().clone();
+        metrics
     }
 
     fn status(&self) -> NodeStatus {
@@ -579,6 +626,34 @@ impl NodeLoop {
             peers: self.transport.peer_status(),
             replication: core.peers,
             listen_addr: self.listen_addr,
+        }
+    }
+}
+
+impl Drop for NodeLoop {
+    /// Answers every proposal the loop took: one never stepped into the core was not
+    /// proposed (`Shutdown`); one that was may be in other nodes' logs and commit
+    /// there, so its fate is unknown. (Never "not applied" for those: that answer
+    /// would make a client that retries without a request id apply it twice.)
+    fn drop(&mut self) {
+        self.exit.record(StopReason::Requested);
+        let mut unstepped: BTreeSet<ProposalId> = self.proposals.iter().map(|p| p.id).collect();
+        for event in &self.other_events {
+            match event {
+                Event::Propose(proposals) => unstepped.extend(proposals.iter().map(|p| p.id)),
+                Event::ChangeMembership { id, .. } => {
+                    unstepped.insert(*id);
+                }
+                _ => {}
+            }
+        }
+        for (id, reply) in self.pending_proposals.drain() {
+            let answer = if unstepped.contains(&id) {
+                AppendError::Shutdown
+            } else {
+                AppendError::Unknown(UnknownFate::NodeStopped)
+            };
+            reply.send(Err(answer));
         }
     }
 }

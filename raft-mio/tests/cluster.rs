@@ -32,7 +32,15 @@ fn three_nodes_elect_a_leader_and_commit_in_order_everywhere() {
 
 #[test]
 fn a_killed_leader_is_replaced_and_rejoins_and_catches_up() {
-    let mut cluster = Cluster::start(3);
+    a_stopped_leader_is_replaced_and_catches_up(Cluster::start(3));
+}
+
+#[test]
+fn over_tls_a_killed_leader_is_replaced_and_rejoins_and_catches_up() {
+    a_stopped_leader_is_replaced_and_catches_up(Cluster::start_tls(3));
+}
+
+fn a_stopped_leader_is_replaced_and_catches_up(mut cluster: Cluster) {
     let mut expected: Vec<Cmd> = (0..10).map(Cmd).collect();
     for cmd in &expected {
         cluster.append(cmd.clone());

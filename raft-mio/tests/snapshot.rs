@@ -67,6 +67,15 @@ fn snapshots_compact_the_log_and_bring_back_a_lagging_follower() {
     wait_until("node 3 holds the snapshot", || {
         cluster.node(lagging).status().snapshot_index.0 > 0
     });
+    let metrics = cluster.node(lagging).client.metrics().unwrap();
+    assert_eq!(metrics.snapshots_installed, 1, "{metrics:?}");
+    assert_eq!(
+        metrics.snapshots_written, 1,
+        "the install is written to disk"
+    );
+    let leader_metrics = cluster.node(NodeId(1)).client.metrics().unwrap();
+    assert_eq!(leader_metrics.snapshots_installed, 0);
+    assert_eq!(leader_metrics.snapshots_written, 1, "its own compaction");
 
     // A restart starts from the snapshot and replays only the log after it.
     cluster.stop(NodeId(1));

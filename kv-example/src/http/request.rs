@@ -58,6 +58,8 @@ pub struct Head {
     pub version: u8,
     /// The headers, names lowercased, in order.
     pub headers: Vec<(String, String)>,
+    /// Whether the request came over TLS (a redirect keeps the scheme).
+    pub secure: bool,
 }
 
 impl Head {
@@ -178,6 +180,7 @@ impl<S: Read> RequestReader<S> {
                                 (h.name.to_ascii_lowercase(), value)
                             })
                             .collect(),
+                        secure: false,
                     };
                     self.buf.drain(..consumed);
                     return Ok(head);
@@ -354,6 +357,7 @@ mod tests {
                 .map(|c| ("connection".to_string(), c.to_string()))
                 .into_iter()
                 .collect(),
+            secure: false,
         };
         assert!(head(1, None).keep_alive());
         assert!(!head(1, Some("close")).keep_alive());

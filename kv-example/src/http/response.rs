@@ -35,6 +35,16 @@ impl Response {
         }
     }
 
+    /// A response whose body is `body` as it is, of type `content_type`.
+    pub fn raw(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            content_type,
+            body: body.into(),
+        }
+    }
+
     /// A JSON response (pretty-printed, for people reading it in a terminal).
     pub fn json(status: u16, value: &impl Serialize) -> Response {
         let mut body = serde_json::to_vec_pretty(value).expect("our types serialize to JSON");
@@ -74,6 +84,7 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        202 => "Accepted",
         307 => "Temporary Redirect",
         400 => "Bad Request",
         404 => "Not Found",

@@ -6,6 +6,7 @@
 //! | `PUT /kv/{key}`, the value as the body (one trailing newline dropped) | 200 `Appended at N` | 307 to the leader |
 //! | `DELETE /kv/{key}` | 200 `Appended at N` | 307 to the leader |
 //! | `GET /status` | 200, JSON (membership included) | |
+//! | `GET /metrics` | 200, the Prometheus text format (see [`crate::metrics`]) | |
 //! | `POST /snapshot` | 200 `Snapshot at N` | 503 nothing applied yet |
 //! | `GET /cluster/nodes` | 200, JSON: voters, learners, every member's addresses | |
 //! | `POST /cluster/nodes`, JSON `{"id","raft_addr","client_addr","http_addr"}` | 200, JSON membership | 307 to the leader, 400 bad body |
@@ -15,9 +16,13 @@
 //! Writes also answer `X-Raft-Index: N`. A write may carry `X-Client-Id` and
 //! `X-Request-Seq` (positive integers) for duplicate suppression; otherwise the
 //! connection numbers its writes. Passing trouble (no leader, a read that cannot be
-//! confirmed) is 503 with `Retry-After`; a write whose fate is unknown after the
-//! timeout is 504. `POST /cluster/nodes` adds a running node started with `--join`
-//! (as a learner, then a voter once it has caught up) and answers when it votes.
+//! confirmed, a write refused before it was appended) is 503 with `Retry-After`: a
+//! write answered 503 (or 307, 400, 409, 413) was not applied. A write whose fate is
+//! unknown (no commit within the timeout, the node stopped with it in flight) is
+//! 504: retry it with the same `X-Client-Id` and `X-Request-Seq`. 202 means it
+//! committed (it takes effect) but this node had not applied it yet.
+//! `POST /cluster/nodes` adds a running node started with `--join` (as a learner,
+//! then a voter once it has caught up) and answers when it votes.
 
 use kv_model::{ClientId, Operation, RequestSeq};
 use percent_encoding::percent_decode_str;
@@ -37,6 +42,19 @@ pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: 
         return match method {
             "GET" => match backend.status() {
                 Ok(status) => Response::json(200, &status),
+                Err(e) => error_response(&e, head),
+            },
+            _ => method_not_allowed("GET"),
+        };
+    }
+    if path == "/metrics" {
+        return match method {
+            "GET" => match backend.metrics() {
+                Ok(report) => Response::raw(
+                    200,
+                    crate::metrics::CONTENT_TYPE,
+                    crate::metrics::encode(report),
+                ),
                 Err(e) => error_response(&e, head),
             },
             _ => method_not_allowed("GET"),
@@ -102,8 +120,8 @@ pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: 
 
 /// The text of `GET /`.
 const INDEX: &str = "kv-example: GET /kv/KEY (?stale for a local read), PUT /kv/KEY with the \
-                     value as the body, DELETE /kv/KEY, GET /status, POST /snapshot, \
-                     GET /cluster/nodes, POST /cluster/nodes {\"id\":4,\"raft_addr\":..,\
+                     value as the body, DELETE /kv/KEY, GET /status, GET /metrics, \
+                     POST /snapshot, GET /cluster/nodes, POST /cluster/nodes {\"id\":4,\"raft_addr\":..,\
                      \"client_addr\":..,\"http_addr\":..}, DELETE /cluster/nodes/ID, \
                      POST /cluster/leader ID";
 
@@ -238,14 +256,25 @@ pub fn error_response(error: &KvError, head: &Head) -> Response {
             leader: Some(leader),
         } => match &leader.http_addr {
             // 307 keeps the method and the body: `curl -L` repeats the write there.
-            Some(http) => Response::text(307, error.to_string())
-                .with_header("Location", format!("http://{http}{}", head.target)),
+            Some(http) => {
+                let scheme = if head.secure { "https" } else { "http" };
+                Response::text(307, error.to_string())
+                    .with_header("Location", format!("{scheme}://{http}{}", head.target))
+            }
             None => unavailable(error),
         },
         KvError::NotLeader { leader: None } | KvError::Unavailable(_) | KvError::Stopped => {
             unavailable(error)
         }
-        KvError::Timeout { .. } => Response::text(504, error.to_string()),
+        // 504: no answer in time; for a write, its fate is unknown.
+        KvError::Timeout { .. } | KvError::WriteUnknown { .. } => {
+            Response::text(504, error.to_string())
+        }
+        // 202: committed, so it takes effect, but not yet applied on this node.
+        KvError::CommittedNotApplied { index, .. } => {
+            Response::text(202, error.to_string()).with_header("X-Raft-Index", index.to_string())
+        }
+        KvError::TooLarge { .. } => Response::text(413, error.to_string()),
         KvError::Invalid(_) => Response::text(400, error.to_string()),
         KvError::NotMember(_) => Response::text(404, error.to_string()),
         KvError::StaleRequest(_) => Response::text(409, error.to_string()),
@@ -254,4 +283,69 @@ pub fn error_response(error: &KvError, head: &Head) -> Response {
 
 fn unavailable(error: &KvError) -> Response {
     Response::text(503, error.to_string()).with_header("Retry-After", "1")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kv_model::{ClientId, RequestSeq};
+
+    use super::*;
+    use crate::api::WriteOutcome;
+
+    fn head() -> Head {
+        Head {
+            method: "PUT".into(),
+            target: "/kv/k".into(),
+            version: 1,
+            headers: Vec::new(),
+            secure: false,
+        }
+    }
+
+    /// A write's status code says its outcome: 504 only when unknown, 202 when it
+    /// committed, a 3xx or 4xx or 503 when it was not applied.
+    #[test]
+    fn status_codes_follow_the_write_outcome() {
+        let id = RequestId {
+            client: ClientId(1),
+            seq: RequestSeq(2),
+        };
+        let cases = [
+            KvError::NotLeader { leader: None },
+            KvError::Unavailable("not applied".into()),
+            KvError::TooLarge { bytes: 2, max: 1 },
+            KvError::StaleRequest(id),
+            KvError::Stopped,
+            KvError::WriteUnknown {
+                id,
+                why: "x".into(),
+            },
+            KvError::CommittedNotApplied {
+                id,
+                index: 4,
+                why: "is shutting down",
+            },
+            KvError::Timeout {
+                what: "a read",
+                after: Duration::from_secs(1),
+            },
+        ];
+        for error in cases {
+            let status = error_response(&error, &head()).status;
+            match error.write_outcome() {
+                WriteOutcome::Unknown => assert_eq!(status, 504, "{error:?}"),
+                WriteOutcome::Applied => assert_eq!(status, 202, "{error:?}"),
+                // A timeout of a read or a membership change is a 504 too, but no
+                // write answers it.
+                WriteOutcome::NotApplied if matches!(error, KvError::Timeout { .. }) => {}
+                WriteOutcome::NotApplied => {
+                    assert!(![202, 504].contains(&status), "{error:?}: {status}")
+                }
+            }
+        }
+        let too_large = KvError::TooLarge { bytes: 2, max: 1 };
+        assert_eq!(error_response(&too_large, &head()).status, 413);
+    }
 }

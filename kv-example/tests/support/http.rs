@@ -3,6 +3,8 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
 
 use super::REQUEST_TIMEOUT;
 
@@ -23,8 +25,23 @@ impl HttpResponse {
     }
 }
 
-/// Sends `method target` with an optional body to `addr` and reads the response.
+/// Sends `method target` with an optional body to `addr` and reads the response
+/// (over HTTPS under `KV_TEST_TLS=1`).
 pub fn request(
+    addr: &str,
+    method: &str,
+    target: &str,
+    body: Option<&str>,
+) -> std::io::Result<HttpResponse> {
+    match super::env_tls_dir() {
+        Some(dir) => request_tls(addr, &dir.join("ca.pem"), method, target, body),
+        None => request_plain(addr, method, target, body),
+    }
+}
+
+/// [`request`] over plain HTTP whatever `KV_TEST_TLS` says (a node the test started
+/// by hand, without TLS).
+pub fn request_plain(
     addr: &str,
     method: &str,
     target: &str,
@@ -32,12 +49,60 @@ pub fn request(
 ) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    exchange(&mut stream, addr, method, target, body)
+}
+
+/// The scheme of the nodes' HTTP ports: `https` under `KV_TEST_TLS=1`.
+pub fn scheme() -> &'static str {
+    if super::env_tls_dir().is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// [`request`] over HTTPS, trusting the CA certificate in `ca_pem` (as
+/// `curl --cacert` does); the server must prove the host of `addr`.
+pub fn request_tls(
+    addr: &str,
+    ca_pem: &Path,
+    method: &str,
+    target: &str,
+    body: Option<&str>,
+) -> std::io::Result<HttpResponse> {
+    use rustls::pki_types::ServerName;
+    let roots = raft_mio::transport::tls::root_store_from_pem(&std::fs::read(ca_pem)?)
+        .map_err(std::io::Error::other)?;
+    let config =
+        rustls::ClientConfig::builder_with_provider(raft_mio::transport::tls::crypto_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(std::io::Error::other)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).to_string();
+    let name = ServerName::try_from(host).map_err(std::io::Error::other)?;
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    let socket = TcpStream::connect(addr)?;
+    socket.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    let mut stream = rustls::StreamOwned::new(conn, socket);
+    exchange(&mut stream, addr, method, target, body)
+}
+
+fn exchange(
+    stream: &mut (impl Read + Write),
+    addr: &str,
+    method: &str,
+    target: &str,
+    body: Option<&str>,
+) -> std::io::Result<HttpResponse> {
     let body = body.unwrap_or("");
     write!(
         stream,
         "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
+    stream.flush()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let mut headers = [httparse::EMPTY_HEADER; 32];

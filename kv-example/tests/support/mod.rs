@@ -3,19 +3,23 @@
 //! directory, every node killed when the cluster is dropped. Every wait is bounded
 //! by [`WAIT_MAX`] and fails the test with what it was waiting for; nothing asserts
 //! on how long anything took.
+//!
+//! With `KV_TEST_TLS=1` every cluster runs with TLS (certificates from a throwaway
+//! CA in its directory); [`Cluster::start_tls`] does so always.
 #![allow(dead_code)]
 
 pub mod http;
 pub mod netns;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kv_example::client::{Answer, TextClient};
 use kv_example::layout::{Layout, NodeOptions, NodeSpec};
 use kv_example::membership::MEMBERSHIP_CHANGE_TIMEOUT;
 use kv_example::process::NodeProcess;
+use kv_example::tls::LocalCa;
 
 /// How long any wait may take before the test fails.
 pub const WAIT_MAX: Duration = Duration::from_secs(30);
@@ -59,6 +63,48 @@ pub struct Cluster {
     pub layout: Layout,
     pub nodes: BTreeMap<u64, NodeProcess>,
     pub dir: tempfile::TempDir,
+    /// The throwaway CA's directory, when the nodes speak TLS.
+    pub tls_dir: Option<PathBuf>,
+}
+
+/// With `KV_TEST_TLS=1`, the directory of the CA every cluster of this test process
+/// uses (one CA, so that [`http::request`] can trust it without knowing the cluster;
+/// made once, before any cluster copies it).
+pub fn env_tls_dir() -> Option<&'static Path> {
+    static DIR: std::sync::OnceLock<Option<tempfile::TempDir>> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let on = std::env::var("KV_TEST_TLS").is_ok_and(|v| v == "1");
+        on.then(|| {
+            let dir = tempfile::tempdir().expect("a directory for the test CA");
+            LocalCa::open_or_create(dir.path()).expect("the test CA");
+            dir
+        })
+    })
+    .as_ref()
+    .map(|dir| dir.path())
+}
+
+/// A cluster's own TLS directory holding a copy of the process-wide CA of
+/// `KV_TEST_TLS` (its node certificates then name its own hosts).
+fn env_tls_dir_for(cluster_dir: &Path) -> Option<PathBuf> {
+    let shared = env_tls_dir()?;
+    let own = cluster_dir.join("tls");
+    std::fs::create_dir_all(&own).expect("the cluster's TLS directory");
+    for file in ["ca.pem", "ca.key"] {
+        std::fs::copy(shared.join(file), own.join(file)).expect("copy the test CA");
+    }
+    Some(own)
+}
+
+/// Issues node `id`'s certificate (naming its HTTP host too) from the CA in `dir`.
+fn issue_certificate(dir: &Path, spec: &NodeSpec) {
+    let host = spec
+        .http_addr
+        .rsplit_once(':')
+        .map_or("127.0.0.1", |(h, _)| h);
+    LocalCa::open_or_create(dir)
+        .and_then(|ca| ca.node_files(spec.id, &[host.to_string()]))
+        .expect("a node certificate");
 }
 
 impl Cluster {
@@ -69,10 +115,23 @@ impl Cluster {
     /// between (it draws its local port from the same range). A node that finds its
     /// port taken exits at once; the cluster is then started again on new ports.
     pub fn start(n: u64) -> Cluster {
+        Cluster::start_local(n, false)
+    }
+
+    /// [`start`](Self::start), with TLS between the nodes and HTTPS.
+    pub fn start_tls(n: u64) -> Cluster {
+        Cluster::start_local(n, true)
+    }
+
+    fn start_local(n: u64, tls: bool) -> Cluster {
         for _ in 0..PORT_ATTEMPTS_MAX {
             let dir = tempfile::tempdir().expect("a temporary directory");
             let layout = Layout::free_local_ports(n, dir.path()).expect("free ports");
-            match Cluster::try_start(layout, dir, NodeOptions::default(), |_| Vec::new()) {
+            let options = NodeOptions {
+                tls_dir: tls.then(|| dir.path().join("tls")),
+                ..NodeOptions::default()
+            };
+            match Cluster::try_start(layout, dir, options, |_| Vec::new()) {
                 Ok(cluster) => return cluster,
                 Err(log) if log.contains("Address already in use") => {
                     eprintln!("a port was taken before its node bound it; new ports:\n{log}");
@@ -99,18 +158,30 @@ impl Cluster {
     fn try_start(
         layout: Layout,
         dir: tempfile::TempDir,
-        options: NodeOptions,
+        mut options: NodeOptions,
         wrapper: impl Fn(u64) -> Vec<String>,
     ) -> Result<Cluster, String> {
+        if options.tls_dir.is_none() {
+            options.tls_dir = env_tls_dir_for(dir.path());
+        }
         let mut nodes = BTreeMap::new();
         for spec in &layout.nodes {
+            if let Some(tls_dir) = &options.tls_dir {
+                issue_certificate(tls_dir, spec);
+            }
             let mut node = NodeProcess::new(spec.id, exe(), layout.node_args(spec.id, &options))
                 .wrapped(wrapper(spec.id))
                 .log_to(dir.path().join(format!("node{}.log", spec.id)));
             node.start().expect("the node process starts");
             nodes.insert(spec.id, node);
         }
-        let mut cluster = Cluster { layout, nodes, dir };
+        let tls_dir = options.tls_dir.clone();
+        let mut cluster = Cluster {
+            layout,
+            nodes,
+            dir,
+            tls_dir,
+        };
         for id in cluster.layout.ids() {
             let exited = wait_for(&format!("node {id} to serve"), || {
                 if cluster.status(id).is_some() {
@@ -306,8 +377,12 @@ impl Cluster {
         let options = NodeOptions {
             join: true,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            tls_dir: self.tls_dir.clone(),
             ..NodeOptions::default()
         };
+        if let Some(tls_dir) = &self.tls_dir {
+            issue_certificate(tls_dir, self.layout.node(id).expect("a planned node"));
+        }
         let mut args = self.layout.node_args(id, &options);
         adjust(&mut args);
         let mut node =

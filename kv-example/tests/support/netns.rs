@@ -16,8 +16,31 @@
 //! missing so that the tests can skip with a clear reason.
 
 use std::fs::File;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use kv_example::layout::{Layout, NodeSpec};
+
+/// Runs `scenario` in a fresh lab of `nodes` namespaces, on a thread of the test's
+/// own that has entered the hub (threads it spawns inherit the namespace), or
+/// prints why `test` skipped.
+pub fn in_lab(test: &str, nodes: u64, scenario: impl FnOnce(&NetLab) + Send) {
+    if let Some(reason) = NetLab::unavailable() {
+        println!("SKIPPED {test}: {reason}");
+        return;
+    }
+    let lab = NetLab::create(nodes).expect("build the network namespaces");
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                lab.enter_hub();
+                scenario(&lab);
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    });
+}
 
 /// The lab: a hub namespace and one namespace per node.
 pub struct NetLab {
@@ -136,6 +159,30 @@ impl NetLab {
         Ok(())
     }
 
+    /// Runs `command` in the hub namespace.
+    fn in_hub(&self, command: &[&str]) -> Result<(), String> {
+        let hub = self.hub();
+        let mut args = vec!["ip", "netns", "exec", &hub];
+        args.extend_from_slice(command);
+        run(&args)
+    }
+
+    /// A cluster of `nodes` inside the lab: the same ports on every node's own
+    /// address, data under `data`.
+    pub fn layout(&self, nodes: u64, data: &Path) -> Layout {
+        Layout {
+            nodes: (1..=nodes)
+                .map(|id| NodeSpec {
+                    id,
+                    raft_addr: format!("{}:7001", self.node_ip(id)),
+                    client_addr: format!("{}:8001", self.node_ip(id)),
+                    http_addr: format!("{}:9001", self.node_ip(id)),
+                    data_dir: data.join(format!("node{id}")),
+                })
+                .collect(),
+        }
+    }
+
     /// Node `id`'s address.
     pub fn node_ip(&self, id: u64) -> String {
         format!("10.77.{id}.2")
@@ -150,37 +197,45 @@ impl NetLab {
     pub fn isolate(&self, id: u64) {
         let ip = self.node_ip(id);
         for direction in ["-s", "-d"] {
-            run(&[
-                "ip",
-                "netns",
-                "exec",
-                &self.hub(),
-                "iptables",
-                "-w",
-                "-I",
-                "FORWARD",
-                direction,
-                &ip,
-                "-j",
-                "DROP",
+            self.in_hub(&[
+                "iptables", "-w", "-I", "FORWARD", direction, &ip, "-j", "DROP",
             ])
             .expect("add a partition rule");
         }
     }
 
-    /// Removes every partition.
-    pub fn heal(&self) {
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.hub(),
+    /// Drops `percent` of the packets between the nodes, at random, in both
+    /// directions: an iptables `statistic` rule in the hub's FORWARD chain, which
+    /// every packet between two nodes crosses once. (`tc netem` would do the same,
+    /// but the kernels this runs on do not all have it; this kernel lacks it.)
+    /// [`heal`](Self::heal) removes it.
+    pub fn lose(&self, percent: u32) {
+        assert!(percent < 100, "a loss of {percent}% leaves no network");
+        if percent == 0 {
+            return;
+        }
+        let probability = format!("{:.4}", f64::from(percent) / 100.0);
+        self.in_hub(&[
             "iptables",
             "-w",
-            "-F",
+            "-I",
             "FORWARD",
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            &probability,
+            "-j",
+            "DROP",
         ])
-        .expect("flush the partition rules");
+        .expect("add a packet-loss rule");
+    }
+
+    /// Removes every partition and every packet-loss rule.
+    pub fn heal(&self) {
+        self.in_hub(&["iptables", "-w", "-F", "FORWARD"])
+            .expect("flush the partition rules");
     }
 
     /// Moves the calling thread into the hub namespace: sockets it opens from now on

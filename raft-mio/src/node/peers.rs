@@ -7,11 +7,12 @@
 use std::time::Instant;
 
 use raft_core::{
-    Entry, EntryPayload, Event, LogIndex, Membership, MembershipChange, ProposalId, Restored,
-    RoleKind, Snapshot,
+    DropReason, Entry, EntryPayload, Event, LogIndex, Membership, MembershipChange, ProposalId,
+    Restored, RoleKind, Snapshot,
 };
 
 use super::NodeLoop;
+use crate::bounds::MEMBERS_MAX;
 use crate::client::AppendError;
 use crate::clock;
 use crate::committed::Delivery;
@@ -82,6 +83,13 @@ impl NodeLoop {
                 }
             }
         }
+        if members.len() > MEMBERS_MAX {
+            // Larger configurations could outgrow the frame bound (see `bounds`).
+            tracing::warn!(node = %me, members = members.len(), "refusing a membership change beyond {MEMBERS_MAX} members");
+            reply.send(Err(AppendError::Dropped(DropReason::InvalidMembership)));
+            self.reconcile_peers();
+            return;
+        }
         // Before the leader has applied an entry of its term, its table may miss
         // committed records, and what it would publish could undo them; the change
         // is refused then anyway (no configuration entry before the leader commits
@@ -89,7 +97,7 @@ impl NodeLoop {
         if self.applied_term == self.core.term() {
             let record = self.directory.record_for(&members, &addrs);
             if !record.is_empty() {
-                self.propose_record(record);
+                let _ = self.propose_record(record);
             }
         }
         let id = self.next_proposal();
@@ -100,15 +108,23 @@ impl NodeLoop {
     }
 
     /// Proposes an address record (a command entry in raft-mio's envelope); its
-    /// proposal id, whose outcome the loop follows.
-    pub(super) fn propose_record(&mut self, record: AddrTable) -> ProposalId {
+    /// proposal id, whose outcome the loop follows. A record over `command_bytes_max`
+    /// (addresses of absurd length) is refused like a client's command.
+    pub(super) fn propose_record(&mut self, record: AddrTable) -> Result<ProposalId, AppendError> {
         debug_assert!(!record.is_empty());
+        let command = encode_record(&record);
+        if command.len() > self.command_bytes_max {
+            tracing::error!(node = %self.core.id(), bytes = command.len(), "an address record over command_bytes_max; not published");
+            return Err(AppendError::TooLarge {
+                bytes: command.len(),
+                max: self.command_bytes_max,
+            });
+        }
         let id = self.next_proposal();
         tracing::info!(node = %self.core.id(), members = ?record.keys().collect::<Vec<_>>(), "publishing members' addresses");
         self.records_in_flight.insert(id);
-        let command = encode_record(&record);
         self.other_events.push(Event::propose(id, command));
-        id
+        Ok(id)
     }
 
     /// On a leader that has applied an entry of its term and has no record in
@@ -125,7 +141,7 @@ impl NodeLoop {
         let members = self.core.membership().members();
         let record = self.directory.record_for(&members, &AddrTable::new());
         if self.directory.is_news(&record) {
-            self.propose_record(record);
+            let _ = self.propose_record(record);
         }
     }
 

@@ -54,7 +54,11 @@ impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StorageError::Io { path, op, source } => {
-                write!(f, "{op} {}: {source}", path.display())
+                write!(f, "{op} {}: {source}", path.display())?;
+                match io_hint(op, source) {
+                    Some(hint) => write!(f, " ({hint})"),
+                    None => Ok(()),
+                }
             }
             StorageError::Corrupt {
                 path,
@@ -73,6 +77,26 @@ impl fmt::Display for StorageError {
             ),
         }
     }
+}
+
+/// What an operator should know about an I/O failure, for the two that stop a node
+/// in production: a full disk, and a failed sync.
+fn io_hint(op: &str, source: &io::Error) -> Option<&'static str> {
+    if source.kind() == io::ErrorKind::StorageFull {
+        return Some(
+            "the disk is full: free space on it, then restart the node; it recovers from \
+             what it had made durable",
+        );
+    }
+    if op.contains("fsync") || op.contains("fdatasync") {
+        return Some(
+            "writes since the last sync may not be on disk; the node stops instead of \
+             retrying, because after a failed sync the kernel may have dropped the unsynced \
+             pages and a retry could succeed without them (fsyncgate); check the disk, then \
+             restart the node",
+        );
+    }
+    None
 }
 
 impl std::error::Error for StorageError {

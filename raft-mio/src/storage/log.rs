@@ -14,6 +14,7 @@ use std::sync::Arc;
 use raft_core::{Entry, LogIndex};
 
 use super::error::StorageError;
+use super::faults::StorageFaults;
 use super::fsutil::{preallocate, remove_if_exists, sync_dir};
 use super::record::{begin_record, finish_record};
 use super::segment::{
@@ -56,6 +57,8 @@ pub struct SegmentedLog {
     segment_bytes_max: u64,
     /// Whether `active` has writes not yet fsynced.
     dirty: bool,
+    /// Injected faults (tests only; none by default).
+    faults: StorageFaults,
 }
 
 /// What [`SegmentedLog::open`] recovered.
@@ -148,6 +151,7 @@ impl SegmentedLog {
             last_index: first_index.prev(),
             segment_bytes_max,
             dirty: false,
+            faults: StorageFaults::default(),
         })
     }
 
@@ -192,7 +196,13 @@ impl SegmentedLog {
             last_index,
             segment_bytes_max,
             dirty: false,
+            faults: StorageFaults::default(),
         })
+    }
+
+    /// Makes later writes and syncs fail as `faults` says (see [`StorageFaults`]).
+    pub fn set_faults(&mut self, faults: StorageFaults) {
+        self.faults = faults;
     }
 
     /// The index of the last entry, buffered or written.
@@ -259,8 +269,9 @@ impl SegmentedLog {
             return Ok(());
         }
         let path = &self.segments.last().expect("active segment").path;
-        (&*self.active)
-            .write_all(&self.pending)
+        self.faults
+            .before_log_write()
+            .and_then(|()| (&*self.active).write_all(&self.pending))
             .map_err(StorageError::io(path, "write"))?;
         self.written_bytes += self.pending.len() as u64;
         self.pending.clear();
@@ -273,8 +284,9 @@ impl SegmentedLog {
         self.write_pending()?;
         if self.dirty {
             let path = &self.segments.last().expect("active segment").path;
-            self.active
-                .sync_data()
+            self.faults
+                .before_fdatasync()
+                .and_then(|()| self.active.sync_data())
                 .map_err(StorageError::io(path, "fdatasync"))?;
             self.dirty = false;
         }

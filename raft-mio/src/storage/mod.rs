@@ -9,6 +9,7 @@
 //! - `snapshot-<last index>.snap`: the newest snapshot (see [`snapshot_file`]).
 
 pub mod error;
+pub mod faults;
 mod fsutil;
 pub mod hard_state;
 pub mod lock;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use raft_core::{Action, Entry, HardState, LogIndex, PersistSeq, Restored, Snapshot, SnapshotMeta};
 
 pub use error::StorageError;
+pub use faults::StorageFaults;
 
 use self::fsutil::remove_if_exists;
 use self::hard_state::{read_hard_state, write_hard_state, HARD_STATE_FILE_NAME};
@@ -39,6 +41,8 @@ pub struct StorageOptions {
     /// Whether [`Storage::sync`] calls `fdatasync`. Turning it off gives up durability
     /// across machine crashes (not process crashes); for benchmarks and tests only.
     pub fsync: bool,
+    /// Injected faults, for tests (see [`faults`]); none by default.
+    pub faults: StorageFaults,
 }
 
 impl Default for StorageOptions {
@@ -46,6 +50,7 @@ impl Default for StorageOptions {
         StorageOptions {
             segment_bytes_max: 64 << 20,
             fsync: true,
+            faults: StorageFaults::default(),
         }
     }
 }
@@ -81,6 +86,7 @@ impl Storage {
         let snapshot_index = snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.last_index);
         let recovered = SegmentedLog::open(dir, snapshot_index.next(), options.segment_bytes_max)?;
         let mut log = recovered.log;
+        log.set_faults(options.faults.clone());
         let entries = entries_after_snapshot(dir, &mut log, recovered.entries, snapshot.as_ref())?;
         let restored = Restored {
             hard_state,
@@ -196,6 +202,7 @@ impl Storage {
                     file,
                     path,
                     through,
+                    faults: self.options.faults.clone(),
                 }));
             } else {
                 // Only synchronous writes (hard state, snapshot) since the last sync.
@@ -245,6 +252,11 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let last_index = snapshot.meta.last_index;
         debug_assert!(last_index >= self.snapshot_meta.last_index);
+        let path = self.dir.join(snapshot_file::snapshot_file_name(last_index));
+        self.options
+            .faults
+            .before_snapshot_write()
+            .map_err(StorageError::io(&path, "write"))?;
         write_snapshot(&self.dir, snapshot)?;
         if discard_log || self.log.last_index() <= last_index {
             self.log.reset(last_index.next())?;
@@ -274,6 +286,7 @@ pub struct SyncJob {
     file: Arc<File>,
     path: PathBuf,
     through: PersistSeq,
+    faults: StorageFaults,
 }
 
 impl SyncJob {
@@ -282,10 +295,12 @@ impl SyncJob {
         self.through
     }
 
-    /// Runs the `fdatasync` (blocking).
+    /// Runs the `fdatasync` (blocking). A failure is final: the caller must not retry
+    /// (see [`StorageError::Io`]).
     pub fn run(&self) -> Result<PersistSeq, StorageError> {
-        self.file
-            .sync_data()
+        self.faults
+            .before_fdatasync()
+            .and_then(|()| self.file.sync_data())
             .map_err(StorageError::io(&self.path, "fdatasync"))?;
         Ok(self.through)
     }

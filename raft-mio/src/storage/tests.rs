@@ -29,6 +29,7 @@ fn small_segments() -> StorageOptions {
     StorageOptions {
         segment_bytes_max: 256,
         fsync: true,
+        ..StorageOptions::default()
     }
 }
 
@@ -37,6 +38,7 @@ fn page_segments() -> StorageOptions {
     StorageOptions {
         segment_bytes_max: 4096,
         fsync: true,
+        ..StorageOptions::default()
     }
 }
 

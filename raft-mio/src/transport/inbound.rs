@@ -2,17 +2,17 @@
 //! introduce itself (cluster, version, node id) before a single frame is read.
 
 use std::collections::BTreeSet;
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::TcpStream;
 use mio::Token;
 use raft_core::{Message, NodeId};
 
 use super::frame::{FrameError, FrameReader};
 use super::handshake::{HandshakeError, Hello, HELLO_BYTES};
 use super::outbound::{read_some, write_some, CloseReason};
+use super::stream::PeerStream;
 
 /// Reads per readiness event before yielding to other connections; the rest is read
 /// in the next loop iteration (the token stays on the loop's pending list).
@@ -21,8 +21,8 @@ const READS_PER_TURN_MAX: usize = 16;
 /// An accepted connection.
 #[derive(Debug)]
 pub struct Inbound {
-    /// The socket.
-    pub stream: TcpStream,
+    /// The socket (TLS over it, if configured).
+    pub stream: PeerStream,
     /// Its poll token.
     pub token: Token,
     /// The remote address (for log lines).
@@ -35,6 +35,8 @@ pub struct Inbound {
     answer_sent: usize,
     /// The peer must finish its hello by then.
     pub deadline: Option<Instant>,
+    /// Bytes read from the socket so far (for metrics).
+    pub bytes_read: u64,
     reader: FrameReader,
 }
 
@@ -45,6 +47,11 @@ pub enum InboundClose {
     Closed(CloseReason),
     /// The peer sent a frame that cannot be decoded.
     Frame(FrameError),
+    /// The peer's certificate does not name the node its hello claims to be.
+    CertificateMismatch {
+        /// The node the hello claims.
+        claimed: NodeId,
+    },
     /// A message claims to come from another node than the handshake said.
     Impersonation {
         /// The node the handshake named.
@@ -59,6 +66,11 @@ impl std::fmt::Display for InboundClose {
         match self {
             InboundClose::Closed(reason) => reason.fmt(f),
             InboundClose::Frame(e) => e.fmt(f),
+            InboundClose::CertificateMismatch { claimed } => write!(
+                f,
+                "the peer claims to be node {claimed}, but its certificate does not name {}",
+                super::tls::node_dns_name(*claimed)
+            ),
             InboundClose::Impersonation { peer, claimed } => {
                 write!(
                     f,
@@ -78,7 +90,7 @@ impl From<CloseReason> for InboundClose {
 impl Inbound {
     /// A freshly accepted connection that must say hello before `deadline`.
     pub fn new(
-        stream: TcpStream,
+        stream: PeerStream,
         token: Token,
         remote: SocketAddr,
         deadline: Instant,
@@ -92,6 +104,7 @@ impl Inbound {
             hello_in: Vec::with_capacity(HELLO_BYTES),
             answer_sent: 0,
             deadline: Some(deadline),
+            bytes_read: 0,
             reader: FrameReader::new(frame_bytes_max),
         }
     }
@@ -106,6 +119,12 @@ impl Inbound {
         members: &BTreeSet<NodeId>,
         out: &mut Vec<Message>,
     ) -> Result<bool, InboundClose> {
+        // TLS may hold handshake records the socket did not take yet.
+        match self.stream.flush() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(CloseReason::Io(e).into()),
+        }
         if self.peer.is_none() && !self.handshake(me, cluster_id, members)? {
             return Ok(false);
         }
@@ -119,6 +138,7 @@ impl Inbound {
                 Err(e) => return Err(CloseReason::Io(e).into()),
             };
             debug_assert!(read > 0);
+            self.bytes_read += read as u64;
             while let Some(message) = self.reader.next_frame().map_err(InboundClose::Frame)? {
                 if message.from != peer || message.to != me {
                     let claimed = if message.from != peer {
@@ -152,6 +172,12 @@ impl Inbound {
             return Err(handshake_failed(HandshakeError::UnknownPeer {
                 from: hello.from,
             }));
+        }
+        // With TLS the hello's claim must match the certificate the peer proved.
+        if !self.stream.proves_identity(hello.from) {
+            return Err(InboundClose::CertificateMismatch {
+                claimed: hello.from,
+            });
         }
         let answer = Hello::new(cluster_id, me, hello.from).encode();
         write_some(&mut self.stream, &answer, &mut self.answer_sent)?;

@@ -7,6 +7,19 @@
 //! current. Every connection opens with a [handshake]; frames are [length-prefixed
 //! postcard](frame). Nothing here blocks: sockets are non-blocking, host names are
 //! resolved off the loop, and full write queues drop frames.
+//!
+//! With [`TlsSettings`](tls::TlsSettings) every connection is mutually
+//! authenticated TLS 1.3 ([stream], [tls]) and the node id a peer claims must be
+//! the one its certificate names.
+//!
+//! A link cut by the network is noticed, not waited out: a peer that sent nothing
+//! for [`peer_silence_timeout`](TransportSettings::peer_silence_timeout) while this
+//! node sent it messages that call for an answer is reconnected (both
+//! directions), dials give up after
+//! [`connect_timeout`](TransportSettings::connect_timeout), and `TCP_USER_TIMEOUT`
+//! fails a socket whose data stays unacknowledged. Otherwise, after a heal, the
+//! first frames would wait for TCP's exponentially backed-off retransmission timer
+//! (seconds after a cut of seconds).
 
 pub mod backoff;
 pub mod frame;
@@ -14,6 +27,8 @@ pub mod handshake;
 pub mod inbound;
 pub mod outbound;
 pub mod resolve;
+pub mod stream;
+pub mod tls;
 pub mod write_queue;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,7 +44,10 @@ use self::frame::encode_frame;
 use self::inbound::Inbound;
 use self::outbound::{CloseReason, Link, Peer};
 use self::resolve::Resolver;
+use self::stream::PeerStream;
+use self::tls::TlsSettings;
 use self::write_queue::Pushed;
+use crate::metrics::PeerTraffic;
 
 /// The poll token of the peer listener.
 pub const LISTENER_TOKEN: Token = Token(0);
@@ -59,8 +77,20 @@ pub struct TransportSettings {
     pub reconnect_delay_min: Duration,
     /// The longest reconnection delay.
     pub reconnect_delay_max: Duration,
-    /// A connection must finish its handshake within this time.
+    /// An accepted connection must finish its handshake within this time.
     pub handshake_timeout: Duration,
+    /// A dial must connect and finish its handshake within this time, then it is
+    /// abandoned and redialed (a dial into a cut network would otherwise wait for
+    /// TCP's SYN retransmissions, 1 s, 3 s, 7 s...).
+    pub connect_timeout: Duration,
+    /// A peer that sent no frame for this long while this node awaited an answer
+    /// from it is reconnected.
+    pub peer_silence_timeout: Duration,
+    /// `TCP_USER_TIMEOUT` of peer sockets (Linux): unacknowledged data older than
+    /// this fails the connection. `None` leaves the system's default.
+    pub tcp_user_timeout: Option<Duration>,
+    /// Mutual TLS between peers; `None` for plain TCP.
+    pub tls: Option<TlsSettings>,
 }
 
 /// What the transport knows of one peer, for status pages.
@@ -96,6 +126,8 @@ pub struct Transport {
     pending_reads: BTreeSet<Token>,
     /// Peers with frames queued since the last flush.
     to_flush: BTreeSet<NodeId>,
+    /// Messages and bytes to and from each peer (for metrics).
+    traffic: BTreeMap<NodeId, PeerTraffic>,
 }
 
 impl Transport {
@@ -124,6 +156,7 @@ impl Transport {
             resolver: Resolver::new(waker),
             pending_reads: BTreeSet::new(),
             to_flush: BTreeSet::new(),
+            traffic: BTreeMap::new(),
         };
         for (id, addr) in peers.iter().filter(|(id, _)| **id != me) {
             transport.add_peer(*id, addr.clone(), now);
@@ -180,17 +213,7 @@ impl Transport {
                 self.outbound_tokens.remove(&token);
             }
         }
-        let gone: Vec<Token> = self
-            .inbound
-            .iter()
-            .filter(|(_, c)| c.peer == Some(id))
-            .map(|(t, _)| *t)
-            .collect();
-        for token in gone {
-            if let Some(mut conn) = self.inbound.remove(&token) {
-                let _ = registry.deregister(&mut conn.stream);
-            }
-        }
+        self.close_inbound_from(id, registry);
     }
 
     fn allocate_token(&mut self) -> Token {
@@ -232,7 +255,7 @@ impl Transport {
     fn accept_all(&mut self, registry: &Registry, now: Instant) {
         let inbound_max = self.members.len() * INBOUND_PER_PEER_MAX + INBOUND_SLACK;
         loop {
-            let (mut stream, remote) = match self.listener.accept() {
+            let (stream, remote) = match self.listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -244,12 +267,26 @@ impl Transport {
                 tracing::warn!(%remote, inbound_max, "refusing a connection: too many inbound connections");
                 continue;
             }
-            let _ = stream.set_nodelay(true);
             let token = self.allocate_token();
-            if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {
-                tracing::warn!(%remote, error = %e, "cannot register an accepted connection");
-                continue;
-            }
+            let tls = self.settings.tls.as_ref();
+            // TLS writes too (its handshake), and must hear when it may.
+            let interest = if tls.is_some() {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let registered = PeerStream::accepted(stream, tls).and_then(|mut stream| {
+                stream.set_socket_options(self.settings.tcp_user_timeout)?;
+                stream.register(registry, token, interest)?;
+                Ok(stream)
+            });
+            let stream = match registered {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(%remote, error = %e, "cannot set up an accepted connection");
+                    continue;
+                }
+            };
             let deadline = now + self.settings.handshake_timeout;
             let conn = Inbound::new(
                 stream,
@@ -269,7 +306,20 @@ impl Transport {
             return;
         };
         let was_anonymous = conn.peer.is_none();
-        match conn.drive(self.me, self.cluster_id, &self.members, out) {
+        let (messages_before, bytes_before) = (out.len(), conn.bytes_read);
+        let driven = conn.drive(self.me, self.cluster_id, &self.members, out);
+        if let Some(peer) = conn.peer {
+            let traffic = self.traffic.entry(peer).or_default();
+            traffic.messages_received += (out.len() - messages_before) as u64;
+            traffic.bytes_received += conn.bytes_read - bytes_before;
+            if out.len() > messages_before {
+                if let Some(peer) = self.peers.get_mut(&peer) {
+                    peer.awaiting_since = None;
+                }
+            }
+        }
+        let conn = self.inbound.get_mut(&token).expect("still present");
+        match driven {
             Ok(more) => {
                 if was_anonymous {
                     if let Some(peer) = conn.peer {
@@ -282,7 +332,7 @@ impl Transport {
             }
             Err(reason) => {
                 let mut conn = self.inbound.remove(&token).expect("present");
-                let _ = registry.deregister(&mut conn.stream);
+                let _ = conn.stream.deregister(registry);
                 self.pending_reads.remove(&token);
                 match (&reason, conn.peer) {
                     (inbound::InboundClose::Closed(CloseReason::Eof), Some(peer)) => {
@@ -303,7 +353,7 @@ impl Transport {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        match peer.drive(self.me, self.cluster_id) {
+        match peer.drive(self.me, self.cluster_id, &self.settings) {
             Ok(true) => tracing::info!(peer = %id, addr = %peer.addr, "connected to peer"),
             Ok(false) => {}
             Err(reason) => self.close_outbound(id, registry, now, &reason),
@@ -328,8 +378,14 @@ impl Transport {
             Link::Idle { retry_at } => retry_at.saturating_duration_since(now),
             _ => Duration::ZERO,
         };
+        // A TLS failure (a certificate refused) is as much a warning as a bad hello.
+        let refused = match reason {
+            CloseReason::Handshake(_) | CloseReason::UnexpectedData => true,
+            CloseReason::Io(e) => e.kind() == std::io::ErrorKind::InvalidData,
+            _ => false,
+        };
         match reason {
-            CloseReason::Handshake(_) | CloseReason::UnexpectedData => tracing::warn!(
+            _ if refused => tracing::warn!(
                 peer = %id, addr = %peer.addr, cluster_id = self.cluster_id, ?retry_in,
                 "closing the connection to a peer: {reason}"
             ),
@@ -343,9 +399,10 @@ impl Transport {
         }
     }
 
-    /// Dials peers whose retry time came, and closes connections whose handshake is
-    /// overdue (a peer that connects and never speaks).
+    /// Dials peers whose retry time came, closes connections whose handshake is
+    /// overdue (a peer that connects and never speaks), and reconnects silent peers.
     pub fn on_timers(&mut self, registry: &Registry, now: Instant) {
+        self.reconnect_silent_peers(registry, now);
         let due: Vec<NodeId> = self
             .peers
             .values()
@@ -377,13 +434,51 @@ impl Transport {
             .collect();
         for token in overdue {
             let mut conn = self.inbound.remove(&token).expect("listed above");
-            let _ = registry.deregister(&mut conn.stream);
+            let _ = conn.stream.deregister(registry);
             self.pending_reads.remove(&token);
             tracing::warn!(
                 remote = %conn.remote,
                 "closing an inbound connection: {}",
                 handshake::HandshakeError::Timeout
             );
+        }
+    }
+
+    /// Closes both directions to every peer that has not answered for the silence
+    /// timeout; the outbound side redials at once (its backoff is reset by each
+    /// established connection), and the peer, finding its connection to this node
+    /// reset, redials too.
+    fn reconnect_silent_peers(&mut self, registry: &Registry, now: Instant) {
+        let silence = self.settings.peer_silence_timeout;
+        let silent: Vec<NodeId> = self
+            .peers
+            .values()
+            .filter(|p| p.awaiting_since.is_some_and(|t| now >= t + silence))
+            .map(|p| p.id)
+            .collect();
+        for id in silent {
+            let peer = self.peers.get_mut(&id).expect("listed above");
+            peer.awaiting_since = None;
+            if matches!(peer.link, Link::Open(_)) {
+                self.close_outbound(id, registry, now, &CloseReason::Silent);
+            }
+            self.close_inbound_from(id, registry);
+            debug_assert!(!self.is_connected(id));
+        }
+    }
+
+    fn close_inbound_from(&mut self, id: NodeId, registry: &Registry) {
+        let from_peer: Vec<Token> = self
+            .inbound
+            .iter()
+            .filter(|(_, c)| c.peer == Some(id))
+            .map(|(t, _)| *t)
+            .collect();
+        for token in from_peer {
+            if let Some(mut conn) = self.inbound.remove(&token) {
+                let _ = conn.stream.deregister(registry);
+                self.pending_reads.remove(&token);
+            }
         }
     }
 
@@ -429,7 +524,12 @@ impl Transport {
     pub fn next_deadline(&self) -> Option<Instant> {
         let peers = self.peers.values().filter_map(Peer::deadline);
         let inbound = self.inbound.values().filter_map(|c| c.deadline);
-        peers.chain(inbound).min()
+        let silence = self.settings.peer_silence_timeout;
+        let silent = self
+            .peers
+            .values()
+            .filter_map(move |p| p.awaiting_since.map(|t| t + silence));
+        peers.chain(inbound).chain(silent).min()
     }
 
     /// Queues `message` for its recipient; it goes out at the next [`flush`](Self::flush).
@@ -447,7 +547,22 @@ impl Transport {
             message.body,
             MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot(_)
         );
-        match peer.queue.push(frame, droppable) {
+        // Only a message on an established connection can be answered; a dial in
+        // progress has `connect_timeout` for its own bound.
+        if peer.awaiting_since.is_none()
+            && peer.is_established()
+            && calls_for_an_answer(&message.body)
+        {
+            peer.awaiting_since = Some(crate::clock::now());
+        }
+        let frame_bytes = frame.len() as u64;
+        let pushed = peer.queue.push(frame, droppable);
+        if !matches!(pushed, Pushed::DroppedNew) {
+            let traffic = self.traffic.entry(message.to).or_default();
+            traffic.messages_sent += 1;
+            traffic.bytes_sent += frame_bytes;
+        }
+        match pushed {
             Pushed::Queued => {}
             Pushed::DroppedOldest(n) => {
                 tracing::debug!(peer = %peer.id, dropped = n, "write queue full: dropped the oldest AppendEntries")
@@ -477,6 +592,11 @@ impl Transport {
         self.peers.get(&id).is_some_and(|p| p.is_established())
     }
 
+    /// The messages and bytes sent to and received from each peer so far.
+    pub fn traffic(&self) -> &BTreeMap<NodeId, PeerTraffic> {
+        &self.traffic
+    }
+
     /// What the transport knows of each peer.
     pub fn peer_status(&self) -> Vec<PeerConnection> {
         self.peers
@@ -490,6 +610,19 @@ impl Transport {
             })
             .collect()
     }
+}
+
+/// Whether the recipient of `body` answers it (so that silence means trouble).
+/// Responses are not answered, and TimeoutNow is answered by the election it starts.
+fn calls_for_an_answer(body: &MessageBody) -> bool {
+    matches!(
+        body,
+        MessageBody::VoteRequest { .. }
+            | MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::ReadIndexRequest { .. }
+            | MessageBody::InstallSnapshot(_)
+    )
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The outbound side of one peer: the connection this node dials to send the peer its
 //! messages, the bounded queue of frames for it, and the reconnection schedule.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -11,6 +11,7 @@ use raft_core::NodeId;
 
 use super::backoff::Backoff;
 use super::handshake::{HandshakeError, Hello, HELLO_BYTES};
+use super::stream::PeerStream;
 use super::write_queue::{Flushed, WriteQueue};
 use super::TransportSettings;
 
@@ -31,8 +32,8 @@ pub enum Link {
 /// An open outbound connection.
 #[derive(Debug)]
 pub struct Outbound {
-    /// The socket.
-    pub stream: TcpStream,
+    /// The socket (TLS over it, if configured).
+    pub stream: PeerStream,
     /// Its poll token.
     pub token: Token,
     /// The address dialed.
@@ -70,6 +71,10 @@ pub enum CloseReason {
     Handshake(HandshakeError),
     /// The peer sent bytes on a connection that only this node writes to.
     UnexpectedData,
+    /// Nothing was heard from the peer for the silence timeout although this node
+    /// sent it messages that call for an answer (a cut link: reconnect rather than
+    /// wait for TCP's backed-off retransmissions).
+    Silent,
 }
 
 impl std::fmt::Display for CloseReason {
@@ -81,6 +86,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::UnexpectedData => {
                 f.write_str("the peer sent data on a one-way connection")
             }
+            CloseReason::Silent => f.write_str("nothing heard from the peer in time"),
         }
     }
 }
@@ -98,6 +104,10 @@ pub struct Peer {
     pub link: Link,
     /// The reconnection schedule.
     pub backoff: Backoff,
+    /// Since when this node has been waiting for any frame from the peer: set by the
+    /// first message sent on the established connection that calls for an answer,
+    /// cleared by any frame heard and by the connection's close.
+    pub awaiting_since: Option<Instant>,
 }
 
 impl Peer {
@@ -122,6 +132,7 @@ impl Peer {
                 settings.reconnect_delay_max,
                 me.0.wrapping_mul(1_000_003) ^ id.0,
             ),
+            awaiting_since: None,
         }
     }
 
@@ -145,21 +156,27 @@ impl Peer {
         settings: &TransportSettings,
         now: Instant,
     ) -> io::Result<()> {
-        let mut stream = TcpStream::connect(addr)?;
-        registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+        let sock = TcpStream::connect(addr)?;
+        let mut stream = PeerStream::dialed(sock, self.id, settings.tls.as_ref())?;
+        stream.register(registry, token, Interest::READABLE | Interest::WRITABLE)?;
         self.link = Link::Open(Outbound {
             stream,
             token,
             addr,
             phase: Phase::Connecting,
-            deadline: now + settings.handshake_timeout,
+            deadline: now + settings.connect_timeout,
         });
         Ok(())
     }
 
     /// Advances the connection after a readiness event (or a new frame to write).
     /// Returns `Ok(true)` when the handshake completed just now.
-    pub fn drive(&mut self, me: NodeId, cluster_id: u64) -> Result<bool, CloseReason> {
+    pub fn drive(
+        &mut self,
+        me: NodeId,
+        cluster_id: u64,
+        settings: &TransportSettings,
+    ) -> Result<bool, CloseReason> {
         let Link::Open(conn) = &mut self.link else {
             return Ok(false);
         };
@@ -172,7 +189,9 @@ impl Peer {
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(false),
                 Err(e) => return Err(CloseReason::Io(e)),
             }
-            conn.stream.set_nodelay(true).map_err(CloseReason::Io)?;
+            conn.stream
+                .set_socket_options(settings.tcp_user_timeout)
+                .map_err(CloseReason::Io)?;
             conn.phase = Phase::Handshaking {
                 sent: 0,
                 received: Vec::with_capacity(HELLO_BYTES),
@@ -219,7 +238,23 @@ impl Peer {
                 stream,
                 phase: Phase::Established,
                 ..
-            }) => self.queue.write_to(stream).map_err(CloseReason::Io),
+            }) => {
+                let flushed = self.queue.write_to(stream).map_err(CloseReason::Io)?;
+                // TLS may hold sealed records the socket did not take yet.
+                match stream.flush() {
+                    Ok(()) => Ok(flushed),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Flushed::Blocked),
+                    Err(e) => Err(CloseReason::Io(e)),
+                }
+            }
+            Link::Open(conn) => {
+                // The TLS handshake may have records to send before the hello.
+                match conn.stream.flush() {
+                    Ok(()) => Ok(Flushed::Blocked),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Flushed::Blocked),
+                    Err(e) => Err(CloseReason::Io(e)),
+                }
+            }
             _ => Ok(Flushed::Blocked),
         }
     }
@@ -228,12 +263,14 @@ impl Peer {
     pub fn close(&mut self, registry: &Registry, now: Instant) -> Option<Token> {
         let token = match std::mem::replace(&mut self.link, Link::Resolving) {
             Link::Open(mut conn) => {
-                let _ = registry.deregister(&mut conn.stream);
+                let _ = conn.stream.deregister(registry);
                 Some(conn.token)
             }
             _ => None,
         };
         self.queue.discard_partial_frame();
+        // Whatever was awaited went with the connection.
+        self.awaiting_since = None;
         self.link = Link::Idle {
             retry_at: now + self.backoff.next_delay(),
         };
@@ -256,11 +293,10 @@ impl Peer {
 
 /// Writes the rest of `bytes` from `*sent` on, as far as the socket takes it.
 pub fn write_some(
-    stream: &mut TcpStream,
+    stream: &mut impl Write,
     bytes: &[u8],
     sent: &mut usize,
 ) -> Result<(), CloseReason> {
-    use std::io::Write;
     while *sent < bytes.len() {
         match stream.write(&bytes[*sent..]) {
             Ok(0) => return Err(CloseReason::Eof),
@@ -275,7 +311,7 @@ pub fn write_some(
 
 /// Reads into `buf` until it holds `want` bytes or the socket has nothing more.
 pub fn read_some(
-    stream: &mut TcpStream,
+    stream: &mut impl Read,
     buf: &mut Vec<u8>,
     want: usize,
 ) -> Result<(), CloseReason> {

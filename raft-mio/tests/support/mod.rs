@@ -1,7 +1,12 @@
 //! A test cluster of raft-mio nodes in one process, on 127.0.0.1 with ephemeral
 //! ports and data in a temporary directory. Every wait is bounded in wall time and
 //! fails the test with what it was waiting for; nothing asserts on durations.
+//!
+//! With `RAFT_MIO_TEST_TLS=1` every cluster runs with mutual TLS between its nodes
+//! (certificates from a throwaway CA); [`Cluster::start_tls`] does so always.
 #![allow(dead_code)]
+
+pub mod pki;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use raft_core::{LogIndex, NodeId, RoleKind};
+use raft_mio::transport::tls::{node_dns_name, TlsSettings};
 use raft_mio::{AppendError, Client, Committed, CommittedStream, NodeStatus, RaftConfig};
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +87,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub addrs: BTreeMap<NodeId, String>,
     pub nodes: BTreeMap<NodeId, TestNode>,
+    /// The CA of the nodes' certificates, when they speak TLS.
+    pub pki: Option<Arc<pki::TestPki>>,
 }
 
 impl Cluster {
@@ -89,8 +97,18 @@ impl Cluster {
         Cluster::start_with(n, |c| c)
     }
 
+    /// Starts `n` nodes with mutual TLS between them.
+    pub fn start_tls(n: u64) -> Cluster {
+        Cluster::start_inner(n, |c| c, true)
+    }
+
     /// Starts `n` nodes whose configuration `tweak` adjusts.
     pub fn start_with(n: u64, tweak: fn(RaftConfig) -> RaftConfig) -> Cluster {
+        let tls = std::env::var("RAFT_MIO_TEST_TLS").is_ok_and(|v| v == "1");
+        Cluster::start_inner(n, tweak, tls)
+    }
+
+    fn start_inner(n: u64, tweak: fn(RaftConfig) -> RaftConfig, tls: bool) -> Cluster {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_max_level(tracing::Level::INFO)
@@ -111,6 +129,7 @@ impl Cluster {
             dir: tempfile::tempdir().unwrap(),
             addrs,
             nodes: BTreeMap::new(),
+            pki: tls.then(|| Arc::new(pki::TestPki::new("test CA"))),
         };
         for (i, listener) in (1..=n).zip(listeners) {
             cluster.launch(NodeId(i), Some(listener));
@@ -123,10 +142,13 @@ impl Cluster {
     }
 
     pub fn config(&self, id: NodeId) -> RaftConfig {
-        let config = RaftConfig::new(id, self.addrs.clone())
+        let mut config = RaftConfig::new(id, self.addrs.clone())
             .data_dir(self.data_dir(id))
             .tick_interval(Duration::from_millis(10))
             .core(|c| c.seed = 7);
+        if let Some(pki) = &self.pki {
+            config = config.tls(pki.settings_for(id));
+        }
         (self.tweak)(config)
     }
 
