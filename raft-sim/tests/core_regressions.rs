@@ -1,10 +1,10 @@
 //! Failing seeds the simulator found in raft-core, one named test each. A test stays
 //! `#[ignore]`d with the bug's description until the core is fixed; then the ignore
-//! goes and the test guards the fix. Every bug below but the last is fixed (the first
-//! two seeds were found against the core as it first landed, the next ones once
-//! membership changes joined the swarm, then some in pinned worlds: one voter, and
-//! frequent partitions without CheckQuorum; the last one, open, once messages held
-//! on cut links joined them).
+//! goes and the test guards the fix. Every bug below is fixed (the first two seeds
+//! were found against the core as it first landed, the next ones once membership
+//! changes joined the swarm, then some in pinned worlds: one voter, and frequent
+//! partitions without CheckQuorum; the last one once messages held on cut links
+//! joined them).
 //!
 //! The worlds of a seed change when the simulator's do (issue 9 added held and very
 //! late messages, partial connectivity, aimed crashes, small clusters, and a client
@@ -231,8 +231,8 @@ fn a_single_voter_does_not_lead_on_a_vote_it_may_lose() {
     assert_seed_passes(262, &one_voter());
 }
 
-/// Open in raft-core (found with held messages and frequent partitions; the core
-/// suggests where the fix goes: `Outbox`, which releases held messages).
+/// Fixed in raft-core `Outbox::persisted`: a held reply of an older term is dropped
+/// when its write becomes durable (found with held messages and frequent partitions).
 ///
 /// Seed 2277 with `--check-quorum false --partition-every-ms 100`: n3 follows n2,
 /// leader of t5, and appends i20 (s7) and i21 (s8) from it; each acknowledgement
@@ -242,14 +242,12 @@ fn a_single_voter_does_not_lead_on_a_vote_it_may_lose() {
 /// together, and at `Persisted { through: s10 }` the core releases the t5
 /// acknowledgement of i21, which the disk no longer holds and never held durably
 /// (it ends at i20@t6). n2 still leads t5 (no CheckQuorum) and may count n3 toward
-/// committing i21@t5. The durability checker reports it at 1983.192ms: "acknowledged
+/// committing i21@t5. The durability checker reported it at 1983.192ms: "acknowledged
 /// i21 (the leader holds None there) while the disk holds None there and ends at
-/// i20". A fix: when a conflicting append truncates the log from index `i`, drop the
-/// held `AppendResponse(Accepted { match_index })` with `match_index >= i` (they
-/// answer the older term's leader, which learns the truth from its next probe); or
-/// drop held messages of an older term when the term advances.
+/// i20". Within one term a node truncates nothing it acknowledged (only a new
+/// leader, with a new term, makes it truncate), so the core now drops held replies
+/// of a term it has left.
 #[test]
-#[ignore = "open raft-core bug: a held acknowledgement is released after a truncation in the same fsync made it false (seed 2277)"]
 fn a_held_acknowledgement_is_not_released_after_a_truncation_made_it_false() {
     assert_seed_passes(2277, &frequent_partitions_without_check_quorum());
 }
