@@ -17,10 +17,9 @@ use crate::client::AppendError;
 use crate::clock;
 use crate::committed::Delivery;
 use crate::config::RaftConfig;
+use crate::envelope::{decode_entry, encode_record, unwrap_snapshot, Payload, TAG_ADDRS};
 use crate::error::{LoopError, StartError};
-use crate::members::{
-    decode_entry, encode_record, unwrap_snapshot, AddrTable, Directory, Payload, TAG_ADDRS,
-};
+use crate::members::{AddrTable, Directory};
 use crate::reply::Reply;
 
 /// What a node knows of its members when it starts: the directory (configured
