@@ -108,6 +108,8 @@ impl World {
             config.seed = streams.node.next_u64();
             config.pre_vote = params.pre_vote;
             config.check_quorum = params.check_quorum;
+            config.read_lease = params.read_lease;
+            config.lease_clock_drift_percent_max = params.clock_drift.0.div_ceil(10_000);
             config.msg_entries_max = params.msg_entries_max;
             config.inflight_msgs_max = params.inflight_msgs_max;
             config.snapshot_chunk_bytes = params.snapshot_chunk_bytes;
@@ -482,7 +484,13 @@ impl World {
                         key,
                     },
                 );
+                let ready_before = self.env.coverage.reads_ready;
                 self.step(to, Event::Read { id });
+                let host = self.hosts.host(to);
+                let answered_at_once = self.env.coverage.reads_ready > ready_before;
+                if answered_at_once && host.raft.as_ref().is_some_and(|r| r.membership().voters.len() > 1) {
+                    self.env.coverage.reads_from_lease += 1;
+                }
             }
         }
     }
