@@ -174,6 +174,40 @@ fn percent(rng: &mut SimRng, p_zero: Ppm, max_percent: u64) -> Ppm {
     }
 }
 
+/// The knobs added for issue 9, drawn after every older one so that those keep their
+/// draws: small clusters, held and very late messages, partial connectivity, crashes
+/// aimed at unsynced leaders, two-voter changes and the spares they need.
+struct TargetedDraws {
+    small_cluster: bool,
+    small_nodes_count: u32,
+    hold: Ppm,
+    late: Ppm,
+    late_us_max: u64,
+    partial_interval_ms_mean: Option<u32>,
+    unsynced_crash_interval_ms_mean: Option<u32>,
+    two_voter_changes: Ppm,
+    /// Room to grow 3 voters to 5 in one change, with a spare left to replace.
+    spares_extra: u32,
+}
+
+impl TargetedDraws {
+    fn draw(rng: &mut SimRng) -> TargetedDraws {
+        let quarter = Ppm::from_percent(25.0);
+        let some = Ppm::from_percent(30.0);
+        TargetedDraws {
+            small_cluster: rng.chance(SMALL_CLUSTERS),
+            small_nodes_count: *rng.pick(&[1u32, 2, 4]),
+            hold: percent(rng, some, 100),
+            late: percent(rng, some, 3),
+            late_us_max: rng.between(LATE_DELAY_US_MIN, 3 * LATE_DELAY_US_MIN),
+            partial_interval_ms_mean: maybe(rng, quarter, 200, 2_000).map(|v| v as u32),
+            unsynced_crash_interval_ms_mean: maybe(rng, quarter, 300, 3_000).map(|v| v as u32),
+            two_voter_changes: percent(rng, quarter, 60),
+            spares_extra: rng.between(0, 2) as u32,
+        }
+    }
+}
+
 impl SimParams {
     /// Draws the world of `seed`, then applies `pins`.
     pub fn draw(seed: u64, pins: &Pins) -> SimParams {
@@ -229,22 +263,14 @@ impl SimParams {
         let change_interval_ms_mean = maybe(&mut rng, half, 100, 1_000).map(|v| v as u32);
         let spares_count = rng.between(1, 2) as u32;
         let snapshot_chunk_bytes = *rng.pick(&[64u64, 1_024, 256 << 10]);
-        // Issue 9's knobs, drawn after every older one so that those keep their draws.
-        let small_cluster = rng.chance(SMALL_CLUSTERS);
-        let small_nodes_count = *rng.pick(&[1u32, 2, 4]);
+        let t = TargetedDraws::draw(&mut rng);
         let network = NetworkParams {
-            hold: percent(&mut rng, Ppm::from_percent(30.0), 100),
-            late: percent(&mut rng, Ppm::from_percent(30.0), 3),
-            late_us_max: rng.between(LATE_DELAY_US_MIN, 3 * LATE_DELAY_US_MIN),
+            hold: t.hold,
+            late: t.late,
+            late_us_max: t.late_us_max,
             ..network
         };
-        let partial_interval_ms_mean = maybe(&mut rng, quarter, 200, 2_000).map(|v| v as u32);
-        let unsynced_crash_interval_ms_mean =
-            maybe(&mut rng, quarter, 300, 3_000).map(|v| v as u32);
-        let two_voter_changes = percent(&mut rng, quarter, 60);
-        // Room to grow 3 voters to 5 in one change, with a spare left to replace.
-        let spares_extra = rng.between(0, 2) as u32;
-        let spares_if_changing = spares_count + spares_extra;
+        let spares_if_changing = spares_count + t.spares_extra;
         // Drawn after every knob above, so that adding it left their draws unchanged.
         let read_lease = rng.chance(LEASE_READS);
         let membership = MembershipParams {
@@ -256,16 +282,16 @@ impl SimParams {
             },
             spares_if_changing,
         };
-        let nodes_count = if pins.small_clusters.unwrap_or(small_cluster) {
-            small_nodes_count
+        let nodes_count = if pins.small_clusters.unwrap_or(t.small_cluster) {
+            t.small_nodes_count
         } else {
             nodes_count
         };
         let faults = FaultRates {
             membership_interval_ms_mean: membership.change_interval_ms_mean,
-            partial_interval_ms_mean,
-            unsynced_crash_interval_ms_mean,
-            two_voter_changes,
+            partial_interval_ms_mean: t.partial_interval_ms_mean,
+            unsynced_crash_interval_ms_mean: t.unsynced_crash_interval_ms_mean,
+            two_voter_changes: t.two_voter_changes,
             ..faults
         };
         let mut params = SimParams {

@@ -284,47 +284,23 @@ impl World {
             Ev::Request { to, request } => self.on_request(to, request),
             Ev::Reply { client, reply } => {
                 self.env.digest.write_u64(reply.seq.0);
-                let mut out = std::mem::take(&mut self.effects);
-                self.clients[client].on_reply(
-                    reply,
-                    &mut self.env.streams.client,
-                    &self.env.params.workload,
-                    &mut self.history,
-                    now,
-                    &mut out,
-                );
-                self.apply_client_effects(client, &mut out);
-                self.effects = out;
+                self.drive_client(client, |c, rng, params, history, out| {
+                    c.on_reply(reply, rng, params, history, now, out);
+                });
             }
             Ev::ClientWake { client } => {
-                let mut out = std::mem::take(&mut self.effects);
-                self.clients[client].on_wake(
-                    &mut self.env.streams.client,
-                    &self.env.params.workload,
-                    &mut self.history,
-                    now,
-                    &mut out,
-                );
-                self.apply_client_effects(client, &mut out);
-                self.effects = out;
+                self.drive_client(client, |c, rng, params, history, out| {
+                    c.on_wake(rng, params, history, now, out);
+                });
             }
             Ev::ClientTimeout {
                 client,
                 seq,
                 attempt,
             } => {
-                let mut out = std::mem::take(&mut self.effects);
-                self.clients[client].on_timeout(
-                    seq,
-                    attempt,
-                    &mut self.env.streams.client,
-                    &self.env.params.workload,
-                    &mut self.history,
-                    now,
-                    &mut out,
-                );
-                self.apply_client_effects(client, &mut out);
-                self.effects = out;
+                self.drive_client(client, |c, rng, params, history, out| {
+                    c.on_timeout(seq, attempt, rng, params, history, now, out);
+                });
             }
             Ev::Fault { index } => self.fire_fault(index),
             Ev::HealPartition { epoch } => self.heal_partition(epoch),
@@ -520,6 +496,31 @@ impl World {
                 data,
             },
         );
+    }
+
+    /// Hands client `client` one input (`feed` calls the client with its rng, the
+    /// workload, the history and an effects buffer), then carries out its effects.
+    fn drive_client(
+        &mut self,
+        client: usize,
+        feed: impl FnOnce(
+            &mut Client,
+            &mut crate::rng::SimRng,
+            &crate::client::WorkloadParams,
+            &mut History,
+            &mut Vec<ClientEffect>,
+        ),
+    ) {
+        let mut out = std::mem::take(&mut self.effects);
+        feed(
+            &mut self.clients[client],
+            &mut self.env.streams.client,
+            &self.env.params.workload,
+            &mut self.history,
+            &mut out,
+        );
+        self.apply_client_effects(client, &mut out);
+        self.effects = out;
     }
 
     /// Judges the operations clients just completed: one that failed (or whose
