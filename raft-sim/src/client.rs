@@ -150,8 +150,24 @@ struct InFlight {
     /// Suspects a hint named once in this operation: a second hint naming one of
     /// them is followed (two nodes agree, or the suspect leads again).
     doubted: Vec<NodeId>,
+    /// Nodes asked in this round of the operation that did not serve it (refused,
+    /// named no other node, or timed out). The next endpoint is one not yet asked,
+    /// even a suspect, before any is asked again; once every endpoint was, a new
+    /// round starts. Without it, the clients of seed 707 (`--read-lease true`)
+    /// suspected the leader after an old timeout and walked only the two nodes that
+    /// could not hear it.
+    asked: Vec<NodeId>,
     /// Some attempt's fate is unknown (timed out, or the node could not tell).
     any_unknown: bool,
+}
+
+impl InFlight {
+    /// `node` was asked in this round and did not serve.
+    fn note_asked(&mut self, node: NodeId) {
+        if !self.asked.contains(&node) {
+            self.asked.push(node);
+        }
+    }
 }
 
 /// Backoff before retrying an attempt that was refused.
@@ -241,6 +257,7 @@ impl Client {
             redirects: 0,
             to,
             doubted: Vec::new(),
+            asked: Vec::new(),
             any_unknown: false,
         });
         self.send_request(to, 0, params, out);
@@ -346,12 +363,14 @@ impl Client {
                 return;
             }
             ReplyBody::Refused if is_latest => {
+                current.note_asked(from);
                 let to = self.next_endpoint(from, now);
                 self.retry_or_give_up(to, RETRY_BACKOFF_US, rng, params, history, now, out);
                 return;
             }
             ReplyBody::Unknown if is_latest => {
                 current.any_unknown = true;
+                current.note_asked(from);
                 let to = self.next_endpoint(from, now);
                 self.retry_or_give_up(to, RETRY_BACKOFF_US, rng, params, history, now, out);
                 return;
@@ -396,6 +415,7 @@ impl Client {
         }
         current.any_unknown = true;
         let silent = current.to;
+        current.note_asked(silent);
         let until = now.plus_us(SUSPECT_TIMEOUTS * params.request_timeout_us);
         self.suspects.insert(silent, until);
         let to = self.next_endpoint(silent, now);
@@ -430,7 +450,10 @@ impl Client {
         }
         let (to, delay_us) = match useful {
             Some(hint) => (hint, 0),
-            None => (self.next_endpoint(from, now), RETRY_BACKOFF_US),
+            None => {
+                current.note_asked(from);
+                (self.next_endpoint(from, now), RETRY_BACKOFF_US)
+            }
         };
         self.leader_guess = to;
         let redirects_max = REDIRECTS_MAX_PER_ENDPOINT * self.endpoints.len() as u32;
@@ -447,17 +470,33 @@ impl Client {
         self.suspects.get(&node).is_some_and(|until| now < *until)
     }
 
-    /// The endpoint after `node` in id order (wrapping), skipping suspects unless
-    /// every other endpoint is one.
+    /// The endpoint after `node` in id order (wrapping): the first not asked in this
+    /// round of the operation and not suspect, else the first not asked; when every
+    /// endpoint was asked, a new round starts with the first that is not suspect.
     fn next_endpoint(&mut self, node: NodeId, now: SimTime) -> NodeId {
         let n = self.endpoints.len();
         let start = self.endpoints.partition_point(|e| *e <= node);
         let order = (0..n).map(|i| self.endpoints[(start + i) % n]);
         let candidates: Vec<NodeId> = order.filter(|e| *e != node || n == 1).collect();
-        let next = candidates
+        let asked = self.current.as_ref().map_or(&[][..], |c| &c.asked[..]);
+        let fresh = |e: &NodeId| !asked.contains(e);
+        let unasked = candidates
             .iter()
             .copied()
-            .find(|e| !self.is_suspect(*e, now))
+            .find(|e| fresh(e) && !self.is_suspect(*e, now))
+            .or_else(|| candidates.iter().copied().find(fresh));
+        if unasked.is_none() {
+            if let Some(current) = self.current.as_mut() {
+                current.asked.clear();
+            }
+        }
+        let next = unasked
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|e| !self.is_suspect(*e, now))
+            })
             .or_else(|| candidates.first().copied())
             .unwrap_or(node);
         self.leader_guess = next;

@@ -464,7 +464,12 @@ impl World {
                 self.step(to, Event::Read { id });
                 let host = self.hosts.host(to);
                 let answered_at_once = self.env.coverage.reads_ready > ready_before;
-                if answered_at_once && host.raft.as_ref().is_some_and(|r| r.membership().voters.len() > 1) {
+                if answered_at_once
+                    && host
+                        .raft
+                        .as_ref()
+                        .is_some_and(|r| r.membership().voters.len() > 1)
+                {
                     self.env.coverage.reads_from_lease += 1;
                 }
             }
