@@ -625,7 +625,7 @@ mod tests {
             let reply = ClientReply {
                 from: self.client.current.as_ref().map_or(NodeId(1), |c| c.to),
                 client: ClientId(1),
-                seq: RequestSeq(1),
+                seq: self.seq(),
                 attempt,
                 body,
             };
@@ -641,7 +641,7 @@ mod tests {
 
         fn timeout(&mut self, attempt: u32) {
             self.client.on_timeout(
-                RequestSeq(1),
+                self.seq(),
                 attempt,
                 &mut self.rng,
                 &params(),
@@ -649,6 +649,11 @@ mod tests {
                 SimTime(9),
                 &mut self.out,
             );
+        }
+
+        /// The sequence number of the operation under way (1 when idle).
+        fn seq(&self) -> RequestSeq {
+            self.client.current.as_ref().map_or(RequestSeq(1), |c| c.seq)
         }
 
         fn sends(&self) -> Vec<(NodeId, u32)> {
@@ -660,6 +665,40 @@ mod tests {
                 })
                 .collect()
         }
+    }
+
+    /// Seed 707 with `--read-lease true`: the leader (node 1 here) timed out on this
+    /// client once, and nodes 2 and 3 cannot hear it. The client asks the suspect
+    /// once both others said "not the leader" with no hint, instead of walking 2 and
+    /// 3 until it gives up.
+    #[test]
+    fn a_suspect_is_asked_once_every_other_node_refused() {
+        let mut h = Harness::new();
+        // The first operation: node 1 times out, node 2 serves.
+        h.wake();
+        h.timeout(1);
+        h.reply(2, ReplyBody::Written(Outcome::Put));
+        h.out.clear();
+        // The next starts at node 2; 2 and 3 cannot hear the leader, node 1 again.
+        h.wake();
+        h.reply(1, ReplyBody::NotLeader { hint: None });
+        h.reply(2, ReplyBody::NotLeader { hint: None });
+        let asked: Vec<NodeId> = h.sends().iter().map(|(to, _)| *to).collect();
+        assert_eq!(asked, [NodeId(2), NodeId(3), NodeId(1)]);
+    }
+
+    /// Seed 143: once every node was asked in a round, a new round starts with the
+    /// nodes that are not suspect, rather than with the suspects (two nodes kept
+    /// down after the heal, which timed out again and again).
+    #[test]
+    fn a_new_round_starts_with_the_nodes_not_suspected() {
+        let mut h = Harness::new();
+        h.wake();
+        h.reply(1, ReplyBody::NotLeader { hint: None });
+        h.timeout(2);
+        h.reply(3, ReplyBody::NotLeader { hint: None });
+        let asked: Vec<NodeId> = h.sends().iter().map(|(to, _)| *to).collect();
+        assert_eq!(asked, [NodeId(1), NodeId(2), NodeId(3), NodeId(1)]);
     }
 
     #[test]
