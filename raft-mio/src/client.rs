@@ -333,7 +333,7 @@ impl<T: Serialize> Client<T> {
     /// is full.
     pub fn submit(&self, command: &T) -> Result<Proposal, AppendError> {
         let bytes = encode_command(command).map_err(|e| AppendError::Encode(e.to_string()))?;
-        self.submit_bytes(bytes.into())
+        self.submit_bytes(bytes)
     }
 
     fn submit_bytes(&self, command: SharedBytes) -> Result<Proposal, AppendError> {
