@@ -10,7 +10,7 @@ use std::io::{self, Read};
 
 use raft_core::Message;
 
-use crate::encoding::encode_into;
+use crate::encoding::encode_message;
 
 /// The size of the length prefix in bytes.
 pub const FRAME_HEADER_BYTES: usize = 4;
@@ -107,7 +107,7 @@ pub fn encode_frame(
 ) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
-    encode_into(message, out).expect("a message always serializes");
+    encode_message(message, out);
     let len_bytes = out.len() - start - FRAME_HEADER_BYTES;
     if len_bytes > frame_bytes_max {
         out.truncate(start);
