@@ -286,6 +286,8 @@ pub struct StatusReport {
     pub applied_index: u64,
     /// The last index in this node's log.
     pub last_index: u64,
+    /// The last index this node has made durable (fsynced); at most `last_index`.
+    pub persisted_index: u64,
     /// The index of the newest snapshot (0: none).
     pub snapshot_index: u64,
     /// The number of keys in the store.

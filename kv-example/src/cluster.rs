@@ -24,13 +24,11 @@ use crate::tls::LocalCa;
 mod leader;
 mod saved;
 
-use leader::{ask_leader, find_leader, settle_leader};
+use leader::{ask_leader, find_leader, query_status, settle_leader, STATUS_TIMEOUT};
 use saved::{saved_membership_path, SavedMembership, SavedNode};
 
 /// How long a node may take to stop cleanly before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
-/// How long a status query may take per node.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a node started by `add-node` may take to serve before it is given up.
 const START_WAIT_MAX: Duration = Duration::from_secs(10);
 /// How long a membership request may take (the node's own bound, plus slack).
@@ -63,7 +61,9 @@ pub fn run(args: ClusterArgs) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("cannot start node {}: {e}", node.id()))?;
     }
     print_banner(&supervisor.layout, &supervisor.args, &supervisor.nodes);
-    settle_leader(&supervisor.layout, &rx);
+    // The console is not read yet, so only Ctrl-C arrives on `rx` meanwhile.
+    let interrupted = |wait| matches!(rx.recv_timeout(wait), Ok(Input::Interrupt));
+    settle_leader(&supervisor.layout, &interrupted);
     spawn_console_reader(tx)?;
 
     loop {
@@ -455,15 +455,6 @@ fn spawn_console_reader(tx: mpsc::Sender<Input>) -> std::io::Result<()> {
             let _ = tx.send(Input::ConsoleClosed);
         })
         .map(drop)
-}
-
-/// Asks node `spec`'s text front end for its status line.
-fn query_status(addr: &str) -> Result<String, String> {
-    let mut client = TextClient::connect(addr, STATUS_TIMEOUT).map_err(|e| e.to_string())?;
-    match client.request("status").map_err(|e| e.to_string())? {
-        Answer::Ok(line) => Ok(line),
-        Answer::Error(reason) => Err(reason),
-    }
 }
 
 fn resolve(target: Target, layout: &Layout) -> Option<u64> {

@@ -144,6 +144,7 @@ impl Backend for MemoryBackend {
             commit_index: store.applied_index(),
             applied_index: store.applied_index(),
             last_index: store.applied_index(),
+            persisted_index: store.applied_index(),
             snapshot_index: 0,
             keys: store.len(),
             peers: Vec::new(),

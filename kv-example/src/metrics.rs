@@ -302,6 +302,7 @@ mod tests {
             commit_index: 9,
             applied_index: 9,
             last_index: 10,
+            persisted_index: 10,
             snapshot_index: 0,
             keys: 4,
             peers: vec![PeerReport {

@@ -245,6 +245,7 @@ impl Backend for KvService {
             commit_index: status.commit_index.0,
             applied_index,
             last_index: status.last_index.0,
+            persisted_index: status.persisted_index.0,
             snapshot_index: status.snapshot_index.0,
             keys: self.replica.len(),
             peers,

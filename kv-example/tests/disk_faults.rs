@@ -2,8 +2,8 @@
 //! (`fiu-run -x`), and `fiu-ctrl` makes the leader's real `fdatasync` calls fail. The
 //! leader's raft loop stops, and its process exits non-zero with the storage error
 //! (a supervisor would restart it), instead of staying up and answering every
-//! request "shutting down". The write in flight is answered "fate unknown" with its
-//! request id; retried under that id on the new leader it is applied once. The
+//! request "shutting down". The write in flight (the followers paused, so that only
+//! the leader could decide it) is answered "fate unknown" with its request id; retried under that id on the new leader it is applied once. The
 //! failed node restarts from its data and catches up.
 //!
 //! Needs `fiu-run` and `fiu-ctrl` (Debian: fiu-utils, which `.ci/run` installs);
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use kv_example::client::TextClient;
 use kv_example::layout::{Layout, NodeOptions};
+use rustix::process::{kill_process, Pid, Signal};
 use support::{wait_for, Cluster, WAIT_MAX};
 
 /// How often the test looks whether the failed node has exited.
@@ -24,6 +25,12 @@ const EXIT_POLL: Duration = Duration::from_millis(2);
 
 /// libfiu's POSIX preload library, as Debian installs it.
 const FIU_POSIX_PRELOAD: &str = "/usr/lib/fiu/fiu_posix_preload.so";
+
+/// Sends `signal` to process `pid` (a node of this test's cluster).
+fn signal(pid: u32, signal: Signal) {
+    let pid = Pid::from_raw(i32::try_from(pid).expect("a pid")).expect("a positive pid");
+    kill_process(pid, signal).expect("signal a node of the test");
+}
 
 /// Why libfiu cannot be used here, if it cannot.
 fn fiu_missing() -> Option<String> {
@@ -61,6 +68,36 @@ fn a_leader_whose_fdatasync_fails_exits_and_its_write_in_flight_is_unknown() {
     cluster.put("before", "1");
     let leader = cluster.wait_for_leader();
     let pid = cluster.node(leader).pid().expect("the leader runs");
+    let rest: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect();
+
+    // The failing sync must be the one for the write below. "before" committed
+    // through the followers' copies, so the leader's own sync of it may not have
+    // been called yet; armed then, the fault would stop the leader before the write
+    // arrives, which it would then rightly answer "not applied".
+    let http = cluster.http_addr(leader).to_string();
+    wait_for("the leader to make its whole log durable", || {
+        let status = support::http::request(&http, "GET", "/status", None).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&status.body).ok()?;
+        let (last, persisted) = (
+            json["last_index"].as_u64()?,
+            json["persisted_index"].as_u64()?,
+        );
+        (last > 0 && persisted == last).then_some(())
+    });
+    // And the write must not commit through the followers before the leader's loop
+    // stops (the leader would then rightly answer "Appended"): they are paused until
+    // it has answered, so only the leader could decide the write, and it cannot know.
+    let follower_pids: Vec<u32> = rest
+        .iter()
+        .map(|id| cluster.node(*id).pid().expect("the followers run"))
+        .collect();
+    for pid in &follower_pids {
+        signal(*pid, Signal::STOP);
+    }
 
     let enabled = Command::new("fiu-ctrl")
         .args(["-c", "enable name=posix/io/sync/fdatasync"])
@@ -78,6 +115,9 @@ fn a_leader_whose_fdatasync_fails_exits_and_its_write_in_flight_is_unknown() {
         "{answer}"
     );
     assert!(!answer.contains("not applied"), "{answer}");
+    for pid in &follower_pids {
+        signal(*pid, Signal::CONT);
+    }
 
     let deadline = Instant::now() + WAIT_MAX;
     let status = loop {
@@ -106,11 +146,6 @@ fn a_leader_whose_fdatasync_fails_exits_and_its_write_in_flight_is_unknown() {
     );
 
     // The others go on; the write retried under its id is applied exactly once.
-    let rest: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|id| *id != leader)
-        .collect();
     let new_leader = cluster.wait_for_leader_among(&rest);
     let retried = wait_for("the retried write to be acknowledged", || {
         let mut c = TextClient::connect(cluster.client_addr(new_leader), WAIT_MAX).ok()?;

@@ -25,7 +25,7 @@ use crate::envelope::encode_command;
 use crate::exit::{LoopExit, StopReason};
 use crate::members::{AddrTable, MemberAddrs};
 use crate::metrics::NodeMetrics;
-use crate::reply::{slot, Pending, Reply, WaitError};
+use crate::reply::{callback, slot, Pending, Reply, WaitError};
 use crate::transport::PeerConnection;
 
 /// Where the leader is, as far as this node knows.
@@ -350,6 +350,49 @@ impl<T: Serialize> Client<T> {
             .send(Request::Propose { command, reply })
             .map_err(|_| AppendError::Shutdown)?;
         Ok(Proposal { pending })
+    }
+
+    /// Proposes `command` without blocking a thread on its fate: `then` is called
+    /// exactly once with what [`Proposal::wait`] would return, on the loop's thread
+    /// (or on this one, if the request never reached the loop). It must be quick, as
+    /// the loop waits for it: hand the answer to the application's own event loop.
+    /// Blocks only while the node's request queue is full.
+    pub fn submit_then(
+        &self,
+        command: &T,
+        then: impl FnOnce(Result<LogIndex, AppendError>) + Send + 'static,
+    ) {
+        let bytes = match encode_command(command) {
+            Ok(bytes) => bytes,
+            Err(e) => return then(Err(AppendError::Encode(e.to_string()))),
+        };
+        let max = self.shared.command_bytes_max;
+        if bytes.len() > max {
+            return then(Err(AppendError::TooLarge {
+                bytes: bytes.len(),
+                max,
+            }));
+        }
+        // An unanswered reply (the loop stopped before taking it) was never proposed.
+        let reply = callback(move |answer| then(answer.unwrap_or(Err(AppendError::Shutdown))));
+        let request = Request::Propose {
+            command: bytes.into(),
+            reply,
+        };
+        // A request the mailbox refuses is dropped with its reply, which answers.
+        let _ = self.shared.mailbox.send(request);
+    }
+
+    /// A linearizable read barrier like [`read_index`](Self::read_index), without
+    /// blocking a thread on it: `then` is called exactly once with the barrier (or why
+    /// there is none), on the loop's thread (or on this one, if the request never
+    /// reached the loop); it must be quick. One barrier serves every read that started
+    /// before this call, so an application can ask once for a whole batch of reads;
+    /// barriers asked for while the leader confirms an earlier one share its next
+    /// heartbeat round.
+    pub fn read_index_then(&self, then: impl FnOnce(Result<LogIndex, ReadError>) + Send + 'static) {
+        let reply = callback(move |answer| then(answer.unwrap_or(Err(ReadError::Shutdown))));
+        let _ = self.shared.mailbox.send(Request::Read { reply });
     }
 
     /// A linearizable read barrier (ReadIndex, thesis §6.4). Returns an index `r`: once

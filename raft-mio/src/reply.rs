@@ -1,5 +1,8 @@
 //! A one-shot reply slot between the loop and a client thread: the loop fills it once,
-//! the client waits on it (blocking, with or without a timeout) or polls it.
+//! the client waits on it (blocking, with or without a timeout) or polls it. A reply
+//! may instead be a callback ([`callback`]) that the loop calls with the answer, for
+//! applications that run their own event loop and must not block a thread per
+//! request.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -37,9 +40,36 @@ pub struct Pending<T> {
 }
 
 /// The loop's side: answer once.
-#[derive(Debug)]
 pub struct Reply<T> {
-    shared: Option<Arc<Shared<T>>>,
+    target: Option<Target<T>>,
+}
+
+/// Where an answer goes.
+enum Target<T> {
+    /// A slot a client thread waits on.
+    Slot(Arc<Shared<T>>),
+    /// A function called with the answer, or with `None` if the loop drops the
+    /// reply without answering (it shut down).
+    Callback(Box<dyn FnOnce(Option<T>) + Send>),
+}
+
+impl<T> std::fmt::Debug for Reply<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let target = match &self.target {
+            None => "answered",
+            Some(Target::Slot(_)) => "slot",
+            Some(Target::Callback(_)) => "callback",
+        };
+        f.debug_struct("Reply").field("target", &target).finish()
+    }
+}
+
+/// A reply that calls `f` with the answer (on the loop's thread), or with `None` if
+/// the loop stops without answering. `f` runs exactly once.
+pub fn callback<T>(f: impl FnOnce(Option<T>) + Send + 'static) -> Reply<T> {
+    Reply {
+        target: Some(Target::Callback(Box::new(f))),
+    }
 }
 
 /// A fresh slot.
@@ -53,7 +83,7 @@ pub fn slot<T>() -> (Reply<T>, Pending<T>) {
     });
     (
         Reply {
-            shared: Some(Arc::clone(&shared)),
+            target: Some(Target::Slot(Arc::clone(&shared))),
         },
         Pending { shared },
     )
@@ -66,16 +96,26 @@ impl<T> Reply<T> {
     }
 
     fn finish(&mut self, state: State<T>) {
-        if let Some(shared) = self.shared.take() {
-            let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            debug_assert!(matches!(guard.state, State::Waiting));
-            guard.state = state;
-            let sleepers = guard.sleepers;
-            drop(guard);
-            if sleepers > 0 {
-                shared.ready.notify_all();
-            }
+        match self.target.take() {
+            None => {}
+            Some(Target::Slot(shared)) => fill(&shared, state),
+            Some(Target::Callback(f)) => match state {
+                State::Ready(value) => f(Some(value)),
+                _ => f(None),
+            },
         }
+    }
+}
+
+/// Fills a slot and wakes its waiter, if one sleeps.
+fn fill<T>(shared: &Shared<T>, state: State<T>) {
+    let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    debug_assert!(matches!(guard.state, State::Waiting));
+    guard.state = state;
+    let sleepers = guard.sleepers;
+    drop(guard);
+    if sleepers > 0 {
+        shared.ready.notify_all();
     }
 }
 
@@ -173,6 +213,20 @@ mod tests {
         let waiter = std::thread::spawn(move || pending.wait());
         reply.send(5);
         assert_eq!(waiter.join().unwrap(), Ok(5));
+    }
+
+    #[test]
+    fn a_callback_hears_the_answer_or_that_none_will_come() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let answered = {
+            let tx = tx.clone();
+            callback(move |v: Option<u32>| tx.send(v).unwrap())
+        };
+        answered.send(7);
+        drop(callback(move |v: Option<u32>| tx.send(v).unwrap()));
+        assert_eq!(rx.recv().unwrap(), Some(7));
+        assert_eq!(rx.recv().unwrap(), None, "a dropped reply calls with None");
+        assert!(rx.try_recv().is_err(), "each callback ran once");
     }
 
     #[test]

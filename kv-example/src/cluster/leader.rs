@@ -1,5 +1,5 @@
-//! Who leads the local cluster: finding the leader, asking it for things over the
-//! text protocol, and making the first node, the one the banner tells you to `nc`,
+//! Who leads the local cluster: asking nodes for their status, finding the leader,
+//! asking it for things over the text protocol, and making the first node, the one the banner tells you to `nc`,
 //! the leader, so that a write there is not answered `Leader is ...`. On a new
 //! cluster the first node campaigns as soon as it reaches its peers
 //! (`--campaign-at-bootstrap`, set by [`Layout::node_args`]), so it leads term 1 and
@@ -7,14 +7,14 @@
 //! first (the randomized timeouts are what keeps it live); the launcher then asks that
 //! leader to hand over, a bounded number of times, and carries on whatever the answer.
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{query_status, Input, STATUS_TIMEOUT};
 use crate::client::{Answer, TextClient};
 use crate::layout::Layout;
 use crate::leadership::LEADERSHIP_TRANSFER_TIMEOUT;
 
+/// How long a status query may take per node.
+pub(super) const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the start-up waits for a leader before showing the console anyway.
 const LEADER_WAIT_MAX: Duration = Duration::from_secs(10);
 /// How many times the start-up asks for leadership to move to the first node.
@@ -25,10 +25,14 @@ const TRANSFER_REQUEST_TIMEOUT: Duration =
 /// How many `Leader is` answers a request to the leader follows.
 const LEADER_REDIRECTS_MAX: usize = 3;
 
+/// Whether the user interrupted (Ctrl-C) within the given wait; the caller owns the
+/// signal, so this module does not depend on how the supervisor receives it.
+pub(super) type Interrupted<'a> = &'a dyn Fn(Duration) -> bool;
+
 /// At start-up: waits (bounded) for a leader; if it is not the first node and that
 /// one serves, asks for leadership to move there; then says who leads.
-pub(super) fn settle_leader(layout: &Layout, rx: &mpsc::Receiver<Input>) {
-    let Some(leader) = wait_for_leader(layout, rx) else {
+pub(super) fn settle_leader(layout: &Layout, interrupted: Interrupted<'_>) {
+    let Some(leader) = wait_for_leader(layout, interrupted) else {
         return;
     };
     let first = &layout.nodes[0];
@@ -38,7 +42,7 @@ pub(super) fn settle_leader(layout: &Layout, rx: &mpsc::Receiver<Input>) {
              (the node to talk to)",
             first.id
         );
-        if let Err(reason) = hand_over(layout, first.id, rx) {
+        if let Err(reason) = hand_over(layout, first.id, interrupted) {
             println!(
                 "node {} did not take over ({reason}); node {leader} leads, so write to it, \
                  or try `transfer {}`",
@@ -53,13 +57,13 @@ pub(super) fn settle_leader(layout: &Layout, rx: &mpsc::Receiver<Input>) {
 }
 
 /// Waits (bounded, and not past Ctrl-C) until some node says it leads.
-fn wait_for_leader(layout: &Layout, rx: &mpsc::Receiver<Input>) -> Option<u64> {
+fn wait_for_leader(layout: &Layout, interrupted: Interrupted<'_>) -> Option<u64> {
     let deadline = Instant::now() + LEADER_WAIT_MAX;
     while Instant::now() < deadline {
         if let Some((id, _)) = find_leader(layout) {
             return Some(id);
         }
-        if interrupted(rx, Duration::from_millis(100)) {
+        if interrupted(Duration::from_millis(100)) {
             println!("(interrupted while waiting for a leader; type quit to stop)");
             return None;
         }
@@ -69,24 +73,18 @@ fn wait_for_leader(layout: &Layout, rx: &mpsc::Receiver<Input>) -> Option<u64> {
 }
 
 /// Asks the leader, a few times, to hand leadership to node `id`.
-fn hand_over(layout: &Layout, id: u64, rx: &mpsc::Receiver<Input>) -> Result<(), String> {
+fn hand_over(layout: &Layout, id: u64, interrupted: Interrupted<'_>) -> Result<(), String> {
     let mut reason = String::new();
     for _ in 0..HAND_OVER_ATTEMPTS_MAX {
         match transfer_request(layout, id) {
             Ok(_) => return Ok(()),
             Err(why) => reason = why,
         }
-        if interrupted(rx, Duration::from_millis(200)) {
+        if interrupted(Duration::from_millis(200)) {
             return Err("interrupted".into());
         }
     }
     Err(reason)
-}
-
-/// Whether Ctrl-C arrives within `wait` (the console is not read yet, so nothing
-/// else arrives on `rx`).
-fn interrupted(rx: &mpsc::Receiver<Input>, wait: Duration) -> bool {
-    matches!(rx.recv_timeout(wait), Ok(Input::Interrupt))
 }
 
 /// The console's `transfer N`.
@@ -127,6 +125,15 @@ pub(super) fn ask_leader(layout: &Layout, line: &str, timeout: Duration) -> Resu
         };
     }
     Err("the leader kept moving; try again".into())
+}
+
+/// Asks node `addr`'s text front end for its status line.
+pub(super) fn query_status(addr: &str) -> Result<String, String> {
+    let mut client = TextClient::connect(addr, STATUS_TIMEOUT).map_err(|e| e.to_string())?;
+    match client.request("status").map_err(|e| e.to_string())? {
+        Answer::Ok(line) => Ok(line),
+        Answer::Error(reason) => Err(reason),
+    }
 }
 
 /// The node that says it leads, with its status line.
