@@ -376,7 +376,7 @@ impl<T: Serialize> Client<T> {
         // An unanswered reply (the loop stopped before taking it) was never proposed.
         let reply = callback(move |answer| then(answer.unwrap_or(Err(AppendError::Shutdown))));
         let request = Request::Propose {
-            command: bytes.into(),
+            command: bytes,
             reply,
         };
         // A request the mailbox refuses is dropped with its reply, which answers.
