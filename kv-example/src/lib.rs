@@ -63,4 +63,5 @@ pub mod replica;
 pub mod server;
 pub mod service;
 pub mod text;
+pub mod ticket;
 pub mod tls;
