@@ -59,6 +59,8 @@ pub struct Slot {
     pub state: SlotState,
     /// Counts it in flight until its answer has gone out (see [`crate::drain`]).
     pub guard: Option<InFlightGuard>,
+    /// When it was read (its request timeout runs from here).
+    pub started: Instant,
 }
 
 impl Slot {

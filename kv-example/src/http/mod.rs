@@ -214,6 +214,69 @@ mod tests {
         );
     }
 
+    /// A leader whose writes and barriers never come back.
+    struct Silent(MemoryBackend);
+
+    impl crate::api::Backend for Silent {
+        fn write(&self, _: crate::api::RequestId, _: kv_model::Operation) -> WriteResult {
+            unreachable!("the event loop starts writes, it does not wait for them")
+        }
+        fn get(
+            &self,
+            key: &str,
+            c: crate::api::Consistency,
+        ) -> Result<String, crate::api::KvError> {
+            self.0.get(key, c)
+        }
+        fn start_write(&self, _: crate::api::RequestId, _: kv_model::Operation, _: Ticket) {}
+        fn start_read_barrier(&self, _: Ticket) {}
+        fn request_timeout(&self) -> Duration {
+            Duration::from_millis(200)
+        }
+        fn status(&self) -> Result<crate::api::StatusReport, crate::api::KvError> {
+            self.0.status()
+        }
+        fn metrics(&self) -> Result<crate::api::MetricsReport, crate::api::KvError> {
+            self.0.metrics()
+        }
+        fn snapshot(&self) -> Result<u64, crate::api::KvError> {
+            self.0.snapshot()
+        }
+        fn add_node(&self, n: &crate::api::NewNode) -> MembershipResult {
+            self.0.add_node(n)
+        }
+        fn remove_node(&self, id: u64) -> MembershipResult {
+            self.0.remove_node(id)
+        }
+        fn transfer_leader(&self, id: u64) -> Result<(), crate::api::KvError> {
+            self.0.transfer_leader(id)
+        }
+    }
+
+    type WriteResult = Result<crate::api::WriteAck, crate::api::KvError>;
+    type MembershipResult = Result<crate::api::MembershipReport, crate::api::KvError>;
+    use crate::ticket::Ticket;
+
+    #[test]
+    fn requests_without_an_answer_time_out_with_what_is_known() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let backend = Arc::new(Silent(MemoryBackend::leader()));
+        let server = HttpServer::spawn(listener, backend, None, ServerLimits::default()).unwrap();
+        let answer = exchange(
+            &server,
+            "PUT /kv/k HTTP/1.1\r\nX-Client-Id: 7\r\nX-Request-Seq: 3\r\nContent-Length: 1\r\n\r\nv\
+             GET /kv/k HTTP/1.1\r\n\r\n\
+             GET /status HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(statuses(&answer), ["504", "504", "200"], "{answer}");
+        assert!(answer.contains("fate is unknown"), "{answer}");
+        assert!(answer.contains("--req 7:3"), "{answer}");
+        assert!(
+            answer.contains("waiting for a linearizable read"),
+            "{answer}"
+        );
+    }
+
     #[test]
     fn request_ids_from_headers_suppress_duplicates() {
         let server = serve(MemoryBackend::leader());

@@ -26,8 +26,7 @@
 //! unread), its unparsed bytes
 //! by one request of the largest size, worker threads by [`ADMIN_WORKERS_MAX`].
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -63,6 +62,9 @@ const ADMIN_WORKER_STACK_BYTES: usize = 256 << 10;
 const EVENTS_PER_POLL_MAX: usize = 1024;
 /// How often idle connections are looked for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How often, at most, requests are looked at for their deadline: a request times
+/// out at most this much after its request timeout.
+const EXPIRY_SLACK: Duration = Duration::from_millis(100);
 /// How long to wait before accepting again after `accept` failed (out of
 /// descriptors, say).
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
@@ -150,7 +152,7 @@ impl HttpServer {
             next_seq: 1,
             batch: Vec::new(),
             barriers: HashMap::new(),
-            deadlines: BinaryHeap::new(),
+            next_expiry: None,
             dirty: Vec::new(),
             accept_retry_at: None,
             scratch: vec![0; READ_CHUNK_BYTES],
@@ -216,8 +218,8 @@ struct Frontend<B> {
     batch: Vec<RequestKey>,
     /// The reads each barrier in flight serves.
     barriers: HashMap<RequestKey, Vec<RequestKey>>,
-    /// When requests in flight time out, soonest first (answered ones are skipped).
-    deadlines: BinaryHeap<Reverse<(Instant, RequestKey)>>,
+    /// When to look for requests past their deadline next (`None`: none waits).
+    next_expiry: Option<Instant>,
     /// Connections with something to write or to parse.
     dirty: Vec<usize>,
     /// Accept again at this time (the last accept failed).
@@ -268,8 +270,8 @@ impl<B: Backend> Frontend<B> {
             return Duration::ZERO;
         }
         let mut wake_at = next_sweep;
-        if let Some(Reverse((deadline, _))) = self.deadlines.peek() {
-            wake_at = wake_at.min(*deadline);
+        if let Some(at) = self.next_expiry {
+            wake_at = wake_at.min(at);
         }
         if let Some(at) = self.accept_retry_at {
             wake_at = wake_at.min(at);
@@ -409,6 +411,7 @@ impl<B: Backend> Frontend<B> {
                         keep_alive: false,
                         state: SlotState::Admin,
                         guard: None,
+                        started: Instant::now(),
                     };
                     slot.answer(&Response::text(status, reason));
                     conn.slots.push_back(slot);
@@ -428,6 +431,7 @@ impl<B: Backend> Frontend<B> {
             keep_alive: true,
             state: SlotState::Ready(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()),
             guard: None,
+            started: Instant::now(),
         });
     }
 
@@ -451,6 +455,7 @@ impl<B: Backend> Frontend<B> {
             keep_alive,
             state: SlotState::Admin,
             guard: self.backend.begin_request(),
+            started: Instant::now(),
         };
         match routes::classify(&head, &body) {
             Route::Answer(response) => slot.answer(&response),
@@ -464,8 +469,7 @@ impl<B: Backend> Frontend<B> {
             Route::Get { key: name, .. } => {
                 slot.state = SlotState::Read { key: name };
                 self.batch.push(key);
-                self.deadlines
-                    .push(Reverse((Instant::now() + self.request_timeout, key)));
+                self.arm_expiry();
             }
             Route::Write { id, op } => {
                 let id = id.unwrap_or_else(|| conn.session.next_request());
@@ -473,8 +477,7 @@ impl<B: Backend> Frontend<B> {
                     id,
                     committed: None,
                 };
-                self.deadlines
-                    .push(Reverse((Instant::now() + self.request_timeout, key)));
+                self.arm_expiry();
                 // The answer comes through the completions, even when it is
                 // immediate, so the slot is in place before it is looked for.
                 self.backend
@@ -611,14 +614,40 @@ impl<B: Backend> Frontend<B> {
         }
     }
 
-    /// Answers the requests whose time is up.
+    /// Makes sure the loop looks for timed-out requests (within
+    /// [`EXPIRY_SLACK`] of their deadline).
+    fn arm_expiry(&mut self) {
+        if self.next_expiry.is_none() {
+            self.next_expiry = Some(Instant::now() + EXPIRY_SLACK);
+        }
+    }
+
+    /// Answers the requests whose time is up. Every connection has at most one
+    /// request waiting for the backend (they start one at a time), so a look at
+    /// every connection now and then costs less than a timer per request, and needs
+    /// no queue that grows with the request rate.
     fn expire(&mut self, now: Instant) {
-        while let Some(Reverse((deadline, key))) = self.deadlines.peek().copied() {
-            if deadline > now {
-                return;
+        if self.next_expiry.is_none_or(|at| at > now) {
+            return;
+        }
+        self.next_expiry = None;
+        let timeout = self.request_timeout;
+        let mut late = Vec::new();
+        for conn in self.conns.iter().flatten() {
+            for slot in &conn.slots {
+                let waiting =
+                    matches!(slot.state, SlotState::Write { .. } | SlotState::Read { .. });
+                if !waiting {
+                    continue;
+                }
+                if now.duration_since(slot.started) >= timeout {
+                    late.push(slot.key);
+                } else {
+                    self.next_expiry = Some(now + EXPIRY_SLACK);
+                }
             }
-            self.deadlines.pop();
-            let timeout = self.request_timeout;
+        }
+        for key in late {
             self.answer(key, |slot| {
                 let error = match &slot.state {
                     SlotState::Write {
