@@ -6,7 +6,7 @@
 //! 2. Read what the ready connections sent and parse every whole request
 //!    ([`request::parse_request`](super::request::parse_request)):
 //!    - a write starts at once ([`Backend::start_write`]); its answer comes back
-//!      through a [`Ticket`] when it has committed and been applied here;
+//!      through a [`Ticket`](crate::ticket::Ticket) when it has committed and been applied here;
 //!    - a linearizable read joins this turn's batch; a stale read is answered now;
 //!    - anything else (status, metrics, membership, leadership) runs on a worker
 //!      thread of its own, since those calls block;
