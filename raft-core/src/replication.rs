@@ -57,6 +57,23 @@ impl LeaderState {
         shared.send_now(peer, MessageBody::Heartbeat { commit, read_round });
     }
 
+    /// The progress of `from`, which answered this leader, marked as heard from
+    /// (CheckQuorum counts it); None, with the answer ignored, if it is not tracked.
+    pub(crate) fn heard_from(
+        &mut self,
+        shared: &mut Shared,
+        from: NodeId,
+    ) -> Option<&mut Progress> {
+        let Some(progress) = self.progress.get_mut(&from) else {
+            shared
+                .out
+                .emit(Action::Ignored(IgnoreReason::UnknownSender));
+            return None;
+        };
+        progress.recent_active = true;
+        Some(progress)
+    }
+
     /// A follower's answer to AppendEntries.
     pub(crate) fn on_append_response(
         &mut self,
@@ -65,13 +82,9 @@ impl LeaderState {
         outcome: AppendOutcome,
     ) -> Next {
         let last_index = shared.log.last_index();
-        let Some(progress) = self.progress.get_mut(&from) else {
-            shared
-                .out
-                .emit(Action::Ignored(IgnoreReason::UnknownSender));
+        let Some(progress) = self.heard_from(shared, from) else {
             return Next::Stay;
         };
-        progress.recent_active = true;
         match outcome {
             AppendOutcome::Accepted { match_index } => {
                 if match_index > last_index {
@@ -129,13 +142,9 @@ impl LeaderState {
         read_round: u64,
     ) -> Next {
         let last_index = shared.log.last_index();
-        let Some(progress) = self.progress.get_mut(&from) else {
-            shared
-                .out
-                .emit(Action::Ignored(IgnoreReason::UnknownSender));
+        let Some(progress) = self.heard_from(shared, from) else {
             return Next::Stay;
         };
-        progress.recent_active = true;
         progress.read_round_acked = progress.read_round_acked.max(read_round);
         let acked_new_round = progress.read_round_acked == read_round;
         match progress.state {

@@ -21,8 +21,9 @@ use raft_core::{LogIndex, Membership, MembershipChange, NodeId, RoleKind, Shared
 use serde::Serialize;
 
 pub use crate::client_error::{AppendError, ReadError, ShutdownError, UnknownFate};
+use crate::envelope::encode_command;
 use crate::exit::{LoopExit, StopReason};
-use crate::members::{encode_command, AddrTable, MemberAddrs};
+use crate::members::{AddrTable, MemberAddrs};
 use crate::metrics::NodeMetrics;
 use crate::reply::{callback, slot, Pending, Reply, WaitError};
 use crate::transport::PeerConnection;

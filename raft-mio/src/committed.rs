@@ -10,7 +10,8 @@ use std::time::Duration;
 use raft_core::{Entry, EntryPayload, LogIndex, Membership, SharedBytes, SnapshotMeta, Term};
 use serde::de::DeserializeOwned;
 
-use crate::members::{decode_entry, AddrTable, Payload};
+use crate::envelope::{decode_entry, Payload};
+use crate::members::AddrTable;
 
 /// What the loop hands the stream: a batch of applied entries, or a snapshot that
 /// replaces the state machine.
@@ -229,7 +230,7 @@ mod tests {
         let mut stream = CommittedStream::<String>::new(rx);
         let command = |s: &str| {
             EntryPayload::Command(
-                crate::members::encode_command(&s.to_string())
+                crate::envelope::encode_command(&s.to_string())
                     .unwrap()
                     .into(),
             )
@@ -245,7 +246,7 @@ mod tests {
             entry(4, EntryPayload::Command(vec![0, 0xff].into())),
             entry(
                 5,
-                EntryPayload::Command(crate::members::encode_record(&record)),
+                EntryPayload::Command(crate::envelope::encode_record(&record)),
             ),
         ]))
         .unwrap();

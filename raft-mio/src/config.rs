@@ -2,10 +2,13 @@
 //! lives, and the bounds of its queues.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+// One error type for a field out of range, whichever layer checks it: the shell's
+// fields are named as they are here (`tick_interval`), the core's as in
+// `raft_core::Config` (they reach callers through `StartError::Core`).
+pub use raft_core::ConfigError;
 use raft_core::NodeId;
 
 use crate::bounds;
@@ -374,23 +377,16 @@ impl RaftConfig {
     }
 }
 
-/// A configuration field out of range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The field.
-    pub field: &'static str,
-    /// What is wrong.
-    pub reason: &'static str,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid raft-mio config field `{}`: {}",
-            self.field, self.reason
-        )
+    #[test]
+    fn a_shell_field_out_of_range_is_reported_like_a_core_field() {
+        let config =
+            RaftConfig::new(NodeId(1), [(NodeId(1), "127.0.0.1:1")]).tick_interval(Duration::ZERO);
+        let err: raft_core::ConfigError = config.validate().unwrap_err();
+        assert_eq!(err.field, "tick_interval");
+        assert!(err.to_string().contains("tick_interval"), "{err}");
     }
 }
-
-impl std::error::Error for ConfigError {}

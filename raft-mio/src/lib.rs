@@ -127,7 +127,8 @@
 //! [`storage`] (segments, hard state, snapshots, lock, recovery, fault injection),
 //! [`transport`] (frames, handshake, mutual TLS, silent-peer detection, backoff,
 //! write queues), [`members`] (the
-//! replicated address table), [`bounds`] (frame and record sizes), [`clock`] (the
+//! replicated address table), [`envelope`] (how entries and snapshots carry raft-mio's
+//! own data next to the application's), [`bounds`] (frame and record sizes), [`clock`] (the
 //! only wall-clock code), [`client`] and [`committed`] (the application's side),
 //! [`exit`] (why a loop stopped), [`metrics`], [`recover`], and the loop itself
 //! ([`NodeLoop`]) for users who drive it on their own thread.
@@ -140,6 +141,7 @@ mod client_error;
 pub mod clock;
 pub mod committed;
 pub mod config;
+pub mod envelope;
 pub mod error;
 pub mod exit;
 mod fsync_thread;

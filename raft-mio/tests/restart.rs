@@ -6,7 +6,7 @@ mod support;
 use std::fs;
 
 use raft_core::{EntryPayload, LogIndex, NodeId};
-use raft_mio::members::TAG_COMMAND;
+use raft_mio::envelope::TAG_COMMAND;
 use raft_mio::storage::{Storage, StorageError, StorageOptions};
 use raft_mio::StartError;
 use support::{Cluster, Cmd};

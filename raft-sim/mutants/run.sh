@@ -6,6 +6,10 @@
 #
 # Usage: raft-sim/mutants/run.sh [SEEDS] [MUTANT...]    (SEEDS defaults to 500)
 # Exit status: 0 if every mutant was caught within SEEDS seeds, 1 otherwise.
+#
+# A mutant may say `@@ expect` `survives`: the same bug with the one checker (or
+# fault) that catches it switched off by its `@@ args`, to show that nothing else does.
+# Such a mutant counts as expected when no seed catches it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -93,6 +97,7 @@ all_caught=0
 for mutant in "${mutants[@]}"; do
     name="$(basename "$mutant" .mutant)"
     args="$(section "$mutant" args | tr '\n' ' ')"
+    expect="$(section "$mutant" expect | tr -d ' \n')"
     known="$(baseline_failures "$args")"
     work="$(copy_workspace)"
     file="$(section "$mutant" file)"
@@ -110,6 +115,12 @@ for mutant in "${mutants[@]}"; do
         if [ -n "$first_safety" ] && [ "$first_safety" != "$first" ]; then
             printf '%-34s %-9s %-9s %s\n' "" "safety:" "" "$first_safety"
         fi
+        if [ "$expect" = "survives" ]; then
+            printf '%-34s %-9s %-9s %s\n' "" "UNEXPECTED" "" "(expected to survive: something else catches it)"
+            all_caught=1
+        fi
+    elif [ "$expect" = "survives" ]; then
+        printf '%-34s %-9s %-9s %s\n' "$name" "survives" "0/$seeds" "(as expected: nothing else catches it)"
     else
         printf '%-34s %-9s %-9s %s\n' "$name" "NO" "0/$seeds" "(not caught in $seeds seeds)"
         all_caught=1

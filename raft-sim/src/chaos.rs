@@ -3,12 +3,13 @@
 
 use raft_core::{NodeId, RoleKind};
 
+use crate::env::Ev;
 use crate::faults::{CrashTarget, Fault, PartitionKind};
 use crate::network::NetworkParams;
 use crate::params::TICK_US;
 use crate::rng::Ppm;
 use crate::timeline::Mark;
-use crate::world::{Ev, World};
+use crate::world::World;
 
 impl World {
     /// The node that leads the highest term among the running nodes, if any.
@@ -59,6 +60,14 @@ impl World {
                     self.armed_install_crashes.push_back(down_ms);
                 }
             }
+            Fault::Crash {
+                target: CrashTarget::LeaderWithUnsyncedAppends,
+                down_ms,
+            } => {
+                if self.armed_unsynced_crashes.len() < crate::faults::FAULTS_MAX {
+                    self.armed_unsynced_crashes.push_back(down_ms);
+                }
+            }
             Fault::Membership {
                 kind,
                 at_next_leader: true,
@@ -75,7 +84,7 @@ impl World {
 
     /// Whether `node` is in the same life as when a fault was aimed at it, and leads.
     pub(crate) fn still_leads(&self, node: NodeId, life: u32) -> bool {
-        let host = &self.hosts[node.0 as usize - 1];
+        let host = self.hosts.host(node);
         host.life == life
             && host
                 .raft
@@ -93,7 +102,7 @@ impl World {
         let Some(fault) = self.armed.pop_front() else {
             return;
         };
-        let life = self.hosts[node.0 as usize - 1].life;
+        let life = self.hosts.host(node).life;
         let delay_us = self.env.streams.fault.between(0, 20_000);
         self.env
             .schedule_in(delay_us, Ev::AimedFault { node, life, fault });
@@ -106,7 +115,7 @@ impl World {
         match fault {
             Fault::Crash { down_ms, .. } => {
                 self.crash(node);
-                let life = self.hosts[node.0 as usize - 1].life;
+                let life = self.hosts.host(node).life;
                 self.env
                     .schedule_in(u64::from(down_ms) * 1_000, Ev::Restart { node, life });
             }
@@ -117,6 +126,7 @@ impl World {
                 self.partition_epoch += 1;
                 let epoch = self.partition_epoch;
                 self.mark_network(format!("isolate new leader {node} for {duration_ms}ms"));
+                self.env.release_held();
                 self.env
                     .schedule_in(u64::from(duration_ms) * 1_000, Ev::HealPartition { epoch });
             }
@@ -157,6 +167,8 @@ impl World {
                 format!("majorities ring {}", names.join("-"))
             }
             PartitionKind::IsolateNextLeader => unreachable!("armed, not fired directly"),
+            PartitionKind::ReachesOnlyOne => self.reach_only_one(),
+            PartitionKind::CannotHearLeader => self.deafen_to_leader(),
             PartitionKind::OneWay => {
                 let node = self.random_node();
                 let deaf = self.env.streams.fault.chance(Ppm::from_percent(50.0));
@@ -180,14 +192,109 @@ impl World {
         self.partition_epoch += 1;
         let epoch = self.partition_epoch;
         self.mark_network(format!("{text} for {duration_ms}ms"));
+        self.env.release_held();
         self.env
             .schedule_in(u64::from(duration_ms) * 1_000, Ev::HealPartition { epoch });
+    }
+
+    /// One node keeps links (both ways) to exactly one other node; every other link
+    /// is up. Returns the description.
+    fn reach_only_one(&mut self) -> String {
+        self.env.net.heal();
+        let ids: Vec<NodeId> = self.env.net.ids().collect();
+        if ids.len() < 3 {
+            return "no node can reach only one in a world of two".into();
+        }
+        let rng = &mut self.env.streams.targeted;
+        let node = *rng.pick(&ids);
+        let others: Vec<NodeId> = ids.iter().copied().filter(|o| *o != node).collect();
+        let bridge = *rng.pick(&others);
+        for other in others.into_iter().filter(|o| *o != bridge) {
+            self.env.net.set_link(node, other, false);
+            self.env.net.set_link(other, node, false);
+        }
+        self.env.coverage.partitions_reach_only_one += 1;
+        format!("{node} reaches only {bridge}")
+    }
+
+    /// Cuts the links from the leader (a random node without one) to some nodes, a
+    /// minority of the others, one way: they cannot hear it, it still hears them.
+    /// Returns the description.
+    fn deafen_to_leader(&mut self) -> String {
+        self.env.net.heal();
+        let ids: Vec<NodeId> = self.env.net.ids().collect();
+        let leader = self
+            .current_leader()
+            .unwrap_or_else(|| *self.env.streams.targeted.pick(&ids));
+        let mut others: Vec<NodeId> = ids.into_iter().filter(|o| *o != leader).collect();
+        if others.is_empty() {
+            return format!("{leader} has no one to be deaf to it");
+        }
+        let rng = &mut self.env.streams.targeted;
+        rng.shuffle(&mut others);
+        let count = rng.between(1, (others.len() as u64 / 2).max(1)) as usize;
+        let deaf: Vec<String> = others[..count].iter().map(|id| id.to_string()).collect();
+        for other in &others[..count] {
+            self.env.net.set_link(leader, *other, false);
+        }
+        self.env.coverage.partitions_cannot_hear_leader += 1;
+        format!("{} cannot hear {leader}", deaf.join(","))
+    }
+
+    /// After a step of `node`: if it leads with appends its disk has not synced, aim
+    /// the oldest armed unsynced-leader crash at it, before the fsync can complete
+    /// (within half the shortest fsync).
+    pub(crate) fn aim_unsynced_crash(&mut self, node: NodeId) {
+        if self.armed_unsynced_crashes.is_empty() || self.healed_at.is_some() {
+            return;
+        }
+        let host = self.hosts.host(node);
+        let leads = host
+            .raft
+            .as_ref()
+            .is_some_and(|r| r.role() == RoleKind::Leader);
+        if !leads || !host.disk.has_unsynced_append() {
+            return;
+        }
+        let life = host.life;
+        let down_ms = self
+            .armed_unsynced_crashes
+            .pop_front()
+            .expect("checked non-empty");
+        let delay_us = self
+            .env
+            .streams
+            .targeted
+            .between(0, self.env.params.fsync_us_min / 2);
+        self.env.schedule_in(
+            delay_us,
+            Ev::UnsyncedLeaderCrash {
+                node,
+                life,
+                down_ms,
+            },
+        );
+    }
+
+    pub(crate) fn fire_unsynced_leader_crash(&mut self, node: NodeId, life: u32, down_ms: u32) {
+        if self.healed_at.is_some() || !self.still_leads(node, life) {
+            return;
+        }
+        self.env
+            .trace(|| format!("CRASH leader {node} with unsynced appends"));
+        let lost = self.crash(node);
+        self.env.coverage.unsynced_leader_crashes += 1;
+        self.env.coverage.unsynced_leader_writes_lost += lost as u64;
+        let life = self.hosts.host(node).life;
+        self.env
+            .schedule_in(u64::from(down_ms) * 1_000, Ev::Restart { node, life });
     }
 
     pub(crate) fn heal_partition(&mut self, epoch: u64) {
         if epoch == self.partition_epoch && self.env.net.is_partitioned() {
             self.env.net.heal();
             self.mark_network("heal".into());
+            self.env.release_held();
         }
     }
 
@@ -204,9 +311,12 @@ impl World {
         let leader = self.current_leader();
         let victim = match (target, leader) {
             (CrashTarget::Leader, Some(leader)) => leader,
-            (CrashTarget::NextLeader | CrashTarget::SnapshotReceiver, _) => {
-                unreachable!("armed, not fired directly")
-            }
+            (
+                CrashTarget::NextLeader
+                | CrashTarget::SnapshotReceiver
+                | CrashTarget::LeaderWithUnsyncedAppends,
+                _,
+            ) => unreachable!("armed, not fired directly"),
             (CrashTarget::Follower, Some(leader)) if up.len() > 1 => {
                 let followers: Vec<NodeId> =
                     up.iter().copied().filter(|id| *id != leader).collect();
@@ -215,7 +325,7 @@ impl World {
             _ => *self.env.streams.fault.pick(&up),
         };
         self.crash(victim);
-        let life = self.hosts[victim.0 as usize - 1].life;
+        let life = self.hosts.host(victim).life;
         self.env.schedule_in(
             u64::from(down_ms) * 1_000,
             Ev::Restart { node: victim, life },
@@ -223,14 +333,19 @@ impl World {
     }
 
     /// Crashes `node`: it loses its memory and whatever its disk had not synced.
-    pub(crate) fn crash(&mut self, node: NodeId) {
-        let host = &mut self.hosts[node.0 as usize - 1];
+    /// Returns how many unsynced writes were lost.
+    pub(crate) fn crash(&mut self, node: NodeId) -> usize {
+        let host = self.hosts.host_mut(node);
         if !host.is_up() {
-            return;
+            return 0;
         }
+        let mut lost = 0;
+        self.env.disruption.on_crash(node);
+        self.env.cost.on_reign_end(node);
         host.crash();
         match host.disk.crash(&mut self.env.streams.disk) {
             Ok(loss) => {
+                lost = loss.writes_lost;
                 self.env.coverage.crash_writes_lost += loss.writes_lost as u64;
                 self.env.coverage.crash_writes_kept += loss.writes_kept as u64;
                 self.env.trace(|| {
@@ -254,10 +369,11 @@ impl World {
         if let Some(t) = &mut self.env.timeline {
             t.mark(Mark::Crash { node, at: now });
         }
+        lost
     }
 
     pub(crate) fn restart(&mut self, node: NodeId, life: u32) {
-        let host = &self.hosts[node.0 as usize - 1];
+        let host = self.hosts.host(node);
         if host.life != life || host.is_up() || host.kept_down || host.retired {
             return;
         }
@@ -282,6 +398,8 @@ impl World {
             delay_us_min: self.env.params.network.delay_us_min,
             ..NetworkParams::calm()
         };
+        // Whatever the partitions held arrives now, long after it was sent.
+        self.env.release_held();
         let kept_down = if self.env.params.minority_stays_down {
             self.choose_kept_down()
         } else {
@@ -290,10 +408,10 @@ impl World {
         let down: Vec<String> = kept_down.iter().map(|id| id.to_string()).collect();
         self.mark_network(format!("heal all; keep down [{}]", down.join(",")));
         for id in (1..=self.hosts.len() as u64).map(NodeId) {
-            let host = &self.hosts[id.0 as usize - 1];
+            let host = self.hosts.host(id);
             if kept_down.contains(&id) {
                 self.crash(id);
-                self.hosts[id.0 as usize - 1].kept_down = true;
+                self.hosts.host_mut(id).kept_down = true;
             } else if host.retired && !self.removed_nodes_are_harmless() {
                 // Outside the configuration: liveness must not depend on it. Without
                 // both PreVote and CheckQuorum, a removed node that missed the news

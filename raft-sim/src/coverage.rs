@@ -101,6 +101,48 @@ coverage! {
     /// Nodes crashed while receiving a snapshot (between chunks, or between the
     /// request to persist it and the report that it is durable).
     snapshot_install_crashes,
+    /// Messages held on a cut link (instead of lost).
+    msgs_held,
+    /// Held messages released when their link healed (then delivered very late).
+    msgs_held_released,
+    /// Messages lost because the held queue was full.
+    msgs_held_overflow,
+    /// Messages delayed by the very late tail (longer than an election timeout).
+    msgs_delayed_late,
+    /// Messages delivered more than an election timeout (200ms) after they were sent.
+    msgs_delivered_late,
+    /// AppendEntries delivered to a node already in a newer term.
+    stale_appends_delivered,
+    /// AppendResponses delivered to a node already in a newer term.
+    stale_append_responses_delivered,
+    /// AppendResponses delivered to the leader of their own term that answer an
+    /// older AppendEntries (their match or rejection is below what it knows).
+    old_append_responses_delivered,
+    /// Vote requests and answers delivered to a node already in a newer term.
+    stale_votes_delivered,
+    /// Partitions where one node reaches exactly one other.
+    partitions_reach_only_one,
+    /// Partitions where some nodes cannot hear the leader (one way).
+    partitions_cannot_hear_leader,
+    /// Leaders crashed with appends their disk had not synced.
+    unsynced_leader_crashes,
+    /// Unsynced writes those crashes lost.
+    unsynced_leader_writes_lost,
+    /// Committed membership changes that changed two voters or more at once.
+    two_voter_changes_committed,
+    /// Committed changes that took 3 voters to 5 at once.
+    voters_three_to_five,
+    /// Committed changes that took 5 voters to 3 at once.
+    voters_five_to_three,
+    /// Leaders deposed while in contact with a quorum of their configuration (a
+    /// failure where PreVote and CheckQuorum are both on; counted everywhere).
+    leaders_deposed_in_contact,
+    /// Client operations that ran inside a stable reign (a leader in contact with a
+    /// quorum since before they started).
+    client_ops_in_stable_reigns,
+    /// Of those, the ones that failed or ended unknown: starved by the client's
+    /// routing, since the cluster was available all along.
+    client_ops_starved,
 }
 
 /// A named counter: what it counts, and how to read it from a [`Coverage`].
@@ -123,6 +165,35 @@ pub const FAULT_CLASSES: &[NamedCounter] = &[
     ("crash during snapshot install", |c| {
         c.snapshot_install_crashes
     }),
+    ("held message delivered after the heal", |c| {
+        c.msgs_held_released
+    }),
+    ("delivery later than an election timeout", |c| {
+        c.msgs_delivered_late
+    }),
+    ("stale-term AppendEntries delivered", |c| {
+        c.stale_appends_delivered
+    }),
+    ("stale-term AppendResponse delivered", |c| {
+        c.stale_append_responses_delivered
+    }),
+    ("AppendResponse to an older append delivered", |c| {
+        c.old_append_responses_delivered
+    }),
+    ("a node reaching only one other", |c| {
+        c.partitions_reach_only_one
+    }),
+    ("nodes that cannot hear the leader", |c| {
+        c.partitions_cannot_hear_leader
+    }),
+    ("leader crash losing unsynced appends", |c| {
+        c.unsynced_leader_writes_lost
+    }),
+    ("two-voter change committed", |c| {
+        c.two_voter_changes_committed
+    }),
+    ("3 voters to 5 at once", |c| c.voters_three_to_five),
+    ("5 voters to 3 at once", |c| c.voters_five_to_three),
 ];
 
 /// Protocol paths a sweep should see; their absence is reported, not failed (the

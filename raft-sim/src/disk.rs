@@ -185,6 +185,13 @@ impl SimDisk {
         self.pending.len()
     }
 
+    /// Whether log entries were written and are not yet durable.
+    pub fn has_unsynced_append(&self) -> bool {
+        self.pending
+            .iter()
+            .any(|(_, write)| matches!(write, Write::Append(_)))
+    }
+
     /// Accepts a write; it is volatile until an fsync covers it.
     pub fn write(&mut self, seq: PersistSeq, write: Write) -> Result<(), WriteError> {
         let last_seq = self.pending.back().map_or(self.durable.seq, |(s, _)| *s);

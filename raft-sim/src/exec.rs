@@ -3,19 +3,23 @@
 //! messages to the network after the durability check, applied entries to the KV
 //! store, and read / proposal outcomes back to the clients.
 
+use std::collections::BTreeSet;
+
 use kv_model::Command;
 use raft_core::{
-    Action, DropReason, Entry, EntryPayload, Event, LogIndex, MembershipChange, NodeId, ProposalId,
-    ReadId, RoleKind, SharedBytes,
+    Action, AppendOutcome, DropReason, Entry, EntryPayload, Event, LogIndex, MembershipChange,
+    Message, MessageBody, NodeId, PersistSeq, ProposalId, ReadFailure, ReadId, RoleKind, Snapshot,
+    Term,
 };
 
 use crate::checkers::state::StateSource;
 use crate::checkers::{durability, Violation, ViolationKind};
-use crate::client::{ClientReply, ClientRequest, ReplyBody, RequestBody};
+use crate::client::{ClientReply, ReplyBody};
 use crate::disk::Write;
-use crate::host::{NodeHost, PendingRead, PendingWrite};
+use crate::env::{Env, Ev};
+use crate::host::NodeHost;
+use crate::hosts::Peers;
 use crate::timeline::Mark;
-use crate::world::{Env, Ev, World};
 
 /// Checks what a step changed before its actions run: the commit index (so that
 /// `Apply` can be checked against it), one leader per term, and a new leader's log.
@@ -29,13 +33,17 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
         .observe_commit(host.id, raft.term(), raft.commit_index(), raft);
     env.check(commit);
     let (role, term) = (raft.role(), raft.term());
+    let now = env.sched.now();
     if role == RoleKind::Leader {
         let election = env.election.observe_leader(host.id, term);
         env.check(election);
+        env.disruption
+            .on_leader_step(host.id, term, raft.membership(), now);
     }
     if (role, term) == host.role_last {
         return false;
     }
+    env.disruption.on_term(term, now);
     let (was, was_term) = std::mem::replace(&mut host.role_last, (role, term));
     let elected = role == RoleKind::Leader && (was != RoleKind::Leader || was_term != term);
     match role {
@@ -50,8 +58,8 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
     }
     if was == RoleKind::Leader && role != RoleKind::Leader {
         env.coverage.leader_step_downs += 1;
+        check_deposition(host.id, term, env);
     }
-    let now = env.sched.now();
     if let Some(t) = &mut env.timeline {
         t.mark(Mark::Role {
             node: host.id,
@@ -61,6 +69,22 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
         });
     }
     elected
+}
+
+/// `node` stopped leading while running: a disruption if it was in contact with a
+/// quorum (see [`crate::checkers::disruption`]), which fails the run only where
+/// PreVote and CheckQuorum are both on.
+fn check_deposition(node: NodeId, term: Term, env: &mut Env) {
+    env.cost.on_reign_end(node);
+    let now = env.sched.now();
+    let Some(detail) = env.disruption.on_deposed(node, term, now) else {
+        return;
+    };
+    env.coverage.leaders_deposed_in_contact += 1;
+    env.trace(|| format!("DEPOSED {detail}"));
+    if env.checks.disruption && env.params.pre_vote && env.params.check_quorum {
+        env.violate(Violation::at_node(ViolationKind::Disruption, node, detail));
+    }
 }
 
 /// Checks what a step left once its actions ran: the log matches what the
@@ -100,9 +124,17 @@ pub(crate) fn maybe_start_fsync(host: &mut NodeHost, env: &mut Env) {
     }
 }
 
-fn reply(env: &mut Env, client: usize, seq: kv_model::RequestSeq, attempt: u32, body: ReplyBody) {
+fn reply(
+    env: &mut Env,
+    from: NodeId,
+    client: usize,
+    seq: kv_model::RequestSeq,
+    attempt: u32,
+    body: ReplyBody,
+) {
     let delay_us = env.client_delay_us();
     let reply = ClientReply {
+        from,
         client: kv_model::ClientId(client as u64 + 1),
         seq,
         attempt,
@@ -111,174 +143,222 @@ fn reply(env: &mut Env, client: usize, seq: kv_model::RequestSeq, attempt: u32, 
     env.schedule_in(delay_us, Ev::Reply { client, reply });
 }
 
-/// The other machines, read-only, while one host executes its actions.
-pub(crate) struct Peers<'a> {
-    /// Hosts with smaller ids than the executing one.
-    pub before: &'a [NodeHost],
-    /// Hosts with larger ids.
-    pub after: &'a [NodeHost],
+/// The term of the entry at `index` in the log of the leader of `term`, if that
+/// leader is still in `term` (so its log has only grown since) and holds it.
+fn leader_term_at(peers: &Peers<'_>, env: &Env, term: Term, index: LogIndex) -> Option<Term> {
+    let leader = env.election.leader_of(term)?;
+    let raft = peers.raft(leader)?;
+    if raft.term() != term {
+        return None;
+    }
+    raft.term_at(index)
 }
 
-impl Peers<'_> {
-    fn raft(&self, id: NodeId) -> Option<&raft_core::RaftNode> {
-        let slot = id.0 as usize - 1;
-        let host = if slot < self.before.len() {
-            self.before.get(slot)
-        } else {
-            self.after.get(slot - self.before.len() - 1)
-        };
-        host.and_then(|h| h.raft.as_ref())
-    }
+/// What the membership checker needs to judge the configuration entries a step
+/// appends, read before its actions run: the node's term if it leads, and whether
+/// an entry of that term is committed.
+#[derive(Clone, Copy)]
+struct StepContext {
+    leader_term: Option<Term>,
+    commit_index: LogIndex,
+    commit_term: Option<Term>,
+}
 
-    /// The term of the entry at `index` in the log of the leader of `term`, if that
-    /// leader is still in `term` (so its log has only grown since) and holds it.
-    fn leader_term_at(
-        &self,
-        env: &Env,
-        term: raft_core::Term,
-        index: LogIndex,
-    ) -> Option<raft_core::Term> {
-        let leader = env.election.leader_of(term)?;
-        let raft = self.raft(leader)?;
-        if raft.term() != term {
-            return None;
+impl StepContext {
+    fn of(host: &NodeHost) -> StepContext {
+        match &host.raft {
+            Some(raft) => StepContext {
+                leader_term: (raft.role() == RoleKind::Leader).then(|| raft.term()),
+                commit_index: raft.commit_index(),
+                commit_term: raft.term_at(raft.commit_index()),
+            },
+            None => StepContext {
+                leader_term: None,
+                commit_index: LogIndex(0),
+                commit_term: None,
+            },
         }
-        raft.term_at(index)
     }
 }
 
-/// Carries out `actions` (drained) of `host`'s last step.
+/// Carries out `actions` (drained) of `host`'s last step, in order, then starts an
+/// fsync if writes wait for one.
 pub(crate) fn execute(
     host: &mut NodeHost,
     peers: &Peers<'_>,
     env: &mut Env,
     actions: &mut Vec<Action>,
 ) {
-    let node = host.id;
-    // What the membership checker needs to judge a leader's configuration entries:
-    // its term, and whether an entry of that term is committed.
-    let (leader_term, commit_index, commit_term) = match &host.raft {
-        Some(raft) => (
-            (raft.role() == RoleKind::Leader).then(|| raft.term()),
-            raft.commit_index(),
-            raft.term_at(raft.commit_index()),
-        ),
-        None => (None, LogIndex(0), None),
-    };
+    let context = StepContext::of(host);
     for action in actions.drain(..) {
         if env.violation.is_some() {
             return;
         }
         if env.trace.is_on() {
-            let line = format!("{node}   {}", describe_action(&action));
+            let line = format!("{}   {}", host.id, describe_action(&action));
             env.trace(|| line);
         }
-        match action {
-            Action::PersistHardState { seq, hard_state } => {
-                persist(host, env, seq, Write::HardState(hard_state));
-            }
-            Action::AppendToLog { seq, entries } => {
-                if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
-                    // An append that starts at or before the log's end replaced entries.
-                    if first.index <= host.log_last {
-                        env.coverage.log_truncations += 1;
-                    }
-                    host.log_last = last.index;
-                }
-                let appended = env.logs.on_append(node, &entries);
-                env.check(appended);
-                let configs =
-                    env.members
-                        .on_append(node, &entries, leader_term, commit_index, commit_term);
-                env.check(configs);
-                persist(host, env, seq, Write::Append(entries));
-            }
-            Action::PersistSnapshot {
-                seq,
-                snapshot,
-                discard_log,
-            } => {
-                let meta = &snapshot.meta;
-                host.log_last = if discard_log {
-                    meta.last_index
-                } else {
-                    host.log_last.max(meta.last_index)
-                };
-                env.logs
-                    .on_snapshot(node, meta.last_index, meta.last_term, discard_log);
-                let configs =
-                    env.members
-                        .on_snapshot(node, meta.last_index, &meta.membership, discard_log);
-                env.check(configs);
-                persist(
-                    host,
-                    env,
-                    seq,
-                    Write::Snapshot {
-                        snapshot: *snapshot,
-                        discard_log,
-                    },
-                );
-            }
-            Action::Send(msg) => {
-                if env.checks.durability {
-                    let leader_term_at_match = match &msg.body {
-                        raft_core::MessageBody::AppendResponse(
-                            raft_core::AppendOutcome::Accepted { match_index },
-                        ) => peers.leader_term_at(env, msg.term, *match_index),
-                        _ => None,
-                    };
-                    let durable =
-                        durability::check_send(&msg, host.disk.durable(), leader_term_at_match);
-                    env.check(durable);
-                }
-                env.send(&msg);
-            }
-            Action::Apply(entries) => apply(host, env, &entries),
-            Action::RestoreSnapshot(snapshot) => {
-                env.coverage.snapshots_installed += 1;
-                if let Err(e) = host.kv.restore(&snapshot.data) {
-                    env.violate(Violation::at_node(
-                        ViolationKind::Contract,
-                        node,
-                        format!("RestoreSnapshot data does not decode: {e}"),
-                    ));
-                }
-                host.compacted_index = host.kv.applied_index();
-                env.commits
-                    .on_restore_snapshot(node, snapshot.meta.last_index);
-                let state = env.states.observe(
-                    node,
-                    snapshot.meta.last_index.0,
-                    &snapshot.data,
-                    StateSource::Install,
-                );
-                env.check(state);
-            }
-            Action::ReadReady { id, read_index } => read_ready(host, env, id, read_index),
-            Action::ReadFailed { id, .. } => {
-                env.coverage.reads_failed += 1;
-                if let Some(r) = host.reads.remove(&id) {
-                    reply(env, r.client, r.seq, r.attempt, ReplyBody::Refused);
-                }
-            }
-            Action::ProposalAccepted { id, index, .. } => {
-                if host.writes.contains_key(&id) {
-                    host.accepted.insert(index, id);
-                }
-            }
-            Action::ProposalCommitted { id, index } => committed(host, env, id, index),
-            Action::ProposalDropped { id, reason } => dropped(host, env, id, reason),
-            Action::RoleChanged { .. }
-            | Action::LeaderChanged { .. }
-            | Action::TransferAborted { .. } => {}
-            Action::Ignored(_) => env.coverage.events_ignored += 1,
-        }
+        execute_one(host, peers, env, context, action);
     }
     maybe_start_fsync(host, env);
 }
 
-fn persist(host: &mut NodeHost, env: &mut Env, seq: raft_core::PersistSeq, write: Write) {
+/// Carries out one action: each kind has its own function.
+fn execute_one(
+    host: &mut NodeHost,
+    peers: &Peers<'_>,
+    env: &mut Env,
+    context: StepContext,
+    action: Action,
+) {
+    match action {
+        Action::PersistHardState { seq, hard_state } => {
+            persist(host, env, seq, Write::HardState(hard_state));
+        }
+        Action::AppendToLog { seq, entries } => append_to_log(host, env, context, seq, entries),
+        Action::PersistSnapshot {
+            seq,
+            snapshot,
+            discard_log,
+        } => persist_snapshot(host, env, seq, *snapshot, discard_log),
+        Action::Send(msg) => send(host, peers, env, &msg),
+        Action::Apply(entries) => apply(host, env, &entries),
+        Action::RestoreSnapshot(snapshot) => restore_snapshot(host, env, &snapshot),
+        Action::ReadReady { id, read_index } => read_ready(host, env, id, read_index),
+        Action::ReadFailed { id, reason } => read_failed(host, env, id, reason),
+        Action::ProposalAccepted { id, index, .. } => accepted(host, id, index),
+        Action::ProposalCommitted { id, index } => committed(host, env, id, index),
+        Action::ProposalDropped { id, reason } => dropped(host, env, id, reason),
+        Action::RoleChanged { .. }
+        | Action::LeaderChanged { .. }
+        | Action::TransferAborted { .. } => {}
+        Action::Ignored(_) => env.coverage.events_ignored += 1,
+    }
+}
+
+/// Entries go to the disk; the log-matching and membership checkers read them first.
+fn append_to_log(
+    host: &mut NodeHost,
+    env: &mut Env,
+    context: StepContext,
+    seq: PersistSeq,
+    entries: Vec<Entry>,
+) {
+    let node = host.id;
+    if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+        // An append that starts at or before the log's end replaced entries.
+        if first.index <= host.log_last {
+            env.coverage.log_truncations += 1;
+        }
+        host.log_last = last.index;
+    }
+    let appended = env.logs.on_append(node, &entries);
+    env.check(appended);
+    let configs = env.members.on_append(
+        node,
+        &entries,
+        context.leader_term,
+        context.commit_index,
+        context.commit_term,
+    );
+    env.check(configs);
+    persist(host, env, seq, Write::Append(entries));
+}
+
+/// A snapshot goes to the disk (and may discard the log); the checkers follow it.
+fn persist_snapshot(
+    host: &mut NodeHost,
+    env: &mut Env,
+    seq: PersistSeq,
+    snapshot: Snapshot,
+    discard_log: bool,
+) {
+    let node = host.id;
+    let meta = &snapshot.meta;
+    host.log_last = if discard_log {
+        meta.last_index
+    } else {
+        host.log_last.max(meta.last_index)
+    };
+    env.logs
+        .on_snapshot(node, meta.last_index, meta.last_term, discard_log);
+    let configs = env
+        .members
+        .on_snapshot(node, meta.last_index, &meta.membership, discard_log);
+    env.check(configs);
+    persist(
+        host,
+        env,
+        seq,
+        Write::Snapshot {
+            snapshot,
+            discard_log,
+        },
+    );
+}
+
+/// A message goes to the network, once the durability checker has seen that what
+/// it depends on is on the disk.
+fn send(host: &NodeHost, peers: &Peers<'_>, env: &mut Env, msg: &Message) {
+    if msg.body == MessageBody::TimeoutNow {
+        env.disruption.on_hand_over(msg.from, msg.term);
+    }
+    if env.checks.durability {
+        let leader_term_at_match = match &msg.body {
+            MessageBody::AppendResponse(AppendOutcome::Accepted { match_index }) => {
+                leader_term_at(peers, env, msg.term, *match_index)
+            }
+            _ => None,
+        };
+        let durable = durability::check_send(msg, host.disk.durable(), leader_term_at_match);
+        env.check(durable);
+    }
+    env.send(msg);
+}
+
+/// The state machine takes the leader's snapshot; the state checker compares it.
+fn restore_snapshot(host: &mut NodeHost, env: &mut Env, snapshot: &Snapshot) {
+    let node = host.id;
+    env.coverage.snapshots_installed += 1;
+    if let Err(e) = host.kv.restore(&snapshot.data) {
+        env.violate(Violation::at_node(
+            ViolationKind::Contract,
+            node,
+            format!("RestoreSnapshot data does not decode: {e}"),
+        ));
+    }
+    host.compacted_index = host.kv.applied_index();
+    env.commits
+        .on_restore_snapshot(node, snapshot.meta.last_index);
+    let state = env.states.observe(
+        node,
+        snapshot.meta.last_index.0,
+        &snapshot.data,
+        StateSource::Install,
+    );
+    env.check(state);
+}
+
+/// A read failed: on a node that does not lead (or whose leader refused it), a
+/// redirect without a hint; otherwise (a timeout, too many reads) a refusal.
+fn read_failed(host: &mut NodeHost, env: &mut Env, id: ReadId, reason: ReadFailure) {
+    env.coverage.reads_failed += 1;
+    let body = match reason {
+        ReadFailure::NoLeader | ReadFailure::NotLeader => ReplyBody::NotLeader { hint: None },
+        ReadFailure::Timeout | ReadFailure::Overloaded => ReplyBody::Refused,
+    };
+    if let Some(r) = host.reads.remove(&id) {
+        reply(env, host.id, r.client, r.seq, r.attempt, body);
+    }
+}
+
+fn accepted(host: &mut NodeHost, id: ProposalId, index: LogIndex) {
+    if host.writes.contains_key(&id) {
+        host.accepted.insert(index, id);
+    }
+}
+
+fn persist(host: &mut NodeHost, env: &mut Env, seq: PersistSeq, write: Write) {
     env.digest.write_u64(seq.0);
     if let Err(e) = host.disk.write(seq, write) {
         env.violate(Violation::at_node(
@@ -343,23 +423,19 @@ fn read_ready(host: &mut NodeHost, env: &mut Env, id: ReadId, read_index: LogInd
         return;
     }
     let value = host.kv.get(&r.key).map(String::from);
-    reply(env, r.client, r.seq, r.attempt, ReplyBody::Value(value));
+    reply(
+        env,
+        host.id,
+        r.client,
+        r.seq,
+        r.attempt,
+        ReplyBody::Value(value),
+    );
 }
 
 fn committed(host: &mut NodeHost, env: &mut Env, id: ProposalId, index: LogIndex) {
-    if let Some((change, leader)) = env.membership_proposals.remove(&id) {
-        let c = &mut env.coverage;
-        c.membership_committed += 1;
-        match change {
-            MembershipChange::AddVoter(_) => c.learners_promoted += 1,
-            MembershipChange::Remove(removed) => {
-                c.voters_removed += 1;
-                if removed == leader {
-                    c.leaders_removed += 1;
-                }
-            }
-            MembershipChange::AddLearner(_) => c.learners_added += 1,
-        }
+    if let Some((changes, leader, voters_before)) = env.membership_proposals.remove(&id) {
+        count_membership_commit(&mut env.coverage, &changes, leader, &voters_before);
         return;
     }
     env.coverage.proposals_committed += 1;
@@ -388,11 +464,50 @@ fn committed(host: &mut NodeHost, env: &mut Env, id: ProposalId, index: LogIndex
     }
     reply(
         env,
+        host.id,
         write.client,
         write.seq,
         write.attempt,
         ReplyBody::Written(outcome),
     );
+}
+
+/// Counts what a committed membership change did.
+fn count_membership_commit(
+    c: &mut crate::coverage::Coverage,
+    changes: &[MembershipChange],
+    leader: NodeId,
+    voters_before: &BTreeSet<NodeId>,
+) {
+    c.membership_committed += 1;
+    let mut voters = voters_before.clone();
+    for change in changes {
+        match *change {
+            MembershipChange::AddVoter(id) => {
+                c.learners_promoted += 1;
+                voters.insert(id);
+            }
+            MembershipChange::Remove(removed) => {
+                c.voters_removed += 1;
+                if removed == leader {
+                    c.leaders_removed += 1;
+                }
+                voters.remove(&removed);
+            }
+            MembershipChange::AddLearner(id) => {
+                c.learners_added += 1;
+                voters.remove(&id);
+            }
+        }
+    }
+    if voters.symmetric_difference(voters_before).count() >= 2 {
+        c.two_voter_changes_committed += 1;
+        match (voters_before.len(), voters.len()) {
+            (3, 5) => c.voters_three_to_five += 1,
+            (5, 3) => c.voters_five_to_three += 1,
+            _ => {}
+        }
+    }
 }
 
 fn dropped(host: &mut NodeHost, env: &mut Env, id: ProposalId, reason: DropReason) {
@@ -417,7 +532,7 @@ fn dropped(host: &mut NodeHost, env: &mut Env, id: ProposalId, reason: DropReaso
         | DropReason::MembershipChangePending
         | DropReason::InvalidMembership => ReplyBody::Refused,
     };
-    reply(env, write.client, write.seq, write.attempt, body);
+    reply(env, host.id, write.client, write.seq, write.attempt, body);
 }
 
 /// A one-line description of an event, for the trace.
@@ -455,78 +570,5 @@ pub(crate) fn describe_action(action: &Action) -> String {
             entries.last().map_or(0, |e| e.index.0)
         ),
         other => format!("{other:?}"),
-    }
-}
-
-impl World {
-    /// A client request reaches node `to`.
-    pub(crate) fn on_request(&mut self, to: NodeId, request: ClientRequest) {
-        let host = &mut self.hosts[to.0 as usize - 1];
-        if !host.is_up() {
-            self.env
-                .trace(|| format!("{to} (down) loses request {:?}", request.seq));
-            return; // Lost with the crashed node: the client times out.
-        }
-        let client = request.client.0 as usize - 1;
-        self.env.digest.write_u64(request.seq.0);
-        match request.body {
-            RequestBody::Write(command) => {
-                let id = ProposalId(self.env.proposal_next);
-                self.env.proposal_next += 1;
-                self.env.coverage.proposals += 1;
-                let bytes = SharedBytes::from(command.encode());
-                host.writes.insert(
-                    id,
-                    PendingWrite {
-                        client,
-                        seq: request.seq,
-                        attempt: request.attempt,
-                        command,
-                    },
-                );
-                self.step(to, Event::propose(id, bytes));
-            }
-            RequestBody::Read { key } => {
-                let id = ReadId(self.env.read_next);
-                self.env.read_next += 1;
-                host.reads.insert(
-                    id,
-                    PendingRead {
-                        client,
-                        seq: request.seq,
-                        attempt: request.attempt,
-                        key,
-                    },
-                );
-                self.step(to, Event::Read { id });
-            }
-        }
-    }
-
-    /// Node `node` snapshots its state machine and hands it to the core.
-    pub(crate) fn compact(&mut self, node: NodeId, life: u32) {
-        let host = &mut self.hosts[node.0 as usize - 1];
-        if host.life != life || !host.is_up() {
-            return;
-        }
-        let up_to = host.kv.applied_index();
-        if up_to <= host.compacted_index {
-            return;
-        }
-        host.compacted_index = up_to;
-        let data = SharedBytes::from(host.kv.snapshot());
-        self.env.coverage.snapshots_taken += 1;
-        let state = self
-            .env
-            .states
-            .observe(node, up_to, &data, StateSource::Compaction);
-        self.env.check(state);
-        self.step(
-            node,
-            Event::Compact {
-                up_to: LogIndex(up_to),
-                data,
-            },
-        );
     }
 }

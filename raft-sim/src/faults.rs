@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::rng::SimRng;
+use crate::rng::{Ppm, SimRng};
 
 /// The most faults in one plan.
 pub const FAULTS_MAX: usize = 256;
@@ -27,6 +27,23 @@ pub enum PartitionKind {
     /// Armed at its time; fires within 20ms of the next election won, often cutting
     /// the new leader off before it has replicated its first entries.
     IsolateNextLeader,
+    /// One node reaches exactly one other node, both ways, and no one else; the rest
+    /// stay fully connected (the partial partition that took down a Raft cluster at
+    /// Cloudflare in 2020: without CheckQuorum's leader stickiness the cut-off node's
+    /// campaigns, relayed by its one neighbour's vote, depose a healthy leader).
+    ReachesOnlyOne,
+    /// The links from the leader (a random node without one) to one or more other
+    /// nodes (never a majority of them) are cut one way: those nodes hear everyone
+    /// but the leader, and the leader still hears them.
+    CannotHearLeader,
+}
+
+impl PartitionKind {
+    /// The partial-connectivity kinds, drawn from the targeted stream.
+    pub const PARTIAL: [PartitionKind; 2] = [
+        PartitionKind::ReachesOnlyOne,
+        PartitionKind::CannotHearLeader,
+    ];
 }
 
 /// Which node a crash hits.
@@ -44,6 +61,11 @@ pub enum CrashTarget {
     /// chunk, right after the chunk or a little later: between chunks, between the
     /// core's request to persist the snapshot and its `Persisted` report, or after.
     SnapshotReceiver,
+    /// Armed at its time; crashes the leader right after a step that left it with
+    /// appended entries its disk has not synced, before the fsync completes: what a
+    /// leader counts toward its own commit quorum must be durable (thesis §10.2.1),
+    /// which one- and two-voter worlds test most sharply.
+    LeaderWithUnsyncedAppends,
 }
 
 /// Which membership change the leader is asked to make (resolved when it fires,
@@ -58,16 +80,48 @@ pub enum MembershipKind {
     RemoveFollower,
     /// Remove the leader itself (it steps down once the change commits).
     RemoveLeader,
+    /// Make two learners voters at once (3 voters to 5 in one joint configuration),
+    /// or spares, straight away and empty, if there are not two learners.
+    PromoteTwo,
+    /// Remove two voters at once (5 to 3), the leader among them half the time.
+    RemoveTwo,
+    /// Replace two voters at once: remove two, and make two learners (or spares,
+    /// empty, straight away) voters in the same joint configuration.
+    ReplaceTwo,
 }
 
 impl MembershipKind {
-    /// Every kind, in the order a fallback tries them.
-    pub const ALL: [MembershipKind; 4] = [
+    /// The kinds that change one server, in the order a fallback tries them.
+    pub const SINGLE: [MembershipKind; 4] = [
         MembershipKind::AddSpare,
         MembershipKind::Promote,
         MembershipKind::RemoveFollower,
         MembershipKind::RemoveLeader,
     ];
+
+    /// The kinds that change two voters at once, in the order a fallback tries them.
+    pub const TWO_VOTERS: [MembershipKind; 3] = [
+        MembershipKind::PromoteTwo,
+        MembershipKind::RemoveTwo,
+        MembershipKind::ReplaceTwo,
+    ];
+
+    /// The kinds to try, in order, when `self` is asked for: `self`, then the others
+    /// of its group; a two-voter kind falls back on the single kinds last.
+    pub fn fallbacks(self) -> Vec<MembershipKind> {
+        let rotated = |group: &[MembershipKind]| -> Vec<MembershipKind> {
+            let start = group.iter().position(|k| *k == self).unwrap_or(0);
+            (0..group.len())
+                .map(|i| group[(start + i) % group.len()])
+                .collect()
+        };
+        if Self::SINGLE.contains(&self) {
+            return rotated(&Self::SINGLE);
+        }
+        let mut kinds = rotated(&Self::TWO_VOTERS);
+        kinds.extend(Self::SINGLE);
+        kinds
+    }
 }
 
 /// One fault.
@@ -145,6 +199,12 @@ pub struct FaultRates {
     pub down_ms_max: u32,
     /// The mean time between membership changes.
     pub membership_interval_ms_mean: Option<u32>,
+    /// The mean time between partial-connectivity partitions (None: never).
+    pub partial_interval_ms_mean: Option<u32>,
+    /// The mean time between crashes aimed at a leader with unsynced appends.
+    pub unsynced_crash_interval_ms_mean: Option<u32>,
+    /// The share of membership changes that change two voters at once.
+    pub two_voter_changes: Ppm,
 }
 
 /// The faults of one run, in time order.
@@ -206,7 +266,7 @@ impl FaultPlan {
     pub fn with_reconfig(mut self, rng: &mut SimRng, rates: &FaultRates, phase_ms: u32) -> Self {
         if let Some(mean) = rates.membership_interval_ms_mean {
             for at_ms in Self::arrivals(rng, mean, phase_ms) {
-                let kind = *rng.pick(&MembershipKind::ALL);
+                let kind = *rng.pick(&MembershipKind::SINGLE);
                 let at_next_leader = rng.chance(crate::rng::Ppm::from_percent(30.0));
                 self.faults.push(TimedFault {
                     at_ms,
@@ -228,6 +288,46 @@ impl FaultPlan {
                         down_ms,
                     },
                 });
+            }
+        }
+        FaultPlan::new(self.faults)
+    }
+
+    /// Draws the faults of the targeted stream and adds them to the plan:
+    /// partial-connectivity partitions, crashes aimed at a leader with unsynced
+    /// appends, and (with the chance `rates.two_voter_changes`) turns membership
+    /// changes into changes of two voters at once. A stream of its own, so a world
+    /// with none of them keeps the plan it had before they existed.
+    pub fn with_targeted(mut self, rng: &mut SimRng, rates: &FaultRates, phase_ms: u32) -> Self {
+        if let Some(mean) = rates.partial_interval_ms_mean {
+            for at_ms in Self::arrivals(rng, mean, phase_ms) {
+                let kind = *rng.pick(&PartitionKind::PARTIAL);
+                let duration_ms = rng.between(50, u64::from(rates.partition_ms_max.max(50))) as u32;
+                self.faults.push(TimedFault {
+                    at_ms,
+                    fault: Fault::Partition { kind, duration_ms },
+                });
+            }
+        }
+        if let Some(mean) = rates.unsynced_crash_interval_ms_mean {
+            for at_ms in Self::arrivals(rng, mean, phase_ms) {
+                let down_ms = rng.between(10, u64::from(rates.down_ms_max.max(10))) as u32;
+                self.faults.push(TimedFault {
+                    at_ms,
+                    fault: Fault::Crash {
+                        target: CrashTarget::LeaderWithUnsyncedAppends,
+                        down_ms,
+                    },
+                });
+            }
+        }
+        if rates.two_voter_changes > Ppm::ZERO {
+            for timed in &mut self.faults {
+                if let Fault::Membership { kind, .. } = &mut timed.fault {
+                    if rng.chance(rates.two_voter_changes) {
+                        *kind = *rng.pick(&MembershipKind::TWO_VOTERS);
+                    }
+                }
             }
         }
         FaultPlan::new(self.faults)
@@ -271,6 +371,9 @@ mod tests {
             partition_ms_max: 1_000,
             down_ms_max: 500,
             membership_interval_ms_mean: Some(400),
+            partial_interval_ms_mean: Some(500),
+            unsynced_crash_interval_ms_mean: Some(1_000),
+            two_voter_changes: Ppm::from_percent(50.0),
         }
     }
 
@@ -306,6 +409,8 @@ mod tests {
             partition_interval_ms_mean: None,
             crash_interval_ms_mean: None,
             membership_interval_ms_mean: None,
+            partial_interval_ms_mean: None,
+            unsynced_crash_interval_ms_mean: None,
             ..rates()
         };
         assert!(FaultPlan::draw(&mut rng, &calm, 10_000).faults.is_empty());
@@ -321,5 +426,58 @@ mod tests {
             },
         };
         assert_eq!(f.to_string(), "300ms crash Leader for 40ms");
+    }
+
+    #[test]
+    fn the_targeted_stream_adds_partial_partitions_aimed_crashes_and_two_voter_changes() {
+        let mut rng = SimRng::new(5, StreamKind::Fault);
+        let base = FaultPlan::draw(&mut rng, &rates(), 10_000).with_reconfig(
+            &mut SimRng::new(5, StreamKind::Reconfig),
+            &rates(),
+            10_000,
+        );
+        let more =
+            base.clone()
+                .with_targeted(&mut SimRng::new(5, StreamKind::Targeted), &rates(), 10_000);
+        let count = |plan: &FaultPlan, want: fn(&Fault) -> bool| {
+            plan.faults.iter().filter(|f| want(&f.fault)).count()
+        };
+        let partial = |f: &Fault| matches!(f, Fault::Partition { kind, .. } if PartitionKind::PARTIAL.contains(kind));
+        let unsynced = |f: &Fault| {
+            matches!(
+                f,
+                Fault::Crash {
+                    target: CrashTarget::LeaderWithUnsyncedAppends,
+                    ..
+                }
+            )
+        };
+        let two = |f: &Fault| matches!(f, Fault::Membership { kind, .. } if MembershipKind::TWO_VOTERS.contains(kind));
+        assert_eq!(
+            (
+                count(&base, partial),
+                count(&base, unsynced),
+                count(&base, two)
+            ),
+            (0, 0, 0)
+        );
+        assert!((10..=30).contains(&count(&more, partial)));
+        assert!((4..=18).contains(&count(&more, unsynced)));
+        assert!(count(&more, two) > 0);
+        assert_eq!(
+            more.counts().2,
+            base.counts().2,
+            "membership changes are converted"
+        );
+        let off = FaultRates {
+            partial_interval_ms_mean: None,
+            unsynced_crash_interval_ms_mean: None,
+            two_voter_changes: Ppm::ZERO,
+            ..rates()
+        };
+        let same =
+            base.clone()
+                .with_targeted(&mut SimRng::new(5, StreamKind::Targeted), &off, 10_000);
+        assert_eq!(same, base);
     }
 }

@@ -60,6 +60,8 @@ pub struct HistoryCounts {
 #[derive(Clone, Debug, Default)]
 pub struct History {
     ops: Vec<Recorded>,
+    /// Operations completed since the last `take_completed`.
+    completed: Vec<OpId>,
     /// A logical clock that orders invocations and completions strictly.
     clock: u64,
 }
@@ -104,6 +106,12 @@ impl History {
         op.ret = Some(ret);
         op.returned_at = Some(now);
         op.status = status;
+        self.completed.push(id);
+    }
+
+    /// The operations completed since the last call, in completion order.
+    pub fn take_completed(&mut self) -> Vec<OpId> {
+        std::mem::take(&mut self.completed)
     }
 
     /// Every operation recorded.
@@ -131,15 +139,18 @@ impl History {
     }
 
     /// The history as the checker takes it: failed operations left out, unknown and
-    /// still pending ones without a return.
+    /// still pending ones without a return. Reads whose outcome is unknown are left
+    /// out too: a read changes nothing, so one nobody heard the answer to constrains
+    /// nothing, while every operation without a return widens the search.
     pub fn to_keyed_operations(&self) -> Vec<KeyedOperation> {
         self.ops
             .iter()
             .filter_map(|op| {
-                let ret = match &op.status {
-                    OpStatus::Failed => return None,
-                    OpStatus::Ok(output) => Some((op.ret.expect("completed"), output.clone())),
-                    OpStatus::Unknown | OpStatus::Pending => None,
+                let ret = match (&op.status, &op.input) {
+                    (OpStatus::Failed, _) => return None,
+                    (OpStatus::Unknown | OpStatus::Pending, KvInput::Get) => return None,
+                    (OpStatus::Ok(output), _) => Some((op.ret.expect("completed"), output.clone())),
+                    (OpStatus::Unknown | OpStatus::Pending, _) => None,
                 };
                 Some(KeyedOperation {
                     key: op.key.clone(),
@@ -165,15 +176,21 @@ mod tests {
         let a = h.invoke(1, "k", KvInput::Get, SimTime(1));
         let b = h.invoke(2, "k", KvInput::Delete, SimTime(2));
         let c = h.invoke(3, "k", KvInput::Delete, SimTime(3));
+        let d = h.invoke(4, "k", KvInput::Get, SimTime(3));
         h.complete(a, OpStatus::Ok(KvOutput::Get(None)), SimTime(4));
         h.complete(b, OpStatus::Failed, SimTime(5));
         h.complete(c, OpStatus::Unknown, SimTime(6));
+        h.complete(d, OpStatus::Unknown, SimTime(7));
         let ops = h.to_keyed_operations();
-        assert_eq!(ops.len(), 2);
-        assert_eq!(ops[0].op.ret, Some((4, KvOutput::Get(None))));
+        assert_eq!(
+            ops.len(),
+            2,
+            "the failed delete and the unknown read are left out"
+        );
+        assert_eq!(ops[0].op.ret, Some((5, KvOutput::Get(None))));
         assert_eq!(ops[1].op.ret, None);
         let counts = h.counts();
-        assert_eq!((counts.reads_ok, counts.failed, counts.unknown), (1, 1, 1));
+        assert_eq!((counts.reads_ok, counts.failed, counts.unknown), (1, 1, 2));
     }
 
     #[test]

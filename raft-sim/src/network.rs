@@ -3,7 +3,14 @@
 //!
 //! The network decides a message's fate when it is sent; the world schedules the
 //! deliveries. A partition cuts links at send time: a message already in flight when
-//! a partition starts still arrives, as on a real network.
+//! a partition starts still arrives, as on a real network. A message sent over a cut
+//! link is lost, or (with the chance `hold`) held, as a router queue or a TCP buffer
+//! holds it, and delivered once the link heals: long after it was sent, often in a
+//! later term. A few delivered messages take a very late tail, longer than an
+//! election timeout, without any partition.
+//!
+//! The held and very late decisions draw from a stream of their own (`late_rng`), so
+//! a world without them draws every other network decision as it always did.
 
 use raft_core::NodeId;
 
@@ -27,7 +34,23 @@ pub struct NetworkParams {
     pub loss: Ppm,
     /// The chance that a message is delivered twice.
     pub duplicate: Ppm,
+    /// The chance that a message sent over a cut link is held until the link heals
+    /// instead of lost.
+    pub hold: Ppm,
+    /// The chance that a delivered copy takes the very late tail.
+    pub late: Ppm,
+    /// The most delay of the very late tail (at least [`LATE_DELAY_US_MIN`]).
+    pub late_us_max: u64,
 }
+
+/// The least delay of the very late tail: the longest election timeout (20 ticks of
+/// 10ms), so that a very late message arrives after at least one election could
+/// have come and gone.
+pub const LATE_DELAY_US_MIN: u64 = 200_000;
+
+/// The most messages held on cut links at once; more are lost (a router's queue is
+/// bounded too).
+pub const HELD_MAX: usize = 10_000;
 
 impl NetworkParams {
     /// A fast, reliable network.
@@ -39,6 +62,9 @@ impl NetworkParams {
             tail_us_max: 0,
             loss: Ppm::ZERO,
             duplicate: Ppm::ZERO,
+            hold: Ppm::ZERO,
+            late: Ppm::ZERO,
+            late_us_max: 0,
         }
     }
 }
@@ -57,6 +83,8 @@ pub enum DropCause {
 pub enum Fate {
     /// It never arrives.
     Dropped(DropCause),
+    /// The link is cut: it waits for the link to heal (see [`Network::release_held`]).
+    Held,
     /// It arrives after each of these delays (one, or two for a duplicate).
     Delivered {
         /// The delay of each copy.
@@ -77,6 +105,23 @@ pub struct NetworkCounters {
     pub duplicated: u64,
     /// Delayed by the long tail.
     pub delayed_tail: u64,
+    /// Held on a cut link.
+    pub held: u64,
+    /// Held messages released when their link healed.
+    pub held_released: u64,
+    /// Delayed by the very late tail (longer than an election timeout).
+    pub delayed_late: u64,
+}
+
+/// A message held on a cut link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held<M> {
+    /// The sender.
+    pub from: NodeId,
+    /// The receiver.
+    pub to: NodeId,
+    /// The message (whatever the world sends: encoded bytes and when it was sent).
+    pub message: M,
 }
 
 /// Directed links between `n` nodes (ids 1..=n) and the delivery model.
@@ -175,10 +220,21 @@ impl Network {
         (1..=self.nodes_count as u64).map(NodeId)
     }
 
-    /// Decides the fate of one message from `from` to `to`.
-    pub fn send(&mut self, rng: &mut SimRng, from: NodeId, to: NodeId) -> Fate {
+    /// Decides the fate of one message from `from` to `to`: `rng` draws loss,
+    /// duplication and delays, `late_rng` whether it is held or very late.
+    pub fn send(
+        &mut self,
+        rng: &mut SimRng,
+        late_rng: &mut SimRng,
+        from: NodeId,
+        to: NodeId,
+    ) -> Fate {
         self.counters.sent += 1;
         if !self.is_up(from, to) {
+            if self.params.hold > Ppm::ZERO && late_rng.chance(self.params.hold) {
+                self.counters.held += 1;
+                return Fate::Held;
+            }
             self.counters.dropped_partition += 1;
             return Fate::Dropped(DropCause::Partitioned);
         }
@@ -186,10 +242,10 @@ impl Network {
             self.counters.dropped_loss += 1;
             return Fate::Dropped(DropCause::Lost);
         }
-        let first = self.draw_delay_us(rng);
+        let first = self.draw_delay_us(rng, late_rng);
         let second = if rng.chance(self.params.duplicate) {
             self.counters.duplicated += 1;
-            Some(self.draw_delay_us(rng))
+            Some(self.draw_delay_us(rng, late_rng))
         } else {
             None
         };
@@ -198,14 +254,43 @@ impl Network {
         }
     }
 
-    fn draw_delay_us(&mut self, rng: &mut SimRng) -> u64 {
+    fn draw_delay_us(&mut self, rng: &mut SimRng, late_rng: &mut SimRng) -> u64 {
         let p = self.params;
         let mut delay_us = p.delay_us_min + rng.between(0, p.jitter_us_max);
         if p.tail_us_max > 0 && rng.chance(p.tail) {
             self.counters.delayed_tail += 1;
             delay_us += rng.between(0, p.tail_us_max);
         }
+        if p.late > Ppm::ZERO && late_rng.chance(p.late) {
+            self.counters.delayed_late += 1;
+            let late_us_max = p.late_us_max.max(LATE_DELAY_US_MIN);
+            delay_us += late_rng.between(LATE_DELAY_US_MIN, late_us_max);
+        }
         delay_us
+    }
+
+    /// Takes from `held` the messages whose link is up again, in the order they
+    /// were held, each with the delay it takes once released (drawn from
+    /// `late_rng`: the minimum delay plus jitter, so a burst of them reorders).
+    pub fn release_held<M>(
+        &mut self,
+        late_rng: &mut SimRng,
+        held: &mut Vec<Held<M>>,
+    ) -> Vec<(Held<M>, u64)> {
+        let mut released = Vec::new();
+        let mut kept = Vec::with_capacity(held.len());
+        for h in held.drain(..) {
+            if self.is_up(h.from, h.to) {
+                let delay_us =
+                    self.params.delay_us_min + late_rng.between(0, self.params.jitter_us_max);
+                released.push((h, delay_us));
+            } else {
+                kept.push(h);
+            }
+        }
+        *held = kept;
+        self.counters.held_released += released.len() as u64;
+        released
     }
 }
 
@@ -218,12 +303,16 @@ mod tests {
         SimRng::new(7, StreamKind::Network)
     }
 
+    fn late_rng() -> SimRng {
+        SimRng::new(7, StreamKind::Late)
+    }
+
     #[test]
     fn a_calm_network_delivers_everything_once() {
         let mut net = Network::new(3, NetworkParams::calm());
         let mut rng = rng();
         for _ in 0..100 {
-            match net.send(&mut rng, NodeId(1), NodeId(2)) {
+            match net.send(&mut rng, &mut late_rng(), NodeId(1), NodeId(2)) {
                 Fate::Delivered { delays_us } => {
                     let d = delays_us[0].unwrap();
                     assert!((200..=500).contains(&d));
@@ -240,11 +329,11 @@ mod tests {
         net.set_link(NodeId(1), NodeId(2), false);
         let mut rng = rng();
         assert_eq!(
-            net.send(&mut rng, NodeId(1), NodeId(2)),
+            net.send(&mut rng, &mut late_rng(), NodeId(1), NodeId(2)),
             Fate::Dropped(DropCause::Partitioned)
         );
         assert!(matches!(
-            net.send(&mut rng, NodeId(2), NodeId(1)),
+            net.send(&mut rng, &mut late_rng(), NodeId(2), NodeId(1)),
             Fate::Delivered { .. }
         ));
         assert_eq!(net.counters.dropped_partition, 1);
@@ -260,7 +349,7 @@ mod tests {
         let mut net = Network::new(2, params);
         let mut rng = rng();
         for _ in 0..10_000 {
-            let _ = net.send(&mut rng, NodeId(1), NodeId(2));
+            let _ = net.send(&mut rng, &mut late_rng(), NodeId(1), NodeId(2));
         }
         let c = net.counters;
         assert!((1_700..2_300).contains(&c.dropped_loss), "{c:?}");
@@ -300,5 +389,59 @@ mod tests {
                 assert!(seen < n, "node {from} sees everyone");
             }
         }
+    }
+
+    #[test]
+    fn a_held_message_waits_for_its_link_to_heal() {
+        let params = NetworkParams {
+            hold: Ppm::ONE,
+            ..NetworkParams::calm()
+        };
+        let mut net = Network::new(3, params);
+        let (mut rng, mut late) = (rng(), late_rng());
+        net.set_link(NodeId(1), NodeId(2), false);
+        assert_eq!(
+            net.send(&mut rng, &mut late, NodeId(1), NodeId(2)),
+            Fate::Held
+        );
+        let mut held = vec![Held {
+            from: NodeId(1),
+            to: NodeId(2),
+            message: "m",
+        }];
+        assert!(
+            net.release_held(&mut late, &mut held).is_empty(),
+            "still cut"
+        );
+        assert_eq!(held.len(), 1);
+        net.heal();
+        let released = net.release_held(&mut late, &mut held);
+        assert!(held.is_empty());
+        assert_eq!(released.len(), 1);
+        assert!((200..=500).contains(&released[0].1), "{released:?}");
+        assert_eq!((net.counters.held, net.counters.held_released), (1, 1));
+    }
+
+    #[test]
+    fn the_very_late_tail_is_longer_than_an_election_timeout() {
+        let params = NetworkParams {
+            late: Ppm::ONE,
+            late_us_max: 3 * LATE_DELAY_US_MIN,
+            ..NetworkParams::calm()
+        };
+        let mut net = Network::new(2, params);
+        let (mut rng, mut late) = (rng(), late_rng());
+        for _ in 0..100 {
+            let Fate::Delivered { delays_us } = net.send(&mut rng, &mut late, NodeId(1), NodeId(2))
+            else {
+                panic!("nothing is lost on a calm network");
+            };
+            let d = delays_us[0].unwrap();
+            assert!(
+                (LATE_DELAY_US_MIN..=3 * LATE_DELAY_US_MIN + 500).contains(&d),
+                "{d}"
+            );
+        }
+        assert_eq!(net.counters.delayed_late, 100);
     }
 }

@@ -9,18 +9,26 @@ use std::fmt;
 
 use crate::client::WorkloadParams;
 use crate::faults::FaultRates;
-use crate::network::NetworkParams;
+use crate::network::{NetworkParams, LATE_DELAY_US_MIN};
 use crate::rng::{Ppm, SimRng, StreamKind};
 
 /// The nominal length of one tick: what `Event::Tick` stands for in virtual time.
 pub const TICK_US: u64 = 10_000;
+
+/// The cluster sizes a world may start with. The swarm draws 3, 5 and 7 for most
+/// seeds and 1, 2 and 4 (no fault tolerance, or none to spare) for some; `--nodes`
+/// pins any of them.
+pub const NODES_SUPPORTED: [u32; 6] = [1, 2, 3, 4, 5, 7];
+
+/// The share of seeds that start with a small or even cluster (1, 2 or 4 voters).
+pub const SMALL_CLUSTERS: Ppm = Ppm(300_000);
 
 /// Everything that describes the world of one run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimParams {
     /// The seed everything is drawn from.
     pub seed: u64,
-    /// Voters in the cluster (3, 5 or 7).
+    /// Voters in the cluster at the start: one of [`NODES_SUPPORTED`].
     pub nodes_count: u32,
     /// PreVote on the nodes.
     pub pre_vote: bool,
@@ -72,6 +80,9 @@ pub struct MembershipParams {
     /// Extra node ids that start outside the configuration, empty, waiting to be
     /// added (0 when the membership never changes).
     pub spares_count: u32,
+    /// The spares the world has if it changes membership (drawn for every seed, so
+    /// that pinning membership changes on gives the drawn pool).
+    pub spares_if_changing: u32,
 }
 
 impl MembershipParams {
@@ -121,6 +132,17 @@ pub struct Pins {
     pub membership_changes: Option<bool>,
     /// The mean time between membership changes, ms (0: none).
     pub membership_every_ms: Option<u32>,
+    /// Held messages (delivered after the heal) and the very late tail on or off.
+    pub late_messages: Option<bool>,
+    /// Partial-connectivity partitions on or off.
+    pub partial_connectivity: Option<bool>,
+    /// Crashes aimed at leaders with unsynced appends on or off.
+    pub unsynced_leader_crashes: Option<bool>,
+    /// Membership changes of two voters at once on or off.
+    pub two_voter_changes: Option<bool>,
+    /// Small and even clusters (1, 2 or 4 voters, drawn for some seeds) on or off:
+    /// off keeps the 3, 5 or 7 the seed draws first; on always takes 1, 2 or 4.
+    pub small_clusters: Option<bool>,
 }
 
 fn maybe(rng: &mut SimRng, p_none: Ppm, low: u64, high: u64) -> Option<u64> {
@@ -141,6 +163,40 @@ fn percent(rng: &mut SimRng, p_zero: Ppm, max_percent: u64) -> Ppm {
     }
 }
 
+/// The knobs added for issue 9, drawn after every older one so that those keep their
+/// draws: small clusters, held and very late messages, partial connectivity, crashes
+/// aimed at unsynced leaders, two-voter changes and the spares they need.
+struct TargetedDraws {
+    small_cluster: bool,
+    small_nodes_count: u32,
+    hold: Ppm,
+    late: Ppm,
+    late_us_max: u64,
+    partial_interval_ms_mean: Option<u32>,
+    unsynced_crash_interval_ms_mean: Option<u32>,
+    two_voter_changes: Ppm,
+    /// Room to grow 3 voters to 5 in one change, with a spare left to replace.
+    spares_extra: u32,
+}
+
+impl TargetedDraws {
+    fn draw(rng: &mut SimRng) -> TargetedDraws {
+        let quarter = Ppm::from_percent(25.0);
+        let some = Ppm::from_percent(30.0);
+        TargetedDraws {
+            small_cluster: rng.chance(SMALL_CLUSTERS),
+            small_nodes_count: *rng.pick(&[1u32, 2, 4]),
+            hold: percent(rng, some, 100),
+            late: percent(rng, some, 3),
+            late_us_max: rng.between(LATE_DELAY_US_MIN, 3 * LATE_DELAY_US_MIN),
+            partial_interval_ms_mean: maybe(rng, quarter, 200, 2_000).map(|v| v as u32),
+            unsynced_crash_interval_ms_mean: maybe(rng, quarter, 300, 3_000).map(|v| v as u32),
+            two_voter_changes: percent(rng, quarter, 60),
+            spares_extra: rng.between(0, 2) as u32,
+        }
+    }
+}
+
 impl SimParams {
     /// Draws the world of `seed`, then applies `pins`.
     pub fn draw(seed: u64, pins: &Pins) -> SimParams {
@@ -157,6 +213,10 @@ impl SimParams {
             tail_us_max: rng.between(0, 100_000),
             loss: percent(&mut rng, Ppm::from_percent(30.0), 10),
             duplicate: percent(&mut rng, half, 5),
+            // Drawn at the end (below), with the other knobs added for issue 9.
+            hold: Ppm::ZERO,
+            late: Ppm::ZERO,
+            late_us_max: 0,
         };
         let client_delay_us_max = rng.between(200, 3_000);
         let fsync_us_min = rng.between(50, 500);
@@ -169,6 +229,9 @@ impl SimParams {
             down_ms_max: rng.between(10, 1_000) as u32,
             // Drawn at the end (below) with the other membership parameters.
             membership_interval_ms_mean: None,
+            partial_interval_ms_mean: None,
+            unsynced_crash_interval_ms_mean: None,
+            two_voter_changes: Ppm::ZERO,
         };
         let fault_phase_ms = rng.between(2_000, 5_000) as u32;
         let workload = WorkloadParams {
@@ -188,17 +251,34 @@ impl SimParams {
         let inflight_msgs_max = *rng.pick(&[1usize, 4, 64]);
         let change_interval_ms_mean = maybe(&mut rng, half, 100, 1_000).map(|v| v as u32);
         let spares_count = rng.between(1, 2) as u32;
+        let snapshot_chunk_bytes = *rng.pick(&[64u64, 1_024, 256 << 10]);
+        let t = TargetedDraws::draw(&mut rng);
+        let network = NetworkParams {
+            hold: t.hold,
+            late: t.late,
+            late_us_max: t.late_us_max,
+            ..network
+        };
+        let spares_if_changing = spares_count + t.spares_extra;
         let membership = MembershipParams {
             change_interval_ms_mean,
             spares_count: if change_interval_ms_mean.is_some() {
-                spares_count
+                spares_if_changing
             } else {
                 0
             },
+            spares_if_changing,
         };
-        let snapshot_chunk_bytes = *rng.pick(&[64u64, 1_024, 256 << 10]);
+        let nodes_count = if pins.small_clusters.unwrap_or(t.small_cluster) {
+            t.small_nodes_count
+        } else {
+            nodes_count
+        };
         let faults = FaultRates {
             membership_interval_ms_mean: membership.change_interval_ms_mean,
+            partial_interval_ms_mean: t.partial_interval_ms_mean,
+            unsynced_crash_interval_ms_mean: t.unsynced_crash_interval_ms_mean,
+            two_voter_changes: t.two_voter_changes,
             ..faults
         };
         let mut params = SimParams {
@@ -295,8 +375,59 @@ impl SimParams {
             self.faults.membership_interval_ms_mean = every;
             self.membership.spares_count = match every {
                 None => 0,
-                Some(_) => self.membership.spares_count.max(1),
+                Some(_) => self.membership.spares_if_changing.max(1),
             };
+        }
+        self.apply_targeted_pins(pins);
+    }
+
+    /// The knobs of issue 9. Partial connectivity is a kind of partition and the
+    /// crashes aimed at unsynced leaders a kind of crash: with their class off, they
+    /// are off too, unless pinned on by name.
+    fn apply_targeted_pins(&mut self, pins: &Pins) {
+        let f = &mut self.faults;
+        if f.partition_interval_ms_mean.is_none() {
+            f.partial_interval_ms_mean = None;
+        }
+        if f.crash_interval_ms_mean.is_none() {
+            f.unsynced_crash_interval_ms_mean = None;
+        }
+        match pins.partial_connectivity {
+            Some(false) => f.partial_interval_ms_mean = None,
+            Some(true) => {
+                f.partial_interval_ms_mean = f.partial_interval_ms_mean.or(Some(500));
+            }
+            None => {}
+        }
+        match pins.unsynced_leader_crashes {
+            Some(false) => f.unsynced_crash_interval_ms_mean = None,
+            Some(true) => {
+                f.unsynced_crash_interval_ms_mean = f.unsynced_crash_interval_ms_mean.or(Some(500));
+            }
+            None => {}
+        }
+        match pins.two_voter_changes {
+            Some(false) => f.two_voter_changes = Ppm::ZERO,
+            Some(true) if f.two_voter_changes == Ppm::ZERO => {
+                f.two_voter_changes = Ppm::from_percent(50.0);
+            }
+            _ => {}
+        }
+        let n = &mut self.network;
+        match pins.late_messages {
+            Some(false) => {
+                n.hold = Ppm::ZERO;
+                n.late = Ppm::ZERO;
+            }
+            Some(true) => {
+                if n.hold == Ppm::ZERO {
+                    n.hold = Ppm::from_percent(50.0);
+                }
+                if n.late == Ppm::ZERO {
+                    n.late = Ppm::from_percent(1.0);
+                }
+            }
+            None => {}
         }
     }
 
@@ -347,6 +478,11 @@ impl fmt::Display for SimParams {
         )?;
         writeln!(
             f,
+            "late:     held_on_cut_links={} very_late={} ({}..{}us)",
+            n.hold, n.late, LATE_DELAY_US_MIN, n.late_us_max
+        )?;
+        writeln!(
+            f,
             "disk:     fsync={}..{}us",
             self.fsync_us_min, self.fsync_us_max
         )?;
@@ -359,6 +495,13 @@ impl fmt::Display for SimParams {
             every_ms(self.faults.crash_interval_ms_mean),
             self.faults.down_ms_max,
             on_off(self.minority_stays_down)
+        )?;
+        writeln!(
+            f,
+            "targeted: partial_connectivity={} unsynced_leader_crashes={} two_voter_changes={}",
+            every_ms(self.faults.partial_interval_ms_mean),
+            every_ms(self.faults.unsynced_crash_interval_ms_mean),
+            self.faults.two_voter_changes
         )?;
         writeln!(
             f,
@@ -390,10 +533,46 @@ mod tests {
 
     #[test]
     fn seeds_draw_every_cluster_size() {
-        let sizes: std::collections::BTreeSet<u32> = (0..50)
+        let sizes: std::collections::BTreeSet<u32> = (0..200)
             .map(|s| SimParams::draw(s, &Pins::default()).nodes_count)
             .collect();
-        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), [3, 5, 7]);
+        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), NODES_SUPPORTED);
+    }
+
+    #[test]
+    fn some_seeds_draw_small_clusters_and_a_pin_turns_them_off() {
+        let small = (0..1_000)
+            .filter(|s| [1, 2, 4].contains(&SimParams::draw(*s, &Pins::default()).nodes_count))
+            .count();
+        assert!(
+            (250..=350).contains(&small),
+            "{small} small clusters in 1,000 seeds"
+        );
+        let off = Pins {
+            small_clusters: Some(false),
+            ..Pins::default()
+        };
+        assert!((0..200).all(|s| [3, 5, 7].contains(&SimParams::draw(s, &off).nodes_count)));
+    }
+
+    #[test]
+    fn a_fault_class_turned_off_turns_off_its_targeted_kind() {
+        let pins = Pins {
+            partitions: Some(false),
+            crashes: Some(false),
+            ..Pins::default()
+        };
+        for seed in 0..50 {
+            let p = SimParams::draw(seed, &pins);
+            assert_eq!(p.faults.partial_interval_ms_mean, None);
+            assert_eq!(p.faults.unsynced_crash_interval_ms_mean, None);
+        }
+        let late_off = Pins {
+            late_messages: Some(false),
+            ..Pins::default()
+        };
+        let p = SimParams::draw(3, &late_off);
+        assert_eq!((p.network.hold, p.network.late), (Ppm::ZERO, Ppm::ZERO));
     }
 
     #[test]

@@ -7,42 +7,75 @@ use std::fmt::Write as _;
 
 use raft_core::{Event, LogIndex, Membership, MembershipChange, NodeId, ProposalId};
 
+use crate::env::Ev;
 use crate::faults::MembershipKind;
 use crate::host::NodeHost;
 use crate::params::MembershipParams;
 use crate::rng::Ppm;
 use crate::timeline::Mark;
-use crate::world::{Ev, World};
+use crate::world::World;
 
-/// The change `kind` asks of a leader `leader` whose membership is `m`, if it
-/// applies: a spare from `spares` to add, a learner to promote, a voter to remove
-/// while more than [`MembershipParams::VOTERS_MIN`] remain.
-fn change_for(
+/// The changes `kind` asks of a leader `leader` whose membership is `m`, if they
+/// apply: a spare from `spares` to add, a learner (or two) to promote, a voter (or
+/// two) to remove while at least [`MembershipParams::VOTERS_MIN`] remain, or two
+/// voters replaced by two learners or spares.
+fn changes_for(
     kind: MembershipKind,
     leader: NodeId,
     m: &Membership,
     spares: &[NodeId],
     pick: &mut impl FnMut(&[NodeId]) -> NodeId,
-) -> Option<MembershipChange> {
-    let removable = m.voters.len() > MembershipParams::VOTERS_MIN;
-    match kind {
-        MembershipKind::AddSpare if !spares.is_empty() => {
-            Some(MembershipChange::AddLearner(pick(spares)))
-        }
-        MembershipKind::Promote if !m.learners.is_empty() => {
-            let learners: Vec<NodeId> = m.learners.iter().copied().collect();
-            Some(MembershipChange::AddVoter(pick(&learners)))
-        }
+) -> Option<Vec<MembershipChange>> {
+    use MembershipChange::{AddLearner, AddVoter, Remove};
+    let voters: Vec<NodeId> = m.voters.iter().copied().collect();
+    let learners: Vec<NodeId> = m.learners.iter().copied().collect();
+    let removable = voters.len() > MembershipParams::VOTERS_MIN;
+    let changes = match kind {
+        MembershipKind::AddSpare if !spares.is_empty() => vec![AddLearner(pick(spares))],
+        MembershipKind::Promote if !learners.is_empty() => vec![AddVoter(pick(&learners))],
         MembershipKind::RemoveFollower if removable => {
-            let followers: Vec<NodeId> =
-                m.voters.iter().copied().filter(|v| *v != leader).collect();
-            Some(MembershipChange::Remove(pick(&followers)))
+            let followers: Vec<NodeId> = voters.iter().copied().filter(|v| *v != leader).collect();
+            vec![Remove(pick(&followers))]
         }
         MembershipKind::RemoveLeader if removable && m.voters.contains(&leader) => {
-            Some(MembershipChange::Remove(leader))
+            vec![Remove(leader)]
         }
-        _ => None,
+        MembershipKind::PromoteTwo if learners.len() + spares.len() >= 2 => {
+            pick_two(&joining(&learners, spares), pick)
+                .map(AddVoter)
+                .to_vec()
+        }
+        MembershipKind::RemoveTwo if voters.len() >= MembershipParams::VOTERS_MIN + 2 => {
+            pick_two(&voters, pick).map(Remove).to_vec()
+        }
+        MembershipKind::ReplaceTwo if voters.len() >= 2 && learners.len() + spares.len() >= 2 => {
+            let mut changes = pick_two(&voters, pick).map(Remove).to_vec();
+            changes.extend(pick_two(&joining(&learners, spares), pick).map(AddVoter));
+            changes
+        }
+        _ => return None,
+    };
+    debug_assert!(!changes.is_empty());
+    Some(changes)
+}
+
+/// The nodes to make voters, two at a time: learners if there are two, since they
+/// hold the log already; otherwise spares too, which join empty, as voters at once,
+/// so that the new half may have to wait for them to catch up.
+fn joining(learners: &[NodeId], spares: &[NodeId]) -> Vec<NodeId> {
+    if learners.len() >= 2 {
+        learners.to_vec()
+    } else {
+        learners.iter().chain(spares).copied().collect()
     }
+}
+
+/// Two different ids of `ids` (at least two).
+fn pick_two(ids: &[NodeId], pick: &mut impl FnMut(&[NodeId]) -> NodeId) -> [NodeId; 2] {
+    debug_assert!(ids.len() >= 2);
+    let first = pick(ids);
+    let rest: Vec<NodeId> = ids.iter().copied().filter(|id| *id != first).collect();
+    [first, pick(&rest)]
 }
 
 impl World {
@@ -52,7 +85,7 @@ impl World {
         let Some(leader) = leader.or_else(|| self.current_leader()) else {
             return;
         };
-        let Some(raft) = self.hosts[leader.0 as usize - 1].raft.as_ref() else {
+        let Some(raft) = self.hosts.host(leader).raft.as_ref() else {
             return;
         };
         let membership = raft.membership().clone();
@@ -63,32 +96,27 @@ impl World {
             .filter(|h| !h.was_member && !h.retired && !membership.contains(h.id))
             .map(|h| h.id)
             .collect();
-        let start = MembershipKind::ALL
-            .iter()
-            .position(|k| *k == kind)
-            .expect("every kind is listed");
         let rng = &mut self.env.streams.reconfig;
         let mut pick = |ids: &[NodeId]| *rng.pick(ids);
-        let change = (0..MembershipKind::ALL.len())
-            .map(|i| MembershipKind::ALL[(start + i) % MembershipKind::ALL.len()])
-            .find_map(|k| change_for(k, leader, &membership, &spares, &mut pick));
-        let Some(change) = change else {
+        let changes = kind
+            .fallbacks()
+            .into_iter()
+            .find_map(|k| changes_for(k, leader, &membership, &spares, &mut pick));
+        let Some(changes) = changes else {
             return;
         };
         let id = ProposalId(self.env.proposal_next);
         self.env.proposal_next += 1;
         self.env.coverage.membership_proposed += 1;
-        self.env.membership_proposals.insert(id, (change, leader));
+        let label = describe(&changes);
         self.env
-            .trace(|| format!("MEMBERSHIP ask {leader} to {change:?} ({id})"));
-        self.mark_membership(format!("ask n{}: {}", leader.0, describe(change)));
-        self.step(
-            leader,
-            Event::ChangeMembership {
-                id,
-                changes: vec![change],
-            },
-        );
+            .trace(|| format!("MEMBERSHIP ask {leader} to {changes:?} ({id})"));
+        self.mark_membership(format!("ask n{}: {label}", leader.0));
+        let before = membership.voters.clone();
+        self.env
+            .membership_proposals
+            .insert(id, (changes.clone(), leader, before));
+        self.step(leader, Event::ChangeMembership { id, changes });
     }
 
     /// After a step: if a newer configuration committed, note its members, and
@@ -104,7 +132,7 @@ impl World {
         let members = committed.members();
         self.mark_membership(label);
         let mut removed = Vec::new();
-        for host in &mut self.hosts {
+        for host in self.hosts.iter_mut() {
             if members.contains(&host.id) {
                 host.was_member = true;
             } else if host.was_member && !host.retired {
@@ -125,7 +153,7 @@ impl World {
         for id in removed {
             self.env.trace(|| format!("MEMBERSHIP {id} retired"));
             let stop_now = self.env.streams.reconfig.chance(Ppm::from_percent(50.0));
-            if stop_now && self.healed_at.is_none() && self.hosts[id.0 as usize - 1].is_up() {
+            if stop_now && self.healed_at.is_none() && self.hosts.host(id).is_up() {
                 self.env.coverage.removed_nodes_stopped += 1;
                 self.crash(id);
             }
@@ -143,13 +171,13 @@ impl World {
     /// snapshot-install crash at it, right away (between chunks, or before the
     /// snapshot it asked to persist is durable) or a little later.
     pub(crate) fn aim_install_crash(&mut self, node: NodeId) {
-        if self.healed_at.is_some() || !self.hosts[node.0 as usize - 1].is_up() {
+        if self.healed_at.is_some() || !self.hosts.host(node).is_up() {
             return;
         }
         let Some(down_ms) = self.armed_install_crashes.pop_front() else {
             return;
         };
-        let life = self.hosts[node.0 as usize - 1].life;
+        let life = self.hosts.host(node).life;
         let rng = &mut self.env.streams.reconfig;
         let delay_us = if rng.chance(Ppm::from_percent(50.0)) {
             0
@@ -167,7 +195,7 @@ impl World {
     }
 
     pub(crate) fn fire_install_crash(&mut self, node: NodeId, life: u32, down_ms: u32) {
-        let host = &self.hosts[node.0 as usize - 1];
+        let host = self.hosts.host(node);
         if self.healed_at.is_some() || host.life != life || !host.is_up() {
             return;
         }
@@ -175,7 +203,7 @@ impl World {
         self.env
             .trace(|| format!("CRASH {node} while installing a snapshot"));
         self.crash(node);
-        let life = self.hosts[node.0 as usize - 1].life;
+        let life = self.hosts.host(node).life;
         self.env
             .schedule_in(u64::from(down_ms) * 1_000, Ev::Restart { node, life });
     }
@@ -189,7 +217,7 @@ impl World {
         let Some(kind) = self.armed_membership.pop_front() else {
             return;
         };
-        let life = self.hosts[node.0 as usize - 1].life;
+        let life = self.hosts.host(node).life;
         let delay_us = self.env.streams.reconfig.between(0, 3_000);
         self.env
             .schedule_in(delay_us, Ev::AimedMembership { node, life, kind });
@@ -203,13 +231,14 @@ impl World {
     }
 }
 
-/// A change as the timeline labels it.
-fn describe(change: MembershipChange) -> String {
-    match change {
+/// Changes as the timeline labels them: `+voter n4 +voter n5`.
+fn describe(changes: &[MembershipChange]) -> String {
+    let one = |change: &MembershipChange| match change {
         MembershipChange::AddLearner(id) => format!("+learner n{}", id.0),
         MembershipChange::AddVoter(id) => format!("+voter n{}", id.0),
         MembershipChange::Remove(id) => format!("-n{}", id.0),
-    }
+    };
+    changes.iter().map(one).collect::<Vec<_>>().join(" ")
 }
 
 /// A configuration as the timeline labels it: `voters 1,2,3 (joint with 1,2,4)
@@ -274,22 +303,22 @@ mod tests {
         let three = Membership::new(ids(&[1, 2, 3]));
         let leader = NodeId(1);
         for kind in [MembershipKind::RemoveFollower, MembershipKind::RemoveLeader] {
-            assert_eq!(change_for(kind, leader, &three, &[], &mut first), None);
+            assert_eq!(changes_for(kind, leader, &three, &[], &mut first), None);
         }
         let four = Membership::new(ids(&[1, 2, 3, 4]));
         assert_eq!(
-            change_for(
+            changes_for(
                 MembershipKind::RemoveFollower,
                 leader,
                 &four,
                 &[],
                 &mut first
             ),
-            Some(MembershipChange::Remove(NodeId(2)))
+            Some(vec![MembershipChange::Remove(NodeId(2))])
         );
         assert_eq!(
-            change_for(MembershipKind::RemoveLeader, leader, &four, &[], &mut first),
-            Some(MembershipChange::Remove(leader))
+            changes_for(MembershipKind::RemoveLeader, leader, &four, &[], &mut first),
+            Some(vec![MembershipChange::Remove(leader)])
         );
     }
 
@@ -297,20 +326,89 @@ mod tests {
     fn spares_are_added_as_learners_and_learners_promoted() {
         let mut m = Membership::new(ids(&[1, 2, 3]));
         let leader = NodeId(1);
-        let add = change_for(MembershipKind::AddSpare, leader, &m, &ids(&[4]), &mut first);
-        assert_eq!(add, Some(MembershipChange::AddLearner(NodeId(4))));
+        let add = changes_for(MembershipKind::AddSpare, leader, &m, &ids(&[4]), &mut first);
+        assert_eq!(add, Some(vec![MembershipChange::AddLearner(NodeId(4))]));
         assert_eq!(
-            change_for(MembershipKind::AddSpare, leader, &m, &[], &mut first),
+            changes_for(MembershipKind::AddSpare, leader, &m, &[], &mut first),
             None
         );
         assert_eq!(
-            change_for(MembershipKind::Promote, leader, &m, &[], &mut first),
+            changes_for(MembershipKind::Promote, leader, &m, &[], &mut first),
             None
         );
         m.learners.insert(NodeId(4));
         assert_eq!(
-            change_for(MembershipKind::Promote, leader, &m, &[], &mut first),
-            Some(MembershipChange::AddVoter(NodeId(4)))
+            changes_for(MembershipKind::Promote, leader, &m, &[], &mut first),
+            Some(vec![MembershipChange::AddVoter(NodeId(4))])
+        );
+    }
+
+    #[test]
+    fn two_voters_change_at_once_and_keep_the_floor() {
+        use MembershipChange::{AddVoter, Remove};
+        let leader = NodeId(1);
+        let mut three = Membership::new(ids(&[1, 2, 3]));
+        let promote = MembershipKind::PromoteTwo;
+        assert_eq!(changes_for(promote, leader, &three, &[], &mut first), None);
+        assert_eq!(
+            changes_for(promote, leader, &three, &ids(&[6, 7]), &mut first),
+            Some(vec![AddVoter(NodeId(6)), AddVoter(NodeId(7))]),
+            "spares join as voters at once when there are no learners"
+        );
+        three.learners.extend(ids(&[4, 5]));
+        assert_eq!(
+            changes_for(promote, leader, &three, &[], &mut first),
+            Some(vec![AddVoter(NodeId(4)), AddVoter(NodeId(5))])
+        );
+        let remove = MembershipKind::RemoveTwo;
+        assert_eq!(
+            changes_for(remove, leader, &three, &[], &mut first),
+            None,
+            "3 - 2 < 3"
+        );
+        let five = Membership::new(ids(&[1, 2, 3, 4, 5]));
+        assert_eq!(
+            changes_for(remove, leader, &five, &[], &mut first),
+            Some(vec![Remove(NodeId(1)), Remove(NodeId(2))])
+        );
+        let replace = MembershipKind::ReplaceTwo;
+        let plain = Membership::new(ids(&[1, 2, 3]));
+        assert_eq!(
+            changes_for(replace, leader, &plain, &ids(&[6, 7]), &mut first),
+            Some(vec![
+                Remove(NodeId(1)),
+                Remove(NodeId(2)),
+                AddVoter(NodeId(6)),
+                AddVoter(NodeId(7))
+            ]),
+            "spares join as voters when there are no learners"
+        );
+        assert_eq!(
+            changes_for(replace, leader, &plain, &ids(&[6]), &mut first),
+            None
+        );
+    }
+
+    #[test]
+    fn a_two_voter_kind_falls_back_on_the_others_then_on_single_changes() {
+        let kinds = MembershipKind::RemoveTwo.fallbacks();
+        assert_eq!(
+            kinds[..3],
+            [
+                MembershipKind::RemoveTwo,
+                MembershipKind::ReplaceTwo,
+                MembershipKind::PromoteTwo
+            ]
+        );
+        assert_eq!(kinds[3..], MembershipKind::SINGLE);
+        assert_eq!(
+            MembershipKind::Promote.fallbacks(),
+            [
+                MembershipKind::Promote,
+                MembershipKind::RemoveFollower,
+                MembershipKind::RemoveLeader,
+                MembershipKind::AddSpare
+            ]
         );
     }
 }

@@ -54,6 +54,15 @@ pub enum StreamKind {
     /// plan and whom they hit. A stream of its own, so that worlds without them draw
     /// every other fault exactly as before they existed.
     Reconfig = 8,
+    /// Which messages on cut links are held until the heal, and which delivered ones
+    /// take the very late tail. A stream of its own, so worlds without them draw
+    /// every other network decision as before they existed.
+    Late = 9,
+    /// Faults aimed at the spots PreVote, CheckQuorum, joint consensus and the
+    /// leader's own fsync exist for: partial connectivity (a node that reaches only
+    /// one other, nodes that cannot hear the leader), crashes of a leader with
+    /// unsynced appends, and membership changes that replace two voters at once.
+    Targeted = 10,
 }
 
 /// A deterministic random stream with the few draws the simulator needs.
@@ -139,6 +148,10 @@ pub struct Streams {
     pub node: SimRng,
     /// Membership changes and snapshot-install crashes.
     pub reconfig: SimRng,
+    /// Held and very late messages.
+    pub late: SimRng,
+    /// Partial connectivity, unsynced-leader crashes, two-voter changes.
+    pub targeted: SimRng,
 }
 
 impl Streams {
@@ -153,6 +166,8 @@ impl Streams {
             fault: SimRng::new(seed, StreamKind::Fault),
             node: SimRng::new(seed, StreamKind::Node),
             reconfig: SimRng::new(seed, StreamKind::Reconfig),
+            late: SimRng::new(seed, StreamKind::Late),
+            targeted: SimRng::new(seed, StreamKind::Targeted),
         }
     }
 }

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::coverage::Coverage;
-use crate::params::{Pins, SimParams};
+use crate::efficiency::{EfficiencyReport, COMMITTED_ENTRIES_MIN};
+use crate::params::{Pins, SimParams, NODES_SUPPORTED};
 use crate::run::{run, Verdict, EXIT_COVERAGE};
 use crate::world::{Checks, RunOptions};
 
@@ -27,6 +28,10 @@ pub struct SeedResult {
     pub events: u64,
     /// Client operations recorded.
     pub ops: u64,
+    /// Client operations that failed or whose outcome is unknown.
+    pub ops_not_ok: u64,
+    /// What replication cost.
+    pub efficiency: EfficiencyReport,
     /// The trace digest.
     pub digest: u64,
 }
@@ -92,6 +97,8 @@ pub fn run_one(seed: u64, pins: &Pins, checks: Checks) -> SeedResult {
         coverage: report.coverage,
         events: report.events,
         ops: h.reads_ok + h.writes_ok + h.failed + h.unknown,
+        ops_not_ok: h.failed + h.unknown,
+        efficiency: report.efficiency,
         digest: report.digest,
     }
 }
@@ -127,6 +134,69 @@ impl SweepReport {
     }
 }
 
+impl SweepReport {
+    /// The distributions behind the efficiency budgets and the clients' failures:
+    /// the worst catch-up, messages per committed entry (median, 99th percentile and
+    /// worst, over the runs the budget judges), and the share of client operations
+    /// that did not succeed (overall and in the worst run).
+    pub fn cost_summary(&self) -> String {
+        let trips_max = self
+            .results
+            .iter()
+            .map(|r| r.efficiency.probe_round_trips_max)
+            .max()
+            .unwrap_or(0);
+        let (catch_ups, trips) = self.results.iter().fold((0, 0), |(c, t), r| {
+            (
+                c + r.efficiency.catch_ups,
+                t + r.efficiency.probe_round_trips,
+            )
+        });
+        let mut per_entry: Vec<u64> = self
+            .results
+            .iter()
+            .filter(|r| r.efficiency.entries_committed >= COMMITTED_ENTRIES_MIN)
+            .map(|r| r.efficiency.replication_msgs_per_committed_entry())
+            .collect();
+        per_entry.sort_unstable();
+        let at = |q: f64| {
+            per_entry
+                .get(((per_entry.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        let ops: u64 = self.results.iter().map(|r| r.ops).sum();
+        let not_ok: u64 = self.results.iter().map(|r| r.ops_not_ok).sum();
+        let worst = self
+            .results
+            .iter()
+            .filter(|r| r.ops > 0)
+            .map(|r| (r.ops_not_ok * 1_000 / r.ops, r.seed))
+            .max();
+        let starved_worst = self
+            .results
+            .iter()
+            .map(|r| (r.coverage.client_ops_starved, r.seed))
+            .max()
+            .filter(|(count, _)| *count > 0);
+        let c = &self.coverage;
+        format!(
+            "cost: {catch_ups} catch-ups, {trips} probe round trips, at most {trips_max} in one | replication messages per committed entry p50 {} p99 {} max {} | client ops not ok {:.1}% (worst run: {}); starved in stable reigns {} of {} (worst run: {})",
+            at(0.5),
+            at(0.99),
+            at(1.0),
+            not_ok as f64 * 100.0 / ops.max(1) as f64,
+            worst.map_or("-".into(), |(per_mille, seed)| format!(
+                "{:.1}% in seed {seed}",
+                per_mille as f64 / 10.0
+            )),
+            c.client_ops_starved,
+            c.client_ops_in_stable_reigns,
+            starved_worst.map_or("-".into(), |(count, seed)| format!("{count} in seed {seed}")),
+        )
+    }
+}
+
 impl fmt::Display for SweepReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let total = self.results.len();
@@ -135,23 +205,29 @@ impl fmt::Display for SweepReport {
             .iter()
             .filter(|r| matches!(r.verdict, Verdict::Safety(_)))
             .count();
-        let liveness = failures.len() - safety;
-        writeln!(f, "seeds     nodes=3  nodes=5  nodes=7  events       ops")?;
+        let budget = failures
+            .iter()
+            .filter(|r| matches!(r.verdict, Verdict::OverBudget(_)))
+            .count();
+        let liveness = failures.len() - safety - budget;
         let by_size = |n: u32| self.results.iter().filter(|r| r.nodes_count == n).count();
+        let sizes: Vec<String> = NODES_SUPPORTED
+            .iter()
+            .map(|n| format!("{n}:{}", by_size(*n)))
+            .collect();
         let ops: u64 = self.results.iter().map(|r| r.ops).sum();
         writeln!(
             f,
-            "{total:<9} {:<8} {:<8} {:<8} {:<12} {ops}",
-            by_size(3),
-            by_size(5),
-            by_size(7),
+            "seeds {total} (by cluster size {}), {} events, {ops} client ops",
+            sizes.join(" "),
             self.events()
         )?;
         writeln!(
             f,
-            "passed {} | safety failures {safety} | liveness failures {liveness}",
+            "passed {} | safety failures {safety} | liveness failures {liveness} | over budget {budget}",
             total - failures.len()
         )?;
+        writeln!(f, "{}", self.cost_summary())?;
         writeln!(f, "coverage (all seeds):\n{}", self.coverage)?;
         let gaps = self.coverage.fault_gaps();
         if !gaps.is_empty() {
@@ -167,6 +243,7 @@ impl fmt::Display for SweepReport {
                 let what = match &r.verdict {
                     Verdict::Safety(v) => format!("safety: {v}"),
                     Verdict::Liveness(reason) => format!("liveness: {reason}"),
+                    Verdict::OverBudget(reason) => format!("over budget: {reason}"),
                     Verdict::Pass => unreachable!(),
                 };
                 writeln!(f, "  {:>8}  {what}", r.seed)?;

@@ -7,21 +7,28 @@
 //! simulated disk and is reported with `Event::Persisted` only when its fsync
 //! completes.
 
-use kv_model::RequestSeq;
-use raft_core::{Action, Config, Event, Message, NodeId, RoleKind};
+use raft_core::{
+    Action, AppendOutcome, Config, Event, LogIndex, Message, MessageBody, NodeId, ProposalId,
+    ReadId, RoleKind, SharedBytes,
+};
 
 use crate::checkers::commit::CommitChecker;
+use crate::checkers::disruption::DisruptionChecker;
 use crate::checkers::election::ElectionChecker;
 use crate::checkers::log_matching::LogMatchingChecker;
 use crate::checkers::membership::MembershipChecker;
 use crate::checkers::state::{StateChecker, StateSource};
 use crate::checkers::{Violation, ViolationKind};
-use crate::client::{Client, ClientEffect, ClientReply, ClientRequest};
+use crate::client::{Client, ClientEffect, ClientRequest, RequestBody};
 use crate::coverage::Coverage;
 use crate::digest::Digest;
+pub use crate::env::Checks;
+use crate::env::{Env, Ev};
+use crate::exec;
 use crate::faults::FaultPlan;
-use crate::history::History;
-use crate::host::NodeHost;
+use crate::history::{History, OpStatus};
+use crate::host::{NodeHost, PendingRead, PendingWrite};
+use crate::hosts::Hosts;
 use crate::network::Network;
 use crate::params::{SimParams, TICK_US};
 use crate::rng::Streams;
@@ -29,184 +36,6 @@ use crate::scheduler::Scheduler;
 use crate::time::SimTime;
 use crate::timeline::{Arrow, Mark, Timeline};
 use crate::trace::Trace;
-
-/// Something that happens at an instant of virtual time.
-#[derive(Debug)]
-pub(crate) enum Ev {
-    /// A node's clock ticks (ignored if the node crashed since: `life`).
-    Tick { node: NodeId, life: u32 },
-    /// A message arrives (postcard bytes, decoded on arrival).
-    Deliver {
-        from: NodeId,
-        to: NodeId,
-        bytes: Vec<u8>,
-        sent: SimTime,
-    },
-    /// A disk's fsync completes.
-    FsyncDone { node: NodeId, epoch: u32 },
-    /// A client request reaches a node.
-    Request { to: NodeId, request: ClientRequest },
-    /// A node's answer reaches a client.
-    Reply { client: usize, reply: ClientReply },
-    /// A client starts its next operation.
-    ClientWake { client: usize },
-    /// A client's attempt timed out.
-    ClientTimeout {
-        client: usize,
-        seq: RequestSeq,
-        attempt: u32,
-    },
-    /// The fault plan's entry fires.
-    Fault { index: usize },
-    /// A partition ends (unless a newer one replaced it).
-    HealPartition { epoch: u64 },
-    /// A crashed node restarts.
-    Restart { node: NodeId, life: u32 },
-    /// A node compacts its log into a snapshot of its state machine.
-    Compact { node: NodeId, life: u32 },
-    /// The fault phase is over: heal, and check liveness.
-    EndFaultPhase,
-    /// An armed fault fires at the leader it was aimed at (if still leading).
-    AimedFault {
-        node: NodeId,
-        life: u32,
-        fault: crate::faults::Fault,
-    },
-    /// An armed membership change fires at the leader it was aimed at.
-    AimedMembership {
-        node: NodeId,
-        life: u32,
-        kind: crate::faults::MembershipKind,
-    },
-    /// A crash aimed at a node in the middle of receiving a snapshot.
-    InstallCrash {
-        node: NodeId,
-        life: u32,
-        down_ms: u32,
-    },
-}
-
-/// Shared machinery every node's actions touch.
-pub(crate) struct Env {
-    pub params: SimParams,
-    pub sched: Scheduler<Ev>,
-    pub streams: Streams,
-    pub net: Network,
-    pub election: ElectionChecker,
-    pub logs: LogMatchingChecker,
-    pub commits: CommitChecker,
-    pub members: MembershipChecker,
-    pub states: StateChecker,
-    /// Membership changes in flight: the change and the leader asked to make it.
-    pub membership_proposals:
-        std::collections::BTreeMap<raft_core::ProposalId, (raft_core::MembershipChange, NodeId)>,
-    pub coverage: Coverage,
-    pub digest: Digest,
-    pub trace: Trace,
-    pub timeline: Option<Timeline>,
-    pub violation: Option<Violation>,
-    pub checks: Checks,
-    pub proposal_next: u64,
-    pub read_next: u64,
-}
-
-impl Env {
-    /// Records the first violation (later ones are consequences).
-    pub fn violate(&mut self, mut violation: Violation) {
-        if self.violation.is_none() {
-            violation.at = self.sched.now();
-            if self.trace.is_on() {
-                self.trace
-                    .line(format!("{} VIOLATION {violation}", self.sched.now()));
-            }
-            self.violation = Some(violation);
-        }
-    }
-
-    /// Records a violation if `result` is one.
-    pub fn check(&mut self, result: Result<(), Violation>) {
-        if let Err(v) = result {
-            self.violate(v);
-        }
-    }
-
-    /// Schedules `ev` after `delay_us`; a full queue is a violation of its own.
-    pub fn schedule_in(&mut self, delay_us: u64, ev: Ev) {
-        if let Err(full) = self.sched.schedule_in(delay_us, ev) {
-            self.violate(Violation {
-                kind: ViolationKind::Contract,
-                at: full.at,
-                node: None,
-                detail: "the event queue overflowed (a runaway)".into(),
-            });
-        }
-    }
-
-    /// A trace line, formatted only when tracing.
-    pub fn trace(&mut self, line: impl FnOnce() -> String) {
-        if self.trace.is_on() {
-            let text = format!("{} {}", self.sched.now(), line());
-            self.trace.line(text);
-        }
-    }
-
-    /// Sends `msg` through the network: encoded with postcard, then delivered 0, 1
-    /// or 2 times.
-    pub fn send(&mut self, msg: &Message) {
-        let bytes = postcard::to_allocvec(msg).expect("messages always encode");
-        self.digest.write(&bytes);
-        let fate = self.net.send(&mut self.streams.network, msg.from, msg.to);
-        let now = self.sched.now();
-        match fate {
-            crate::network::Fate::Dropped(_) => {
-                if let Some(t) = &mut self.timeline {
-                    t.arrow(Arrow {
-                        from: msg.from,
-                        to: msg.to,
-                        sent: now,
-                        arrived: None,
-                        kind: msg.body.kind(),
-                    });
-                }
-            }
-            crate::network::Fate::Delivered { delays_us } => {
-                for delay_us in delays_us.into_iter().flatten() {
-                    self.schedule_in(
-                        delay_us,
-                        Ev::Deliver {
-                            from: msg.from,
-                            to: msg.to,
-                            bytes: bytes.clone(),
-                            sent: now,
-                        },
-                    );
-                }
-            }
-        }
-    }
-
-    /// The one-way delay between a client and a node.
-    pub fn client_delay_us(&mut self) -> u64 {
-        self.streams
-            .network
-            .between(100, self.params.client_delay_us_max.max(100))
-    }
-}
-
-/// Which optional checkers run. Every checker is on by default; turning one off
-/// shows what the others would catch on their own (the mutants script uses it to
-/// show the end-to-end consequence of a durability bug).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Checks {
-    /// Check every send against the simulated disk (the persistence contract).
-    pub durability: bool,
-}
-
-impl Default for Checks {
-    fn default() -> Self {
-        Checks { durability: true }
-    }
-}
 
 /// How a run is observed.
 #[derive(Debug, Default)]
@@ -229,7 +58,7 @@ pub const EVENTS_MAX: u64 = 2_000_000;
 /// The state of a run.
 pub struct World {
     pub(crate) env: Env,
-    pub(crate) hosts: Vec<NodeHost>,
+    pub(crate) hosts: Hosts,
     pub(crate) clients: Vec<Client>,
     pub(crate) history: History,
     pub(crate) plan: FaultPlan,
@@ -240,6 +69,8 @@ pub struct World {
     pub(crate) armed_membership: std::collections::VecDeque<crate::faults::MembershipKind>,
     /// Crashes waiting for the next InstallSnapshot chunk (their down time).
     pub(crate) armed_install_crashes: std::collections::VecDeque<u32>,
+    /// Crashes waiting for a leader with unsynced appends (their down time).
+    pub(crate) armed_unsynced_crashes: std::collections::VecDeque<u32>,
     /// The index of the committed configuration the world last acted on (retiring
     /// removed nodes).
     pub(crate) membership_seen: raft_core::LogIndex,
@@ -261,6 +92,7 @@ impl World {
         let plan = options.plan.unwrap_or_else(|| {
             FaultPlan::draw(&mut streams.fault, &params.faults, params.fault_phase_ms)
                 .with_reconfig(&mut streams.reconfig, &params.faults, params.fault_phase_ms)
+                .with_targeted(&mut streams.targeted, &params.faults, params.fault_phase_ms)
         });
         let voters: Vec<NodeId> = (1..=n as u64).map(NodeId).collect();
         let mut hosts = Vec::with_capacity(total);
@@ -298,6 +130,9 @@ impl World {
             commits: CommitChecker::new(total),
             members: MembershipChecker::new(total, raft_core::Membership::new(voters)),
             states: StateChecker::new(),
+            disruption: DisruptionChecker::new(total),
+            acks: crate::delivery::AckWatermarks::default(),
+            cost: crate::efficiency::CostTracker::default(),
             membership_proposals: std::collections::BTreeMap::new(),
             coverage: Coverage::default(),
             digest: Digest::new(),
@@ -307,6 +142,7 @@ impl World {
             checks: options.checks,
             proposal_next: 1,
             read_next: 1,
+            held: Vec::new(),
             streams,
             params,
         };
@@ -315,7 +151,7 @@ impl World {
         }
         World {
             env,
-            hosts,
+            hosts: Hosts::new(hosts),
             clients,
             history: History::new(),
             plan,
@@ -323,6 +159,7 @@ impl World {
             armed: std::collections::VecDeque::new(),
             armed_membership: std::collections::VecDeque::new(),
             armed_install_crashes: std::collections::VecDeque::new(),
+            armed_unsynced_crashes: std::collections::VecDeque::new(),
             membership_seen: raft_core::LogIndex(0),
             healed_at: None,
             leader_at: None,
@@ -341,8 +178,7 @@ impl World {
 
     /// Boots every node and schedules the first ticks, client wake-ups and faults.
     fn start(&mut self) {
-        for i in 0..self.hosts.len() {
-            let id = self.hosts[i].id;
+        for id in self.hosts.ids().collect::<Vec<_>>() {
             self.boot(id);
         }
         for c in 0..self.clients.len() {
@@ -351,9 +187,7 @@ impl World {
         }
         for (index, fault) in self.plan.faults.clone().iter().enumerate() {
             let at = SimTime::ZERO.plus_us(u64::from(fault.at_ms) * 1_000);
-            if let Err(full) = self.env.sched.schedule_at(at, Ev::Fault { index }) {
-                let _ = full;
-            }
+            self.env.schedule_at(at, Ev::Fault { index });
         }
         let end = u64::from(self.env.params.fault_phase_ms) * 1_000;
         self.env.schedule_in(end, Ev::EndFaultPhase);
@@ -361,7 +195,7 @@ impl World {
 
     /// Boots (or restarts) node `id` from its disk and starts its clock.
     pub(crate) fn boot(&mut self, id: NodeId) {
-        let host = &mut self.hosts[id.0 as usize - 1];
+        let host = self.hosts.host_mut(id);
         if let Err(reason) = host.boot() {
             self.env
                 .violate(Violation::at_node(ViolationKind::Contract, id, reason));
@@ -448,47 +282,23 @@ impl World {
             Ev::Request { to, request } => self.on_request(to, request),
             Ev::Reply { client, reply } => {
                 self.env.digest.write_u64(reply.seq.0);
-                let mut out = std::mem::take(&mut self.effects);
-                self.clients[client].on_reply(
-                    reply,
-                    &mut self.env.streams.client,
-                    &self.env.params.workload,
-                    &mut self.history,
-                    now,
-                    &mut out,
-                );
-                self.apply_client_effects(client, &mut out);
-                self.effects = out;
+                self.drive_client(client, |c, rng, params, history, out| {
+                    c.on_reply(reply, rng, params, history, now, out);
+                });
             }
             Ev::ClientWake { client } => {
-                let mut out = std::mem::take(&mut self.effects);
-                self.clients[client].on_wake(
-                    &mut self.env.streams.client,
-                    &self.env.params.workload,
-                    &mut self.history,
-                    now,
-                    &mut out,
-                );
-                self.apply_client_effects(client, &mut out);
-                self.effects = out;
+                self.drive_client(client, |c, rng, params, history, out| {
+                    c.on_wake(rng, params, history, now, out);
+                });
             }
             Ev::ClientTimeout {
                 client,
                 seq,
                 attempt,
             } => {
-                let mut out = std::mem::take(&mut self.effects);
-                self.clients[client].on_timeout(
-                    seq,
-                    attempt,
-                    &mut self.env.streams.client,
-                    &self.env.params.workload,
-                    &mut self.history,
-                    now,
-                    &mut out,
-                );
-                self.apply_client_effects(client, &mut out);
-                self.effects = out;
+                self.drive_client(client, |c, rng, params, history, out| {
+                    c.on_timeout(seq, attempt, rng, params, history, now, out);
+                });
             }
             Ev::Fault { index } => self.fire_fault(index),
             Ev::HealPartition { epoch } => self.heal_partition(epoch),
@@ -504,11 +314,16 @@ impl World {
                 life,
                 down_ms,
             } => self.fire_install_crash(node, life, down_ms),
+            Ev::UnsyncedLeaderCrash {
+                node,
+                life,
+                down_ms,
+            } => self.fire_unsynced_leader_crash(node, life, down_ms),
         }
     }
 
     fn on_tick(&mut self, node: NodeId, life: u32) {
-        let host = &self.hosts[node.0 as usize - 1];
+        let host = self.hosts.host(node);
         if host.life != life || !host.is_up() {
             return;
         }
@@ -519,7 +334,7 @@ impl World {
 
     fn on_deliver(&mut self, from: NodeId, to: NodeId, bytes: &[u8], sent: SimTime) {
         self.env.digest.write(bytes);
-        if !self.hosts[to.0 as usize - 1].is_up() {
+        if !self.hosts.host(to).is_up() {
             self.env.coverage.msgs_to_crashed += 1;
             return;
         }
@@ -542,6 +357,8 @@ impl World {
                 kind: msg.body.kind(),
             });
         }
+        let receiver = self.hosts.host(to).raft.as_ref().expect("up");
+        crate::delivery::observe_delivery(&mut self.env, receiver, &msg, sent);
         let installing = matches!(msg.body, raft_core::MessageBody::InstallSnapshot(_));
         self.step(to, Event::Message(msg));
         if installing {
@@ -550,7 +367,7 @@ impl World {
     }
 
     fn on_fsync_done(&mut self, node: NodeId, epoch: u32) {
-        let host = &mut self.hosts[node.0 as usize - 1];
+        let host = self.hosts.host_mut(node);
         match host.disk.complete_fsync(epoch) {
             Ok(Some(through)) => {
                 self.env.coverage.fsyncs += 1;
@@ -558,7 +375,7 @@ impl World {
                 if host.is_up() {
                     self.step(node, Event::Persisted { through });
                 }
-                crate::exec::maybe_start_fsync(&mut self.hosts[node.0 as usize - 1], &mut self.env);
+                exec::maybe_start_fsync(self.hosts.host_mut(node), &mut self.env);
             }
             Ok(None) => {}
             Err(e) => {
@@ -571,34 +388,160 @@ impl World {
 
     /// Steps one node with one event and carries out its actions.
     pub(crate) fn step(&mut self, node: NodeId, event: Event) {
-        let index = node.0 as usize - 1;
         let mut actions = std::mem::take(&mut self.actions);
         actions.clear();
+        let rejected_by = rejecting_follower(&event);
         {
-            let Some(raft) = self.hosts[index].raft.as_mut() else {
+            let Some(raft) = self.hosts.host_mut(node).raft.as_mut() else {
                 self.actions = actions;
                 return;
             };
             if self.env.trace.is_on() {
-                let line = crate::exec::describe_event(node, &event);
+                let line = exec::describe_event(node, &event);
                 self.env.trace(|| line);
             }
             raft.step_into(event, &mut actions);
+            if let Some(follower) = rejected_by {
+                if raft.role() == RoleKind::Leader && sends_append_to(&actions, follower) {
+                    self.env.cost.on_probe(node, follower, raft.term());
+                }
+            }
         }
-        let elected = crate::exec::observe_step(&mut self.hosts[index], &mut self.env);
+        let elected = exec::observe_step(self.hosts.host_mut(node), &mut self.env);
         if elected {
             self.aim_armed_fault(node);
         }
-        let (before, rest) = self.hosts.split_at_mut(index);
-        let (host, after) = rest.split_first_mut().expect("the node's own host");
-        let peers = crate::exec::Peers { before, after };
-        crate::exec::execute(host, &peers, &mut self.env, &mut actions);
-        crate::exec::observe_after_step(&self.hosts[index], &mut self.env);
+        let (host, peers) = self.hosts.split_mut(node);
+        exec::execute(host, &peers, &mut self.env, &mut actions);
+        exec::observe_after_step(self.hosts.host(node), &mut self.env);
         self.actions = actions;
+        self.aim_unsynced_crash(node);
         self.after_membership_commit();
     }
 
+    /// A client request reaches node `to`.
+    pub(crate) fn on_request(&mut self, to: NodeId, request: ClientRequest) {
+        let host = self.hosts.host_mut(to);
+        if !host.is_up() {
+            self.env
+                .trace(|| format!("{to} (down) loses request {:?}", request.seq));
+            return; // Lost with the crashed node: the client times out.
+        }
+        let client = request.client.0 as usize - 1;
+        self.env.digest.write_u64(request.seq.0);
+        match request.body {
+            RequestBody::Write(command) => {
+                let id = ProposalId(self.env.proposal_next);
+                self.env.proposal_next += 1;
+                self.env.coverage.proposals += 1;
+                let bytes = SharedBytes::from(command.encode());
+                host.writes.insert(
+                    id,
+                    PendingWrite {
+                        client,
+                        seq: request.seq,
+                        attempt: request.attempt,
+                        command,
+                    },
+                );
+                self.step(to, Event::propose(id, bytes));
+            }
+            RequestBody::Read { key } => {
+                let id = ReadId(self.env.read_next);
+                self.env.read_next += 1;
+                host.reads.insert(
+                    id,
+                    PendingRead {
+                        client,
+                        seq: request.seq,
+                        attempt: request.attempt,
+                        key,
+                    },
+                );
+                self.step(to, Event::Read { id });
+            }
+        }
+    }
+
+    /// Node `node` snapshots its state machine and hands it to the core.
+    pub(crate) fn compact(&mut self, node: NodeId, life: u32) {
+        let host = self.hosts.host_mut(node);
+        if host.life != life || !host.is_up() {
+            return;
+        }
+        let up_to = host.kv.applied_index();
+        if up_to <= host.compacted_index {
+            return;
+        }
+        host.compacted_index = up_to;
+        let data = SharedBytes::from(host.kv.snapshot());
+        self.env.coverage.snapshots_taken += 1;
+        let state = self
+            .env
+            .states
+            .observe(node, up_to, &data, StateSource::Compaction);
+        self.env.check(state);
+        self.step(
+            node,
+            Event::Compact {
+                up_to: LogIndex(up_to),
+                data,
+            },
+        );
+    }
+
+    /// Hands client `client` one input (`feed` calls the client with its rng, the
+    /// workload, the history and an effects buffer), then carries out its effects.
+    fn drive_client(
+        &mut self,
+        client: usize,
+        feed: impl FnOnce(
+            &mut Client,
+            &mut crate::rng::SimRng,
+            &crate::client::WorkloadParams,
+            &mut History,
+            &mut Vec<ClientEffect>,
+        ),
+    ) {
+        let mut out = std::mem::take(&mut self.effects);
+        feed(
+            &mut self.clients[client],
+            &mut self.env.streams.client,
+            &self.env.params.workload,
+            &mut self.history,
+            &mut out,
+        );
+        self.apply_client_effects(client, &mut out);
+        self.effects = out;
+    }
+
+    /// Judges the operations clients just completed: one that failed (or whose
+    /// outcome is unknown) although a leader had been in contact with a quorum since
+    /// before it started starved behind the client's routing, not the cluster.
+    fn note_completions(&mut self) {
+        let now = self.env.sched.now();
+        for id in self.history.take_completed() {
+            let op = self.history.op(id);
+            let stable = self
+                .env
+                .disruption
+                .stable_leader_since(now)
+                .is_some_and(|since| since <= op.called_at);
+            if !stable {
+                continue;
+            }
+            self.env.coverage.client_ops_in_stable_reigns += 1;
+            if matches!(op.status, OpStatus::Failed | OpStatus::Unknown) {
+                self.env.coverage.client_ops_starved += 1;
+                let (client, status) = (op.client, op.status.clone());
+                self.env
+                    .trace(|| format!("STARVED client {client} op {id:?}: {status:?}"));
+            }
+        }
+    }
+
     fn apply_client_effects(&mut self, client: usize, out: &mut Vec<ClientEffect>) {
+        self.note_completions();
         for effect in out.drain(..) {
             match effect {
                 ClientEffect::Send {
@@ -627,4 +570,23 @@ impl World {
             }
         }
     }
+}
+
+/// The follower whose rejected AppendEntries `event` delivers, if it does.
+fn rejecting_follower(event: &Event) -> Option<NodeId> {
+    match event {
+        Event::Message(Message {
+            from,
+            body: MessageBody::AppendResponse(AppendOutcome::Rejected { .. }),
+            ..
+        }) => Some(*from),
+        _ => None,
+    }
+}
+
+/// Whether `actions` send an AppendEntries to `peer`.
+fn sends_append_to(actions: &[Action], peer: NodeId) -> bool {
+    actions.iter().any(|a| {
+        matches!(a, Action::Send(m) if m.to == peer && matches!(m.body, MessageBody::AppendEntries { .. }))
+    })
 }

@@ -14,6 +14,7 @@ fn calm(nodes: u32) -> Pins {
         fault_phase_ms: Some(2_000),
         // Compaction only where a test asks for it.
         compact_every: Some(0),
+        late_messages: Some(false),
         ..Pins::default()
     }
 }
@@ -176,4 +177,119 @@ fn a_crash_in_the_middle_of_a_snapshot_install_restores_a_matching_state() {
         "{}",
         report.coverage
     );
+}
+
+fn partition(at_ms: u32, kind: PartitionKind, duration_ms: u32) -> TimedFault {
+    TimedFault {
+        at_ms,
+        fault: Fault::Partition { kind, duration_ms },
+    }
+}
+
+/// Four rounds of one node reaching only one other, for 400ms each.
+fn reach_only_one_rounds() -> Vec<TimedFault> {
+    (0..4)
+        .map(|i| partition(300 + i * 400, PartitionKind::ReachesOnlyOne, 400))
+        .collect()
+}
+
+#[test]
+fn without_pre_vote_and_check_quorum_a_node_that_reaches_only_one_deposes_a_leader() {
+    let pins = Pins {
+        pre_vote: Some(false),
+        check_quorum: Some(false),
+        ..calm(3)
+    };
+    let report = run_plan(2, &pins, reach_only_one_rounds());
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    let c = &report.coverage;
+    assert!(c.partitions_reach_only_one >= 1, "{c}");
+    assert!(
+        c.leaders_deposed_in_contact >= 1,
+        "its campaigns raise its neighbour's term, which deposes the leader: {c}"
+    );
+}
+
+#[test]
+fn with_pre_vote_and_check_quorum_a_node_that_reaches_only_one_deposes_no_leader() {
+    let pins = Pins {
+        pre_vote: Some(true),
+        check_quorum: Some(true),
+        ..calm(3)
+    };
+    let report = run_plan(2, &pins, reach_only_one_rounds());
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    let c = &report.coverage;
+    assert!(c.partitions_reach_only_one >= 1, "{c}");
+    assert_eq!(c.leaders_deposed_in_contact, 0, "{c}");
+}
+
+#[test]
+fn messages_held_through_a_partition_arrive_after_the_heal_in_a_newer_term() {
+    let pins = Pins {
+        late_messages: Some(true),
+        ..calm(5)
+    };
+    let mut params = SimParams::draw(4, &pins);
+    params.network.hold = raft_sim::rng::Ppm::ONE;
+    let faults = vec![partition(400, PartitionKind::IsolateLeader, 800)];
+    let report = run_params_with_plan(&params, faults);
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    let c = &report.coverage;
+    assert!(c.msgs_held_released > 0, "{c}");
+    assert!(
+        c.stale_appends_delivered > 0,
+        "the old leader's appends: {c}"
+    );
+    assert!(c.msgs_delivered_late > 0, "{c}");
+}
+
+fn unsynced_leader_crashes() -> Vec<TimedFault> {
+    (0..5)
+        .map(|i| TimedFault {
+            at_ms: 200 + i * 300,
+            fault: Fault::Crash {
+                target: CrashTarget::LeaderWithUnsyncedAppends,
+                down_ms: 50,
+            },
+        })
+        .collect()
+}
+
+#[test]
+fn a_leader_crashed_before_its_fsync_loses_nothing_acknowledged_with_one_or_two_voters() {
+    for nodes in [1, 2] {
+        let pins = Pins {
+            crashes: Some(true),
+            minority_stays_down: Some(false),
+            ..calm(nodes)
+        };
+        let report = run_plan(6, &pins, unsynced_leader_crashes());
+        assert_eq!(report.verdict, Verdict::Pass, "{report}");
+        let c = &report.coverage;
+        assert!(c.unsynced_leader_crashes >= 3, "{nodes} voters: {c}");
+        assert!(c.unsynced_leader_writes_lost >= 1, "{nodes} voters: {c}");
+        assert!(report.history.writes_ok > 0);
+    }
+}
+
+#[test]
+fn three_voters_become_five_and_five_become_three_in_one_change_each() {
+    let pins = Pins {
+        membership_changes: Some(true),
+        minority_stays_down: Some(false),
+        ..calm(3)
+    };
+    let faults = vec![
+        membership(400, MembershipKind::PromoteTwo),
+        membership(1_000, MembershipKind::RemoveTwo),
+    ];
+    let mut params = SimParams::draw(21, &pins);
+    params.membership.spares_count = 2;
+    let report = run_params_with_plan(&params, faults);
+    assert_eq!(report.verdict, Verdict::Pass, "{report}");
+    let c = &report.coverage;
+    assert_eq!(c.voters_three_to_five, 1, "{c}");
+    assert_eq!(c.voters_five_to_three, 1, "{c}");
+    assert_eq!(c.two_voter_changes_committed, 2, "{c}");
 }

@@ -147,13 +147,9 @@ impl LeaderState {
         next_offset: u64,
         done: bool,
     ) -> Next {
-        let Some(progress) = self.progress.get_mut(&from) else {
-            shared
-                .out
-                .emit(Action::Ignored(IgnoreReason::UnknownSender));
+        let Some(progress) = self.heard_from(shared, from) else {
             return Next::Stay;
         };
-        progress.recent_active = true;
         if done {
             if last_index > shared.log.last_index() {
                 let reason = IgnoreReason::Malformed("installed a snapshot past the leader's log");

@@ -20,26 +20,26 @@ impl NodeLoop {
     /// Steps `Event::Campaign` once a majority of the voters (this node included)
     /// is reachable; disarms for good once any election has begun.
     pub(super) fn maybe_campaign_at_bootstrap(&mut self) {
-        if !self.bootstrap_campaign_armed {
+        if !self.lifecycle.campaign_armed {
             return;
         }
         if self.core.term() != Term(0) || self.core.role() != RoleKind::Follower {
-            self.bootstrap_campaign_armed = false;
+            self.lifecycle.campaign_armed = false;
             return;
         }
         let voters = &self.core.membership().voters;
         if !voters.contains(&self.core.id()) {
-            self.bootstrap_campaign_armed = false;
+            self.lifecycle.campaign_armed = false;
             return;
         }
         let connected = voters
             .iter()
-            .filter(|&&id| self.transport.is_connected(id))
+            .filter(|&&id| self.io.transport.is_connected(id))
             .count();
         if 1 + connected > voters.len() / 2 {
             tracing::info!(node = %self.core.id(), connected, "new cluster: campaigning at once");
-            self.bootstrap_campaign_armed = false;
-            self.other_events.push(Event::Campaign);
+            self.lifecycle.campaign_armed = false;
+            self.gathered.other_events.push(Event::Campaign);
         }
     }
 }

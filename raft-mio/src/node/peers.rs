@@ -4,11 +4,12 @@
 //! the directory; a leader publishes what the table lacks; a restored snapshot
 //! brings its table; and the transport follows the membership.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use raft_core::{
     DropReason, Entry, EntryPayload, Event, LogIndex, Membership, MembershipChange, ProposalId,
-    Restored, RoleKind, Snapshot,
+    Restored, RoleKind, Snapshot, Term,
 };
 
 use super::NodeLoop;
@@ -17,11 +18,48 @@ use crate::client::AppendError;
 use crate::clock;
 use crate::committed::Delivery;
 use crate::config::RaftConfig;
+use crate::envelope::{decode_entry, encode_record, unwrap_snapshot, Payload, TAG_ADDRS};
 use crate::error::{LoopError, StartError};
-use crate::members::{
-    decode_entry, encode_record, unwrap_snapshot, AddrTable, Directory, Payload, TAG_ADDRS,
-};
+use crate::members::{AddrTable, Directory};
 use crate::reply::Reply;
+
+/// The loop's side of members and addresses.
+#[derive(Debug)]
+pub(super) struct Members {
+    /// Where the members are (see [`crate::members`]).
+    pub(super) directory: Directory,
+    /// The configuration of the newest membership entry applied (or of the snapshot).
+    pub(super) applied_membership: Membership,
+    /// The newest term this node has applied an entry of: once a leader has applied
+    /// one of its own, its address table reflects every record committed before it.
+    pub(super) applied_term: Term,
+    /// Address records this node proposed whose fate is not known yet.
+    pub(super) records_in_flight: BTreeSet<ProposalId>,
+    /// Membership changes proposed here whose fate is not known yet.
+    pub(super) changes_in_flight: BTreeSet<ProposalId>,
+    /// Whether a leader should check that the address table covers every member.
+    pub(super) publish_check_due: bool,
+    /// The largest address record proposed (records are commands too).
+    pub(super) command_bytes_max: usize,
+}
+
+impl Members {
+    pub(super) fn new(
+        directory: Directory,
+        applied_membership: Membership,
+        command_bytes_max: usize,
+    ) -> Self {
+        Members {
+            directory,
+            applied_membership,
+            applied_term: Term(0),
+            records_in_flight: BTreeSet::new(),
+            changes_in_flight: BTreeSet::new(),
+            publish_check_due: false,
+            command_bytes_max,
+        }
+    }
+}
 
 /// What a node knows of its members when it starts: the directory (configured
 /// addresses, and the table of its snapshot), the membership of the snapshot (or the
@@ -68,9 +106,9 @@ impl NodeLoop {
         let me = self.core.id();
         for (id, member) in &addrs {
             if *id != me {
-                self.transport.add_peer(*id, member.raft.clone(), now);
+                self.io.transport.add_peer(*id, member.raft.clone(), now);
             }
-            self.directory.stage(*id, member.clone());
+            self.members.directory.stage(*id, member.clone());
         }
         let mut members = self.core.membership().members();
         for change in &changes {
@@ -94,16 +132,17 @@ impl NodeLoop {
         // committed records, and what it would publish could undo them; the change
         // is refused then anyway (no configuration entry before the leader commits
         // in its term), and the publishing check covers the rest later.
-        if self.applied_term == self.core.term() {
-            let record = self.directory.record_for(&members, &addrs);
+        if self.members.applied_term == self.core.term() {
+            let record = self.members.directory.record_for(&members, &addrs);
             if !record.is_empty() {
                 let _ = self.propose_record(record);
             }
         }
-        let id = self.next_proposal();
-        self.pending_proposals.insert(id, reply);
-        self.changes_in_flight.insert(id);
-        self.other_events
+        let id = self.requests.next_proposal();
+        self.requests.proposals.insert(id, reply);
+        self.members.changes_in_flight.insert(id);
+        self.gathered
+            .other_events
             .push(Event::ChangeMembership { id, changes });
     }
 
@@ -113,17 +152,17 @@ impl NodeLoop {
     pub(super) fn propose_record(&mut self, record: AddrTable) -> Result<ProposalId, AppendError> {
         debug_assert!(!record.is_empty());
         let command = encode_record(&record);
-        if command.len() > self.command_bytes_max {
+        if command.len() > self.members.command_bytes_max {
             tracing::error!(node = %self.core.id(), bytes = command.len(), "an address record over command_bytes_max; not published");
             return Err(AppendError::TooLarge {
                 bytes: command.len(),
-                max: self.command_bytes_max,
+                max: self.members.command_bytes_max,
             });
         }
-        let id = self.next_proposal();
+        let id = self.requests.next_proposal();
         tracing::info!(node = %self.core.id(), members = ?record.keys().collect::<Vec<_>>(), "publishing members' addresses");
-        self.records_in_flight.insert(id);
-        self.other_events.push(Event::propose(id, command));
+        self.members.records_in_flight.insert(id);
+        self.gathered.other_events.push(Event::propose(id, command));
         Ok(id)
     }
 
@@ -131,16 +170,19 @@ impl NodeLoop {
     /// flight: publishes what the address table lacks, if that is news to anyone
     /// (see [`crate::members`]).
     pub(super) fn maybe_publish_addrs(&mut self) {
-        if !self.publish_check_due || !self.records_in_flight.is_empty() {
+        if !self.members.publish_check_due || !self.members.records_in_flight.is_empty() {
             return;
         }
-        self.publish_check_due = false;
-        if self.core.role() != RoleKind::Leader || self.applied_term != self.core.term() {
+        self.members.publish_check_due = false;
+        if self.core.role() != RoleKind::Leader || self.members.applied_term != self.core.term() {
             return;
         }
         let members = self.core.membership().members();
-        let record = self.directory.record_for(&members, &AddrTable::new());
-        if self.directory.is_news(&record) {
+        let record = self
+            .members
+            .directory
+            .record_for(&members, &AddrTable::new());
+        if self.members.directory.is_news(&record) {
             let _ = self.propose_record(record);
         }
     }
@@ -148,11 +190,11 @@ impl NodeLoop {
     /// Forgets a decided proposal of the loop's own; whether it was a membership
     /// change.
     pub(super) fn forget_proposal(&mut self, id: ProposalId) -> bool {
-        if self.records_in_flight.remove(&id) {
+        if self.members.records_in_flight.remove(&id) {
             // Committed, it is applied by now; dropped, it must be published again.
-            self.publish_check_due = true;
+            self.members.publish_check_due = true;
         }
-        self.changes_in_flight.remove(&id)
+        self.members.changes_in_flight.remove(&id)
     }
 
     /// Applies a configuration or address record to the directory; whether the
@@ -160,15 +202,19 @@ impl NodeLoop {
     pub(super) fn apply_to_directory(&mut self, entry: &Entry) -> bool {
         match &entry.payload {
             EntryPayload::Membership(membership) => {
-                self.directory.apply_membership(entry.index, membership);
-                self.applied_membership = (**membership).clone();
+                self.members
+                    .directory
+                    .apply_membership(entry.index, membership);
+                self.members.applied_membership = (**membership).clone();
                 true
             }
             EntryPayload::Command(bytes) if bytes.first() == Some(&TAG_ADDRS) => {
                 match decode_entry(bytes) {
-                    Payload::Record(record) => {
-                        !self.directory.apply_record(entry.index, record).is_empty()
-                    }
+                    Payload::Record(record) => !self
+                        .members
+                        .directory
+                        .apply_record(entry.index, record)
+                        .is_empty(),
                     Payload::Command(_) | Payload::Invalid(_) => {
                         tracing::warn!(node = %self.core.id(), index = %entry.index, "an address record that does not decode; ignored");
                         false
@@ -188,15 +234,17 @@ impl NodeLoop {
             node = %self.core.id(), last_index = %snapshot.meta.last_index,
             bytes = snapshot.data.len(), "restoring a snapshot from the leader"
         );
-        self.directory.restore(snapshot.meta.last_index, table);
-        self.applied_membership = snapshot.meta.membership.clone();
-        self.applied_index = snapshot.meta.last_index;
+        self.members
+            .directory
+            .restore(snapshot.meta.last_index, table);
+        self.members.applied_membership = snapshot.meta.membership.clone();
+        self.applied.index = snapshot.meta.last_index;
         self.deliver(Delivery::Restore {
             meta: snapshot.meta,
             data: app,
         });
         self.reconcile_peers();
-        self.publish_check_due = true;
+        self.members.publish_check_due = true;
         Ok(())
     }
 
@@ -207,23 +255,25 @@ impl NodeLoop {
     /// waiting to be added (it knows no membership yet) keeps its configured peers.
     pub(super) fn reconcile_peers(&mut self) {
         let mut members = self.core.membership().members();
-        members.extend(self.applied_membership.members());
+        members.extend(self.members.applied_membership.members());
         if members.is_empty() {
             return;
         }
         let me = self.core.id();
         let now = clock::now();
-        self.directory.retain_staged(&members);
+        self.members.directory.retain_staged(&members);
         for id in members.iter().copied().filter(|id| *id != me) {
-            match self.directory.get(id) {
-                Some(addrs) => self.transport.add_peer(id, addrs.raft.clone(), now),
-                None => self.transport.allow_peer(id),
+            match self.members.directory.get(id) {
+                Some(addrs) => self.io.transport.add_peer(id, addrs.raft.clone(), now),
+                None => self.io.transport.allow_peer(id),
             }
         }
-        for id in self.transport.known_peers() {
+        for id in self.io.transport.known_peers() {
             if !members.contains(&id) {
                 tracing::info!(node = %me, peer = %id, "peer removed from the membership; closing its connections");
-                self.transport.remove_peer(id, self.poll.registry(), now);
+                self.io
+                    .transport
+                    .remove_peer(id, self.io.poll.registry(), now);
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use raft_sim::params::{Pins, SimParams};
+use raft_sim::params::{Pins, SimParams, NODES_SUPPORTED};
 use raft_sim::run::{install_quiet_panic_hook, run, Verdict, EXIT_DETERMINISM};
 use raft_sim::sweep::{run_one, sweep};
 use raft_sim::trace::Trace;
@@ -43,14 +43,23 @@ struct Cli {
     /// catch on their own.
     #[arg(long)]
     skip_durability_check: bool,
+    /// Skip the disruption checker (a leader in contact with a quorum deposed although
+    /// PreVote and CheckQuorum are on); depositions are still counted.
+    #[arg(long)]
+    skip_disruption_check: bool,
+    /// Skip the efficiency budgets (probe round trips per catch-up, replication
+    /// messages per committed entry); the costs are still reported.
+    #[arg(long)]
+    skip_budgets: bool,
     /// Run each seed twice and compare the trace digests.
     #[arg(long)]
     check_determinism: bool,
     /// Trace lines shown before a failure.
     #[arg(long, default_value_t = 60)]
     failure_context: usize,
-    /// Pin the cluster size (3, 5 or 7).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=9))]
+    /// Pin the cluster size at the start: 1, 2, 3, 4, 5 or 7 voters (the swarm draws
+    /// 3, 5 and 7 for most seeds, 1, 2 and 4 for some).
+    #[arg(long, value_parser = parse_nodes)]
     nodes: Option<u32>,
     /// Pin message loss, percent.
     #[arg(long)]
@@ -107,6 +116,35 @@ struct Cli {
     /// Pin the mean time between membership changes, ms (0: none).
     #[arg(long)]
     membership_every_ms: Option<u32>,
+    /// Pin held messages (sent over a cut link, delivered after it heals) and the
+    /// very late tail (longer than an election timeout) on or off.
+    #[arg(long)]
+    late_messages: Option<bool>,
+    /// Pin partial-connectivity partitions (a node that reaches only one other; nodes
+    /// that cannot hear the leader) on or off.
+    #[arg(long)]
+    partial_connectivity: Option<bool>,
+    /// Pin crashes aimed at a leader with appends its disk has not synced on or off.
+    #[arg(long)]
+    unsynced_leader_crashes: Option<bool>,
+    /// Pin membership changes of two voters at once (3 to 5, 5 to 3, replacing two)
+    /// on or off.
+    #[arg(long)]
+    two_voter_changes: Option<bool>,
+    /// Pin small and even clusters (1, 2 or 4 voters) on or off; `--nodes` wins.
+    #[arg(long)]
+    small_clusters: Option<bool>,
+}
+
+fn parse_nodes(text: &str) -> Result<u32, String> {
+    let supported = NODES_SUPPORTED.map(|n| n.to_string()).join(", ");
+    match text.trim().parse::<u32>() {
+        Ok(n) if NODES_SUPPORTED.contains(&n) => Ok(n),
+        Ok(n) => Err(format!(
+            "{n} voters is not a supported cluster size (supported: {supported})"
+        )),
+        Err(e) => Err(format!("{e} (supported cluster sizes: {supported})")),
+    }
 }
 
 fn default_jobs() -> usize {
@@ -134,6 +172,8 @@ impl Cli {
     fn checks(&self) -> Checks {
         Checks {
             durability: !self.skip_durability_check,
+            disruption: !self.skip_disruption_check,
+            budgets: !self.skip_budgets,
         }
     }
 
@@ -158,6 +198,11 @@ impl Cli {
             inflight_msgs_max: self.inflight_msgs_max.map(|n| n as usize),
             membership_changes: self.membership_changes,
             membership_every_ms: self.membership_every_ms,
+            late_messages: self.late_messages,
+            partial_connectivity: self.partial_connectivity,
+            unsynced_leader_crashes: self.unsynced_leader_crashes,
+            two_voter_changes: self.two_voter_changes,
+            small_clusters: self.small_clusters,
         }
     }
 }

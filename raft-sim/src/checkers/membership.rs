@@ -112,6 +112,14 @@ impl MembershipChecker {
         configs.in_log.split_off(&first.index);
         for entry in entries {
             if let Some(m) = membership_of(entry) {
+                let previous = configs.in_log.values().next_back().unwrap_or(&configs.base);
+                if let Err(why) = check_transition(previous, m) {
+                    return Err(Violation::at_node(
+                        ViolationKind::Membership,
+                        node,
+                        format!("the configuration at {} {why}", entry.index),
+                    ));
+                }
                 configs.in_log.insert(entry.index, m.clone());
                 if leader_term == Some(entry.term) && commit_term != Some(entry.term) {
                     return Err(Violation::at_node(
@@ -249,6 +257,47 @@ impl MembershipChecker {
     }
 }
 
+/// Whether a configuration may follow `previous` in a log (thesis §4.3): voters
+/// change one server at a time, or through a joint configuration whose outgoing half
+/// is the previous voters, which is left for its incoming half. A node that joined
+/// empty knows no configuration before the first it receives (no voters): anything
+/// may follow that.
+fn check_transition(previous: &Membership, next: &Membership) -> Result<(), String> {
+    if previous.voters.is_empty() {
+        return Ok(());
+    }
+    match (previous.is_joint(), next.is_joint()) {
+        (false, false) => {
+            let changed = previous.voters.symmetric_difference(&next.voters).count();
+            if changed > 1 {
+                return Err(format!(
+                    "changes {changed} voters at once without a joint configuration ({:?} to {:?})",
+                    previous.voters, next.voters
+                ));
+            }
+        }
+        (false, true) if next.voters_outgoing != previous.voters => {
+            return Err(format!(
+                "enters a joint configuration whose outgoing half {:?} is not the voters {:?}",
+                next.voters_outgoing, previous.voters
+            ));
+        }
+        (true, false) if next.voters != previous.voters => {
+            return Err(format!(
+                "leaves the joint configuration for {:?}, not its incoming half {:?}",
+                next.voters, previous.voters
+            ));
+        }
+        (true, true) => {
+            return Err(format!(
+                "follows the joint configuration {previous:?} with another, {next:?}"
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +419,38 @@ mod tests {
         assert!(c
             .check_node(n1, &members(&[1, 2]), false, LogIndex(2))
             .is_ok());
+    }
+
+    #[test]
+    fn voters_change_one_at_a_time_or_through_a_joint_configuration() {
+        let set = |ids: &[u64]| ids.iter().map(|i| NodeId(*i)).collect();
+        let plain = |ids: &[u64]| Membership {
+            voters: set(ids),
+            voters_outgoing: Default::default(),
+            learners: Default::default(),
+        };
+        let joint = |new: &[u64], old: &[u64]| Membership {
+            voters: set(new),
+            voters_outgoing: set(old),
+            learners: Default::default(),
+        };
+        let (abc, abd) = (plain(&[1, 2, 3]), plain(&[1, 2, 4]));
+        assert!(
+            check_transition(&abc, &plain(&[1, 2, 3, 4])).is_ok(),
+            "one added"
+        );
+        assert!(
+            check_transition(&abc, &abd).is_err(),
+            "one replaced: two changed"
+        );
+        assert!(check_transition(&abc, &joint(&[1, 2, 4], &[1, 2, 3])).is_ok());
+        assert!(check_transition(&abc, &joint(&[1, 2, 4], &[1, 2])).is_err());
+        assert!(check_transition(&joint(&[1, 2, 4], &[1, 2, 3]), &abd).is_ok());
+        assert!(check_transition(&joint(&[1, 2, 4], &[1, 2, 3]), &abc).is_err());
+        assert!(
+            check_transition(&plain(&[]), &abd).is_ok(),
+            "a node that joined empty"
+        );
     }
 
     /// A checker of nodes 1 and 2 (the initial voters) and joiner 3, which started

@@ -6,6 +6,7 @@
 //! its cost per event is proportional to what changed, not to the log's length.
 
 pub mod commit;
+pub mod disruption;
 pub mod durability;
 pub mod election;
 pub mod log_matching;
@@ -51,6 +52,9 @@ pub enum ViolationKind {
     /// an active configuration that is not the log's newest, two uncommitted
     /// configurations, or one appended before the leader committed its term.
     Membership,
+    /// A leader in contact with a quorum of its configuration was deposed although
+    /// PreVote and CheckQuorum are both on (thesis §9.6, §4.2.3).
+    Disruption,
 }
 
 impl fmt::Display for ViolationKind {
@@ -68,6 +72,7 @@ impl fmt::Display for ViolationKind {
             ViolationKind::Panic => "panic",
             ViolationKind::Divergence => "divergence",
             ViolationKind::Membership => "membership",
+            ViolationKind::Disruption => "disruption",
         };
         f.write_str(name)
     }
