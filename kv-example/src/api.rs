@@ -11,6 +11,7 @@ use kv_model::{ClientId, Operation, RequestSeq};
 use serde::Serialize;
 
 use crate::drain::InFlightGuard;
+use crate::ticket::Ticket;
 
 /// The identity of one write for duplicate suppression: the client and its sequence
 /// number. A retry of a write under the same id is applied at most once.
@@ -201,6 +202,24 @@ pub enum WriteOutcome {
 }
 
 impl KvError {
+    /// A write that did not commit within `timeout`: its fate is unknown.
+    pub fn not_committed_in_time(id: RequestId, timeout: Duration) -> KvError {
+        KvError::WriteUnknown {
+            id,
+            why: format!("it did not commit within {} ms", timeout.as_millis()),
+        }
+    }
+
+    /// A write that committed at `index` but was not applied here within the request
+    /// timeout.
+    pub fn not_applied_in_time(id: RequestId, index: u64) -> KvError {
+        KvError::CommittedNotApplied {
+            id,
+            index,
+            why: "did not catch up within the request timeout",
+        }
+    }
+
     /// What the error says about a write: definitely not applied, applied, or unknown.
     pub fn write_outcome(&self) -> WriteOutcome {
         match self {
@@ -442,6 +461,23 @@ pub trait Backend: Send + Sync + 'static {
     fn write(&self, id: RequestId, op: Operation) -> Result<WriteAck, KvError>;
     /// Reads `key`.
     fn get(&self, key: &str, consistency: Consistency) -> Result<String, KvError>;
+    /// Starts a write without blocking the caller (an event-loop front end):
+    /// `ticket` hears when it commits ([`Ticket::committed`]) and gets the answer
+    /// [`write`](Self::write) would give ([`Ticket::written`]), except that the
+    /// caller keeps the request timeout. By default it calls `write` at once.
+    fn start_write(&self, id: RequestId, op: Operation, ticket: Ticket) {
+        ticket.written(self.write(id, op));
+    }
+    /// Asks for a linearizable read barrier without blocking the caller: once
+    /// `ticket` hears `Ok` ([`Ticket::barrier`]), every read that started before
+    /// this call may be answered with [`Consistency::Stale`] on this node, as
+    /// [`Consistency::Linearizable`] would have. One barrier serves a whole batch of
+    /// reads. The caller keeps the request timeout.
+    fn start_read_barrier(&self, ticket: Ticket);
+    /// How long a request may wait for commit or for this node to catch up.
+    fn request_timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
     /// The node's view of the cluster.
     fn status(&self) -> Result<StatusReport, KvError>;
     /// The node's state and counters, for `GET /metrics`.

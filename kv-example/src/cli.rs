@@ -91,6 +91,10 @@ pub struct ClusterArgs {
     /// Turn fsync off (fast, NOT durable: for benchmarks of the code path only).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Start the nodes with --read-lease (leader reads from a lease; see the README
+    /// for its clock-drift caveat).
+    #[arg(long)]
+    pub read_lease: bool,
     /// TLS between the nodes (mutual, each node's certificate naming it) and HTTPS
     /// on the HTTP ports, with a throwaway CA and certificates made in DATA/tls
     /// (kept for later runs). The text protocol stays plain (see the README).
@@ -162,6 +166,11 @@ pub struct NodeArgs {
     /// Turn fsync off (fast, NOT durable: for benchmarks of the code path only).
     #[arg(long, env = "KV_NO_FSYNC")]
     pub no_fsync: bool,
+    /// Serve linearizable reads on the leader from a lease instead of a heartbeat
+    /// round each: faster, but correct only while no node's clock runs more than 10%
+    /// fast or slow (see the README). Set it on every node.
+    #[arg(long, env = "KV_READ_LEASE")]
+    pub read_lease: bool,
     /// This node's certificate (PEM, chain first), issued by --tls-ca and naming
     /// `raft-node-ID` (and, for HTTPS clients, the node's host). Turns on TLS
     /// between peers and HTTPS on --http-addr.
@@ -202,6 +211,9 @@ pub struct BenchArgs {
     /// code path without the disk).
     #[arg(long, requires = "start_cluster")]
     pub no_fsync: bool,
+    /// With --start-cluster: start the nodes with --read-lease.
+    #[arg(long, requires = "start_cluster")]
+    pub read_lease: bool,
     /// How long to run, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration_secs: u64,

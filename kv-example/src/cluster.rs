@@ -162,7 +162,12 @@ impl Supervisor {
         NodeOptions {
             no_fsync: self.args.no_fsync,
             join,
-            extra_args: Vec::new(),
+            extra_args: self
+                .args
+                .read_lease
+                .then(|| "--read-lease".to_string())
+                .into_iter()
+                .collect(),
             tls_dir: self.args.tls.then(|| tls_dir(&self.args.data_dir)),
         }
     }

@@ -10,6 +10,7 @@ use crate::api::{
     Backend, Consistency, KvError, LeaderRef, MemberReport, MembershipReport, MetricsReport,
     NewNode, RequestId, StatusReport, WriteAck,
 };
+use crate::ticket::Ticket;
 
 /// A single-process store that plays leader or follower.
 #[derive(Debug)]
@@ -62,6 +63,11 @@ impl MemoryBackend {
 }
 
 impl Backend for MemoryBackend {
+    fn start_read_barrier(&self, ticket: Ticket) {
+        // One store, no replicas: every read sees every write before it.
+        ticket.barrier(Ok(()));
+    }
+
     fn write(&self, id: RequestId, op: Operation) -> Result<WriteAck, KvError> {
         if let Some(leader) = &self.leader {
             return Err(KvError::NotLeader {

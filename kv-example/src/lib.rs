@@ -17,7 +17,10 @@
 //! - A read asks for a ReadIndex barrier (on a follower, the core asks the leader)
 //!   and answers once the replica has applied through it: linearizable on any node.
 //!   `get --stale` skips the barrier.
-//! - Front ends run a thread per connection ([`server`] says why).
+//! - The HTTP front end is one event loop for every connection: writes and read
+//!   barriers go to raft-mio with callbacks and come back through a [`ticket`], and
+//!   the reads of one turn share one barrier ([`http::server`] says how). The text
+//!   front end runs a thread per connection ([`server`] says why).
 //!
 //! ## Modules
 //! [`cli`] (flags and environment), [`node`] (one node process), [`cluster`] (the
@@ -26,7 +29,8 @@
 //! Raft), [`membership`] (adding and removing nodes), [`leadership`] (handing it
 //! to another voter), [`replica`] (the applied
 //! store), [`protocol`], [`line`](mod@line) and [`text`] (the line protocol), [`http`],
-//! [`client`] (a blocking line-protocol client), [`bench`](mod@bench), [`addrs`] (who is where).
+//! [`client`] (a blocking line-protocol client), [`bench`](mod@bench), [`addrs`] (who is where),
+//! [`ticket`] (answers for the event loop).
 //!
 //! ## Membership
 //! Nodes are added and removed at runtime (`add-node`, `remove-node` on the text
@@ -63,4 +67,5 @@ pub mod replica;
 pub mod server;
 pub mod service;
 pub mod text;
+pub mod ticket;
 pub mod tls;

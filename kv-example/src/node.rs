@@ -18,7 +18,7 @@ use raft_mio::{RaftConfig, StopReason};
 
 use crate::addrs::{split_host_port, Directory, APP_CLIENT, APP_HTTP};
 use crate::cli::NodeArgs;
-use crate::http::HttpHandler;
+use crate::http::HttpServer;
 use crate::replica::{spawn_applier, Replica};
 use crate::server::{Server, ServerLimits};
 use crate::service::KvService;
@@ -61,6 +61,9 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
             ],
         );
     }
+    // Leases rely on check_quorum (on by default); the core refuses a configuration
+    // without it.
+    config.core.read_lease = args.read_lease;
     if args.join {
         config = config.join_existing();
     }
@@ -98,11 +101,8 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
         TextHandler::new(Arc::clone(&service)),
         limits,
     )?;
-    let mut http_handler = HttpHandler::new(Arc::clone(&service));
-    if let Some(tls) = &tls {
-        http_handler = http_handler.with_tls(tls.https.clone());
-    }
-    let http = Server::spawn("http", http_listener, http_handler, limits)?;
+    let https = tls.as_ref().map(|tls| tls.https.clone());
+    let http = HttpServer::spawn(http_listener, Arc::clone(&service), https, limits)?;
     println!(
         "kv-example node {}{}: text {}, {} {}, raft {}{}, data {}",
         id.0,
@@ -118,8 +118,10 @@ pub fn run(args: NodeArgs) -> Result<(), NodeError> {
     let (stop_tx, stop_rx) = mpsc::channel();
     let applier = watch_node(&client, applier, &stop_tx)?;
     let cause = wait_for_stop(stop_tx, stop_rx, args.exit_on_stdin_eof)?;
+    // Stop taking requests; the HTTP loop still lets out the answers of those in
+    // flight (as the text connections' threads do) until the end of this function.
     text.stop();
-    http.stop();
+    http.stop_accepting();
     if let StopCause::Failed(why) = cause {
         // Fail-stop: the node cannot serve any more. raft-mio has answered every
         // write it had taken (fate unknown); let those answers out, then exit

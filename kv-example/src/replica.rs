@@ -6,7 +6,7 @@
 //! or a read's ReadIndex barrier). Every `snapshot_every_entries` applied entries the
 //! applier hands the store's snapshot to raft-mio, which bounds the log.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -24,6 +24,16 @@ pub const OUTCOMES_MAX: usize = 1 << 16;
 /// wait for the lock behind a long catch-up).
 pub const APPLY_BATCH_MAX: usize = 1024;
 
+/// The most waiters registered with [`Replica::when_applied`] at once; beyond it a
+/// waiter is answered [`WaitError::Overloaded`] at once. Front ends bound the
+/// requests they have in flight well below it.
+pub const WAITERS_MAX: usize = 1 << 20;
+
+/// What [`Replica::when_applied`] calls once the store has applied the index it waits
+/// for: the outcome of the command there (see [`Replica::wait_outcome`]), or why the
+/// wait ended.
+pub type AppliedWaiter = Box<dyn FnOnce(Result<Option<Outcome>, WaitError>) + Send>;
+
 /// Why a wait for the applied index ended without reaching it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitError {
@@ -31,9 +41,10 @@ pub enum WaitError {
     Timeout,
     /// The committed stream ended: the node is stopping.
     Stopped,
+    /// Too many waiters already ([`WAITERS_MAX`]).
+    Overloaded,
 }
 
-#[derive(Debug)]
 struct State {
     store: KvStore,
     /// Outcomes of recent commands by log index, oldest first.
@@ -41,9 +52,61 @@ struct State {
     /// Entries applied since the last snapshot was handed to raft-mio.
     since_snapshot: u64,
     stopped: bool,
+    /// Waiters of [`Replica::when_applied`] by the index they wait for.
+    waiters: BTreeMap<u64, Vec<AppliedWaiter>>,
+    /// The number of waiters in `waiters`.
+    waiters_count: usize,
+}
+
+impl std::fmt::Debug for AppliedWaiters<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} waiters", self.0)
+    }
+}
+
+/// How `State` shows its waiters in debug output (closures have no `Debug`).
+struct AppliedWaiters<'a>(&'a usize);
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("applied_index", &self.store.applied_index())
+            .field("keys", &self.store.len())
+            .field("since_snapshot", &self.since_snapshot)
+            .field("stopped", &self.stopped)
+            .field("waiters", &AppliedWaiters(&self.waiters_count))
+            .finish()
+    }
 }
 
 impl State {
+    /// The outcome of the command applied at `index`, if it is still remembered.
+    fn outcome_at(&self, index: u64) -> Option<Outcome> {
+        let found = self.outcomes.binary_search_by_key(&index, |(i, _)| *i);
+        found.ok().map(|at| self.outcomes[at].1.clone())
+    }
+
+    /// Takes the waiters whose index has been applied, with their outcomes.
+    fn take_ready_waiters(&mut self) -> Vec<(AppliedWaiter, Option<Outcome>)> {
+        let applied = self.store.applied_index();
+        if self
+            .waiters
+            .first_key_value()
+            .is_none_or(|(i, _)| *i > applied)
+        {
+            return Vec::new();
+        }
+        let later = self.waiters.split_off(&(applied + 1));
+        let ready = std::mem::replace(&mut self.waiters, later);
+        let mut calls = Vec::new();
+        for (index, waiters) in ready {
+            let outcome = self.outcome_at(index);
+            calls.extend(waiters.into_iter().map(|w| (w, outcome.clone())));
+        }
+        self.waiters_count -= calls.len();
+        calls
+    }
+
     fn apply(&mut self, item: Committed<Command>) -> Result<(), String> {
         match item {
             Committed::Command { index, command, .. } => {
@@ -101,6 +164,8 @@ impl Replica {
                 outcomes: VecDeque::new(),
                 since_snapshot: 0,
                 stopped: false,
+                waiters: BTreeMap::new(),
+                waiters_count: 0,
             }),
             applied: Condvar::new(),
         }
@@ -133,15 +198,56 @@ impl Replica {
                 break;
             }
         }
+        let ready = state.take_ready_waiters();
         drop(state);
         self.applied.notify_all();
+        // Called without the lock: a waiter may read the store.
+        for (waiter, outcome) in ready {
+            waiter(Ok(outcome));
+        }
         result
     }
 
     /// Marks the replica stopped and wakes every waiter.
     pub fn stop(&self) {
-        self.lock().stopped = true;
+        let mut state = self.lock();
+        state.stopped = true;
+        let waiters = std::mem::take(&mut state.waiters);
+        state.waiters_count = 0;
+        drop(state);
         self.applied.notify_all();
+        for waiter in waiters.into_values().flatten() {
+            waiter(Err(WaitError::Stopped));
+        }
+    }
+
+    /// Calls `then` once the store has applied `index` (at once, on this thread, if
+    /// it has), with the outcome of the command there; or with why it never will
+    /// (the node stops). Otherwise `then` runs on the applier's thread, so it must be
+    /// quick: hand the answer to the front end's loop. The event-loop form of
+    /// [`wait_outcome`](Self::wait_outcome), without a deadline: the caller keeps its
+    /// own.
+    pub fn when_applied(
+        &self,
+        index: u64,
+        then: impl FnOnce(Result<Option<Outcome>, WaitError>) + Send + 'static,
+    ) {
+        let mut state = self.lock();
+        if state.store.applied_index() >= index {
+            let outcome = state.outcome_at(index);
+            drop(state);
+            return then(Ok(outcome));
+        }
+        if state.stopped {
+            drop(state);
+            return then(Err(WaitError::Stopped));
+        }
+        if state.waiters_count >= WAITERS_MAX {
+            drop(state);
+            return then(Err(WaitError::Overloaded));
+        }
+        state.waiters.entry(index).or_default().push(Box::new(then));
+        state.waiters_count += 1;
     }
 
     /// The index of the last entry applied.
@@ -176,9 +282,7 @@ impl Replica {
         index: u64,
         deadline: Instant,
     ) -> Result<Option<Outcome>, WaitError> {
-        let state = self.wait(index, deadline)?;
-        let found = state.outcomes.binary_search_by_key(&index, |(i, _)| *i);
-        Ok(found.ok().map(|at| state.outcomes[at].1.clone()))
+        Ok(self.wait(index, deadline)?.outcome_at(index))
     }
 
     fn wait(&self, index: u64, deadline: Instant) -> Result<MutexGuard<'_, State>, WaitError> {
@@ -316,6 +420,37 @@ mod tests {
         replica.apply(put(3, 7, 1, "k", "first")).unwrap();
         assert_eq!(replica.get("k").as_deref(), Some("second"));
         assert_eq!(replica.wait_outcome(3, soon()), Ok(Some(Outcome::Stale)));
+    }
+
+    #[test]
+    fn a_waiter_is_called_once_its_index_is_applied_or_the_replica_stops() {
+        let replica = Replica::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for index in [2, 1, 2, 3] {
+            let tx = tx.clone();
+            replica.when_applied(index, move |r| tx.send((index, r)).unwrap());
+        }
+        assert!(rx.try_recv().is_err(), "nothing is applied yet");
+        replica.apply(put(1, 7, 1, "k", "a")).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), (1, Ok(Some(Outcome::Put))));
+        replica.apply(put(2, 7, 2, "k", "b")).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), (2, Ok(Some(Outcome::Put))));
+        assert_eq!(rx.try_recv().unwrap(), (2, Ok(Some(Outcome::Put))));
+        assert!(rx.try_recv().is_err(), "index 3 is not applied");
+        let now = {
+            let tx = tx.clone();
+            move |r| tx.send((1, r)).unwrap()
+        };
+        replica.when_applied(1, now);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            (1, Ok(Some(Outcome::Put))),
+            "applied: at once"
+        );
+        replica.stop();
+        assert_eq!(rx.try_recv().unwrap(), (3, Err(WaitError::Stopped)));
+        replica.when_applied(9, move |r| tx.send((9, r)).unwrap());
+        assert_eq!(rx.try_recv().unwrap(), (9, Err(WaitError::Stopped)));
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! Accepting connections: one thread per connection, up to a bound.
+//! Accepting connections: one thread per connection, up to a bound. The text
+//! protocol is served this way; HTTP, which takes the load, has an event loop
+//! ([`crate::http::server`]), where a thread per connection cost more in switches
+//! and wake-ups than Raft did (see the README).
 //!
 //! Why threads and not a mio loop: raft-mio's client API is blocking (a proposal is
 //! waited on, a read barrier is waited on), and a connection's requests are answered

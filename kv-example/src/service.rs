@@ -20,6 +20,7 @@ use crate::drain::{InFlight, InFlightGuard};
 use crate::leadership::{self, LEADERSHIP_TRANSFER_TIMEOUT};
 use crate::membership::{self, leader_ref, membership_report};
 use crate::replica::{Replica, WaitError};
+use crate::ticket::Ticket;
 
 /// A node's key-value service: the raft-mio client and the replica it applies into.
 #[derive(Debug)]
@@ -66,18 +67,6 @@ impl KvService {
     }
 
     /// The error for a wait on the replica after the write committed at `index`.
-    fn apply_wait_error(&self, error: WaitError, id: RequestId, index: LogIndex) -> KvError {
-        let why = match error {
-            WaitError::Timeout => "did not catch up within the request timeout",
-            WaitError::Stopped => "is shutting down",
-        };
-        KvError::CommittedNotApplied {
-            id,
-            index: index.0,
-            why,
-        }
-    }
-
     fn wait_error(&self, error: WaitError, what: &'static str) -> KvError {
         match error {
             WaitError::Timeout => KvError::Timeout {
@@ -85,7 +74,42 @@ impl KvService {
                 after: self.request_timeout,
             },
             WaitError::Stopped => KvError::Stopped,
+            WaitError::Overloaded => KvError::Unavailable(OVERLOADED.into()),
         }
+    }
+}
+
+/// What a client is told when this node has too many requests waiting.
+const OVERLOADED: &str = "this node has too many requests waiting; retry";
+
+/// The error for a wait on the replica after the write committed at `index`.
+fn apply_wait_error(error: WaitError, id: RequestId, index: u64) -> KvError {
+    let why = match error {
+        WaitError::Timeout => return KvError::not_applied_in_time(id, index),
+        WaitError::Stopped => "is shutting down",
+        WaitError::Overloaded => "had too many requests waiting",
+    };
+    KvError::CommittedNotApplied { id, index, why }
+}
+
+/// The answer to a write whose command was applied here with `outcome`.
+fn write_answer(id: RequestId, index: u64, outcome: Option<Outcome>) -> Result<WriteAck, KvError> {
+    if outcome == Some(Outcome::Stale) {
+        return Err(KvError::StaleRequest(id));
+    }
+    Ok(WriteAck { index })
+}
+
+/// What a client is told about a read barrier raft-mio could not give.
+fn read_error(error: ReadError) -> KvError {
+    match error {
+        ReadError::Failed(ReadFailure::NoLeader | ReadFailure::NotLeader) => KvError::Unavailable(
+            "no leader to confirm a linearizable read; retry shortly (or use get --stale)".into(),
+        ),
+        ReadError::Failed(reason) => KvError::Unavailable(format!(
+            "the leader could not confirm a linearizable read ({reason:?}); retry"
+        )),
+        ReadError::Shutdown => KvError::Stopped,
     }
 }
 
@@ -165,15 +189,7 @@ impl Backend for KvService {
             .submit(&command)
             .map_err(|e| write_error(id, e))?;
         let index = match proposal.wait_timeout(self.request_timeout) {
-            None => {
-                return Err(KvError::WriteUnknown {
-                    id,
-                    why: format!(
-                        "it did not commit within {} ms",
-                        self.request_timeout.as_millis()
-                    ),
-                })
-            }
+            None => return Err(KvError::not_committed_in_time(id, self.request_timeout)),
             Some(result) => result.map_err(|e| write_error(id, e))?,
         };
         // Committed; the answer waits until this replica has applied it, so that a
@@ -181,29 +197,54 @@ impl Backend for KvService {
         let outcome = self
             .replica
             .wait_outcome(index.0, deadline)
-            .map_err(|e| self.apply_wait_error(e, id, index))?;
-        if outcome == Some(Outcome::Stale) {
-            return Err(KvError::StaleRequest(id));
-        }
-        Ok(WriteAck { index: index.0 })
+            .map_err(|e| apply_wait_error(e, id, index.0))?;
+        write_answer(id, index.0, outcome)
+    }
+
+    fn start_write(&self, id: RequestId, op: Operation, ticket: Ticket) {
+        let command = Command {
+            client: id.client,
+            seq: id.seq,
+            op,
+        };
+        let replica = Arc::clone(&self.replica);
+        // Runs on raft-mio's loop: it only hands the index on. The answer waits until
+        // this replica has applied the write (on the applier's thread), as in `write`.
+        self.client
+            .submit_then(&command, move |result| match result {
+                Ok(index) => {
+                    ticket.committed(index.0);
+                    replica.when_applied(index.0, move |applied| {
+                        let answer = applied.map_err(|e| apply_wait_error(e, id, index.0));
+                        ticket
+                            .written(answer.and_then(|outcome| write_answer(id, index.0, outcome)));
+                    });
+                }
+                Err(e) => ticket.written(Err(write_error(id, e))),
+            });
+    }
+
+    fn start_read_barrier(&self, ticket: Ticket) {
+        let replica = Arc::clone(&self.replica);
+        self.client.read_index_then(move |result| match result {
+            Ok(index) => replica.when_applied(index.0, move |applied| {
+                ticket.barrier(applied.map(drop).map_err(|e| match e {
+                    WaitError::Overloaded => KvError::Unavailable(OVERLOADED.into()),
+                    WaitError::Stopped | WaitError::Timeout => KvError::Stopped,
+                }));
+            }),
+            Err(e) => ticket.barrier(Err(read_error(e))),
+        });
+    }
+
+    fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     fn get(&self, key: &str, consistency: Consistency) -> Result<String, KvError> {
         if consistency == Consistency::Linearizable {
             let deadline = Instant::now() + self.request_timeout;
-            let barrier = self.client.read_index().map_err(|e| match e {
-                ReadError::Failed(ReadFailure::NoLeader | ReadFailure::NotLeader) => {
-                    KvError::Unavailable(
-                        "no leader to confirm a linearizable read; retry shortly \
-                         (or use get --stale)"
-                            .into(),
-                    )
-                }
-                ReadError::Failed(reason) => KvError::Unavailable(format!(
-                    "the leader could not confirm a linearizable read ({reason:?}); retry"
-                )),
-                ReadError::Shutdown => KvError::Stopped,
-            })?;
+            let barrier = self.client.read_index().map_err(read_error)?;
             self.replica
                 .wait_applied(barrier.0, deadline)
                 .map_err(|e| self.wait_error(e, "this node to catch up for a read"))?;

@@ -4,7 +4,8 @@
 //! (adds a fourth, removes a founder), then the recorded history is searched for a
 //! linearization, key by key.
 //!
-//! Writes carry request ids and are retried (to the leader a node names, or the next
+//! Half the clients speak HTTP (the event-loop front end, whose reads share
+//! barriers), half the text protocol. Writes carry request ids and are retried (to the leader a node names, or the next
 //! node) under the same id until acknowledged, so each is applied at most once; one
 //! never acknowledged is recorded with an unknown outcome. A read that fails has no
 //! effect and is left out.
@@ -22,7 +23,7 @@ use raft_sim::linearizability::{CheckOutcome, Operation};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use support::netns::NetLab;
-use support::Cluster;
+use support::{http, Cluster};
 
 const KEYS: [&str; 3] = ["a", "b", "c"];
 const CLIENTS: u64 = 4;
@@ -39,6 +40,9 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// search in a long soak (linearizability is per key).
 const KEY_GENERATION: Duration = Duration::from_secs(30);
 
+/// Every node's text-protocol and HTTP addresses, in id order.
+type Addrs = (Vec<String>, Vec<String>);
+
 /// The shared logical clock and the history.
 struct Recorder {
     clock: AtomicU64,
@@ -51,10 +55,26 @@ impl Recorder {
     }
 }
 
-/// One connection per node, reopened after a failure.
+/// What a node answered.
+enum Reply {
+    /// The write is applied.
+    Appended,
+    /// Ask this node (an index into the nodes) instead.
+    Redirect(usize),
+    /// The value read (`None`: the key holds none).
+    Value(Option<String>),
+    /// No answer, or one that says nothing about the operation.
+    Failed,
+}
+
+/// How a client reaches the nodes: the text protocol (one connection per node,
+/// reopened after a failure), or HTTP (the event-loop front end; a connection per
+/// request, as curl makes).
 struct Conns {
     addrs: Vec<String>,
+    http_addrs: Vec<String>,
     open: Vec<Option<TextClient>>,
+    http: bool,
 }
 
 impl Conns {
@@ -68,15 +88,68 @@ impl Conns {
         }
         answer
     }
+
+    fn put(&mut self, node: usize, client: u64, seq: u64, key: &str, value: &str) -> Reply {
+        if self.http {
+            let headers = [
+                ("X-Client-Id", client.to_string()),
+                ("X-Request-Seq", seq.to_string()),
+            ];
+            let target = format!("/kv/{key}");
+            let addr = &self.http_addrs[node];
+            let Ok(response) =
+                http::request_with_headers(addr, "PUT", &target, &headers, Some(value))
+            else {
+                return Reply::Failed;
+            };
+            return match response.status {
+                200 => Reply::Appended,
+                307 => response
+                    .header("location")
+                    .and_then(|l| l.split('/').nth(2))
+                    .and_then(|host| self.http_addrs.iter().position(|a| a == host))
+                    .map_or(Reply::Failed, Reply::Redirect),
+                _ => Reply::Failed,
+            };
+        }
+        match self.request(node, &format!("put --req {client}:{seq} {key} {value}")) {
+            Some(answer) if answer.appended_index().is_some() => Reply::Appended,
+            Some(answer) => answer
+                .leader_redirect()
+                .and_then(|addr| self.addrs.iter().position(|a| a == addr))
+                .map_or(Reply::Failed, Reply::Redirect),
+            None => Reply::Failed,
+        }
+    }
+
+    fn get(&mut self, node: usize, key: &str) -> Reply {
+        if self.http {
+            let target = format!("/kv/{key}");
+            return match http::request(&self.http_addrs[node], "GET", &target, None) {
+                Ok(r) if r.status == 200 => Reply::Value(Some(r.body.trim_end().to_string())),
+                Ok(r) if r.status == 404 => Reply::Value(None),
+                _ => Reply::Failed,
+            };
+        }
+        match self.request(node, &format!("get {key}")) {
+            Some(Answer::Ok(value)) => Reply::Value(Some(value)),
+            Some(Answer::Error(e)) if e == "value does not exist" => Reply::Value(None),
+            _ => Reply::Failed,
+        }
+    }
 }
 
-fn client(id: u64, addrs: Vec<String>, recorder: &Recorder, stop_at: Instant) {
+/// One client: odd ones speak HTTP, even ones the text protocol.
+fn client(id: u64, addrs: Addrs, recorder: &Recorder, stop_at: Instant) {
     let started = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(id);
+    let (addrs, http_addrs) = addrs;
     let n = addrs.len();
     let mut conns = Conns {
         open: (0..n).map(|_| None).collect(),
         addrs,
+        http_addrs,
+        http: id % 2 == 1,
     };
     let mut leader = 0usize;
     let mut seq = 0u64;
@@ -87,7 +160,6 @@ fn client(id: u64, addrs: Vec<String>, recorder: &Recorder, stop_at: Instant) {
         if rng.next_u64() % 2 == 0 {
             seq += 1;
             let value = format!("{id}-{seq}");
-            let line = format!("put --req {}:{seq} {key} {value}", 1000 + id);
             let call = recorder.tick();
             let mut ret = None;
             let give_up = stop_at + WRITE_GRACE;
@@ -95,16 +167,13 @@ fn client(id: u64, addrs: Vec<String>, recorder: &Recorder, stop_at: Instant) {
                 if Instant::now() > give_up {
                     break;
                 }
-                match conns.request(leader, &line) {
-                    Some(answer) if answer.appended_index().is_some() => {
+                match conns.put(leader, 1000 + id, seq, &key, &value) {
+                    Reply::Appended => {
                         ret = Some((recorder.tick(), KvOutput::Put));
                         break;
                     }
-                    Some(answer) if answer.leader_redirect().is_some() => {
-                        let addr = answer.leader_redirect().unwrap();
-                        leader = conns.addrs.iter().position(|a| a == addr).unwrap_or(0);
-                    }
-                    _ => {
+                    Reply::Redirect(node) => leader = node,
+                    Reply::Value(_) | Reply::Failed => {
                         leader = (leader + 1) % n;
                         std::thread::sleep(Duration::from_millis(20));
                     }
@@ -123,9 +192,8 @@ fn client(id: u64, addrs: Vec<String>, recorder: &Recorder, stop_at: Instant) {
         } else {
             let node = (rng.next_u64() % n as u64) as usize;
             let call = recorder.tick();
-            let output = match conns.request(node, &format!("get {key}")) {
-                Some(Answer::Ok(value)) => KvOutput::Get(Some(value)),
-                Some(Answer::Error(e)) if e == "value does not exist" => KvOutput::Get(None),
+            let output = match conns.get(node, &key) {
+                Reply::Value(value) => KvOutput::Get(value),
                 // Failed: a read has no effect, so it is left out of the history.
                 _ => continue,
             };
@@ -165,11 +233,15 @@ fn run_and_check(
         clock: AtomicU64::new(1),
         ops: Mutex::new(Vec::new()),
     };
-    let addrs: Vec<String> = cluster
-        .ids()
-        .iter()
-        .map(|id| cluster.client_addr(*id).to_string())
-        .collect();
+    let ids = cluster.ids();
+    let addrs: Addrs = (
+        ids.iter()
+            .map(|id| cluster.client_addr(*id).to_string())
+            .collect(),
+        ids.iter()
+            .map(|id| cluster.http_addr(*id).to_string())
+            .collect(),
+    );
     let stop_at = Instant::now() + run;
     std::thread::scope(|scope| {
         for id in 0..CLIENTS {
@@ -265,6 +337,15 @@ fn with_leader_kills(run: Duration) {
 #[test]
 fn a_concurrent_history_with_leader_kills_is_linearizable() {
     with_leader_kills(RUN);
+}
+
+/// With lease reads the leader answers reads without a heartbeat round; a killed
+/// leader's lease has run out before any other node can win an election.
+#[test]
+fn a_concurrent_history_with_leader_kills_and_read_leases_is_linearizable() {
+    let cluster = Cluster::start_with_args(3, &["--read-lease"]);
+    let mut down = None;
+    run_and_check(cluster, RUN, &|| {}, kill_leaders(&mut down));
 }
 
 #[test]

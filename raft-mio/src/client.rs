@@ -333,7 +333,7 @@ impl<T: Serialize> Client<T> {
     /// is full.
     pub fn submit(&self, command: &T) -> Result<Proposal, AppendError> {
         let bytes = encode_command(command).map_err(|e| AppendError::Encode(e.to_string()))?;
-        self.submit_bytes(bytes.into())
+        self.submit_bytes(bytes)
     }
 
     fn submit_bytes(&self, command: SharedBytes) -> Result<Proposal, AppendError> {
@@ -376,7 +376,7 @@ impl<T: Serialize> Client<T> {
         // An unanswered reply (the loop stopped before taking it) was never proposed.
         let reply = callback(move |answer| then(answer.unwrap_or(Err(AppendError::Shutdown))));
         let request = Request::Propose {
-            command: bytes.into(),
+            command: bytes,
             reply,
         };
         // A request the mailbox refuses is dropped with its reply, which answers.

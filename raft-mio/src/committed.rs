@@ -2,7 +2,6 @@
 //! application's command type on the application's thread (which keeps the event
 //! loop's share of the work small).
 
-use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::mpsc::{Receiver, RecvError, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
@@ -102,7 +101,8 @@ impl<T> Committed<T> {
 #[derive(Debug)]
 pub struct CommittedStream<T> {
     rx: Receiver<Delivery>,
-    batch: VecDeque<Entry>,
+    /// The rest of the last delivery (taken as it came, not copied).
+    batch: std::vec::IntoIter<Entry>,
     last_index: LogIndex,
     _command: PhantomData<fn() -> T>,
 }
@@ -111,7 +111,7 @@ impl<T: DeserializeOwned> CommittedStream<T> {
     pub(crate) fn new(rx: Receiver<Delivery>) -> Self {
         CommittedStream {
             rx,
-            batch: VecDeque::new(),
+            batch: Vec::new().into_iter(),
             last_index: LogIndex(0),
             _command: PhantomData,
         }
@@ -126,7 +126,7 @@ impl<T: DeserializeOwned> CommittedStream<T> {
 
     /// Blocks for the next committed item; an error once the node has stopped.
     pub fn recv(&mut self) -> Result<Committed<T>, RecvError> {
-        if self.batch.is_empty() {
+        if self.batch.len() == 0 {
             let delivery = self.rx.recv()?;
             if let Some(item) = self.accept(delivery) {
                 return Ok(item);
@@ -137,7 +137,7 @@ impl<T: DeserializeOwned> CommittedStream<T> {
 
     /// The next committed item if one is ready.
     pub fn try_recv(&mut self) -> Result<Committed<T>, TryRecvError> {
-        if self.batch.is_empty() {
+        if self.batch.len() == 0 {
             let delivery = self.rx.try_recv()?;
             if let Some(item) = self.accept(delivery) {
                 return Ok(item);
@@ -148,7 +148,7 @@ impl<T: DeserializeOwned> CommittedStream<T> {
 
     /// Waits at most `timeout` for the next committed item.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Committed<T>, RecvTimeoutError> {
-        if self.batch.is_empty() {
+        if self.batch.len() == 0 {
             let delivery = self.rx.recv_timeout(timeout)?;
             if let Some(item) = self.accept(delivery) {
                 return Ok(item);
@@ -162,7 +162,12 @@ impl<T: DeserializeOwned> CommittedStream<T> {
         match delivery {
             Delivery::Entries(entries) => {
                 debug_assert!(!entries.is_empty(), "the loop never sends an empty batch");
-                self.batch.extend(entries);
+                debug_assert_eq!(
+                    self.batch.len(),
+                    0,
+                    "a delivery is taken once the last is done"
+                );
+                self.batch = entries.into_iter();
                 None
             }
             Delivery::Restore { meta, data } => {
@@ -173,10 +178,7 @@ impl<T: DeserializeOwned> CommittedStream<T> {
     }
 
     fn next_from_batch(&mut self) -> Committed<T> {
-        let entry = self
-            .batch
-            .pop_front()
-            .expect("a delivered batch is never empty");
+        let entry = self.batch.next().expect("a delivered batch is never empty");
         debug_assert!(
             self.last_index == LogIndex(0) || entry.index == self.last_index.next(),
             "committed entries arrive in order without gaps"
@@ -229,11 +231,7 @@ mod tests {
         let (tx, rx) = sync_channel(4);
         let mut stream = CommittedStream::<String>::new(rx);
         let command = |s: &str| {
-            EntryPayload::Command(
-                crate::envelope::encode_command(&s.to_string())
-                    .unwrap()
-                    .into(),
-            )
+            EntryPayload::Command(crate::envelope::encode_command(&s.to_string()).unwrap())
         };
         let record: AddrTable = [(raft_core::NodeId(4), "h4:7004".into())].into();
         tx.send(Delivery::Entries(vec![

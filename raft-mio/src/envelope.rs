@@ -9,9 +9,12 @@
 //! - A snapshot's data is a versioned envelope: the address table as of the
 //!   snapshot's last index, then the application's bytes.
 
+use std::cell::RefCell;
+
 use raft_core::SharedBytes;
 use serde::{Deserialize, Serialize};
 
+use crate::encoding::encode_into;
 use crate::members::AddrTable;
 
 /// The first byte of a command entry that holds an application command (its
@@ -21,16 +24,46 @@ pub const TAG_COMMAND: u8 = 0;
 /// in postcard follows).
 pub const TAG_ADDRS: u8 = 1;
 
+/// A thread's scratch buffer over this size is not kept for its next command.
+const SCRATCH_BYTES_KEPT_MAX: usize = 64 << 10;
+
+thread_local! {
+    /// Where a thread encodes a command before it is copied into its shared buffer:
+    /// one allocation per command, where a fresh `Vec` grew several times and was
+    /// then copied anyway (`SharedBytes` is an `Arc<[u8]>`).
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The entry bytes of an application command.
-pub(crate) fn encode_command<T: Serialize>(command: &T) -> Result<Vec<u8>, postcard::Error> {
-    postcard::to_extend(command, vec![TAG_COMMAND])
+pub(crate) fn encode_command<T: Serialize>(command: &T) -> Result<SharedBytes, postcard::Error> {
+    encode_tagged(TAG_COMMAND, command)
 }
 
 /// The entry bytes of an address record.
 pub(crate) fn encode_record(record: &AddrTable) -> SharedBytes {
-    let bytes =
-        postcard::to_extend(record, vec![TAG_ADDRS]).expect("an address table always encodes");
-    bytes.into()
+    encode_tagged(TAG_ADDRS, record).expect("an address table always encodes")
+}
+
+fn encode_tagged<T: Serialize + ?Sized>(
+    tag: u8,
+    value: &T,
+) -> Result<SharedBytes, postcard::Error> {
+    let encode = |buf: &mut Vec<u8>| {
+        buf.clear();
+        buf.push(tag);
+        encode_into(value, buf).map(|()| SharedBytes::copy_from_slice(buf))
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            let encoded = encode(&mut buf);
+            if buf.capacity() > SCRATCH_BYTES_KEPT_MAX {
+                *buf = Vec::new();
+            }
+            encoded
+        }
+        // A `Serialize` impl that itself encodes a command.
+        Err(_) => encode(&mut Vec::new()),
+    })
 }
 
 /// What a command entry holds.

@@ -141,6 +141,7 @@ mod client_error;
 pub mod clock;
 pub mod committed;
 pub mod config;
+mod encoding;
 pub mod envelope;
 pub mod error;
 pub mod exit;

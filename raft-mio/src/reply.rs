@@ -4,6 +4,7 @@
 //! applications that run their own event loop and must not block a thread per
 //! request.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,6 +23,12 @@ enum State<T> {
 struct Shared<T> {
     state: Mutex<Slot<T>>,
     ready: Condvar,
+    /// Set once the state left `Waiting`, so that polling ([`Pending::is_done`])
+    /// reads a flag instead of taking the lock: a client polling a thousand
+    /// proposals took each one's lock just as the loop did to fill it, and the
+    /// lock's cache line went back and forth between the two threads (the loop's
+    /// `Reply::send` was 12% of a leader's samples at 1024 proposals in flight).
+    done: AtomicBool,
 }
 
 /// The state and whether a thread sleeps on the condvar: most answers arrive before
@@ -80,6 +87,7 @@ pub fn slot<T>() -> (Reply<T>, Pending<T>) {
             sleepers: 0,
         }),
         ready: Condvar::new(),
+        done: AtomicBool::new(false),
     });
     (
         Reply {
@@ -114,6 +122,7 @@ fn fill<T>(shared: &Shared<T>, state: State<T>) {
     guard.state = state;
     let sleepers = guard.sleepers;
     drop(guard);
+    shared.done.store(true, Ordering::Release);
     if sleepers > 0 {
         shared.ready.notify_all();
     }
@@ -180,7 +189,7 @@ impl<T> Pending<T> {
 
     /// Whether the answer is there (or will never come).
     pub fn is_done(&self) -> bool {
-        !matches!(self.lock().state, State::Waiting)
+        self.shared.done.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> MutexGuard<'_, Slot<T>> {
@@ -210,7 +219,12 @@ mod tests {
     #[test]
     fn an_answer_reaches_a_waiting_thread() {
         let (reply, pending) = slot();
-        let waiter = std::thread::spawn(move || pending.wait());
+        assert!(!pending.is_done());
+        let waiter = std::thread::spawn(move || {
+            let answer = pending.wait();
+            assert!(pending.is_done());
+            answer
+        });
         reply.send(5);
         assert_eq!(waiter.join().unwrap(), Ok(5));
     }
@@ -235,6 +249,10 @@ mod tests {
         assert_eq!(pending.try_take(), Err(WaitError::Timeout));
         assert!(!pending.is_done());
         drop(reply);
+        assert!(
+            pending.is_done(),
+            "an abandoned slot will never be answered"
+        );
         assert_eq!(pending.wait(), Err(WaitError::Abandoned));
         assert_eq!(
             pending.wait_timeout(Duration::from_millis(1)),

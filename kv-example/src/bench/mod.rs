@@ -47,7 +47,7 @@ pub struct Workload {
 /// Runs the bench as the command line says and prints the report.
 pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let own = if args.start_cluster {
-        Some(OwnCluster::start(args.no_fsync)?)
+        Some(OwnCluster::start(args.no_fsync, args.read_lease)?)
     } else {
         None
     };
@@ -284,12 +284,16 @@ struct OwnCluster {
 }
 
 impl OwnCluster {
-    fn start(no_fsync: bool) -> Result<OwnCluster, Box<dyn std::error::Error>> {
+    fn start(no_fsync: bool, read_lease: bool) -> Result<OwnCluster, Box<dyn std::error::Error>> {
         let dir = tempfile::Builder::new().prefix("kv-bench-").tempdir()?;
         let layout = Layout::free_local_ports(3, dir.path())?;
         let exe = std::env::current_exe()?;
         let options = NodeOptions {
             no_fsync,
+            extra_args: read_lease
+                .then(|| "--read-lease".to_string())
+                .into_iter()
+                .collect(),
             ..NodeOptions::default()
         };
         let mut nodes = Vec::new();
@@ -300,9 +304,10 @@ impl OwnCluster {
             nodes.push(node);
         }
         println!(
-            "bench: started a 3-node cluster in {}{}",
+            "bench: started a 3-node cluster in {}{}{}",
             dir.path().display(),
-            if no_fsync { " (fsync off)" } else { "" }
+            if no_fsync { " (fsync off)" } else { "" },
+            if read_lease { " (read leases)" } else { "" }
         );
         Ok(OwnCluster {
             layout,

@@ -1,169 +1,15 @@
 //! The HTTP front end: HTTP/1.1 with keep-alive and pipelining, requests parsed by
 //! `httparse` ([`request`]), answered by [`routes`], written by [`response`]; over
-//! TLS (HTTPS) when given a server configuration.
+//! TLS (HTTPS) when given a server configuration. One event loop serves every
+//! connection ([`server`] says how a request travels).
 
+mod conn;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod server;
 
-use std::cell::RefCell;
-use std::io::{BufWriter, Read, Write};
-use std::net::TcpStream;
-use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
-
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
-
-use crate::api::{Backend, Session};
-use crate::server::ConnectionHandler;
-use request::{RequestError, RequestReader};
-use response::Response;
-
-/// How long a keep-alive connection may sit idle (or a client take to send a
-/// request) before it is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Writes spent on the last TLS records (an alert, close_notify) of a connection.
-const CLOSE_WRITES_MAX: usize = 8;
-
-/// Serves HTTP (or HTTPS) from a [`Backend`].
-#[derive(Debug)]
-pub struct HttpHandler<B> {
-    backend: Arc<B>,
-    tls: Option<Arc<ServerConfig>>,
-}
-
-impl<B> HttpHandler<B> {
-    /// A handler answering from `backend`.
-    pub fn new(backend: Arc<B>) -> Self {
-        HttpHandler { backend, tls: None }
-    }
-
-    /// Serves HTTPS with `config` instead of plain HTTP.
-    pub fn with_tls(mut self, config: Arc<ServerConfig>) -> Self {
-        self.tls = Some(config);
-        self
-    }
-}
-
-/// One TLS stream shared by the connection's reader and writer (both on the
-/// connection's own thread; a TLS session cannot be split like a socket).
-struct Shared<S>(Rc<RefCell<S>>);
-
-impl<S: Read> Read for Shared<S> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().read(buf)
-    }
-}
-
-impl<S: Write> Write for Shared<S> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.borrow_mut().flush()
-    }
-}
-
-impl<B: Backend> ConnectionHandler for HttpHandler<B> {
-    fn serve(&self, stream: TcpStream) {
-        let peer = stream.peer_addr().ok();
-        if let Err(e) = self.serve_connection(stream) {
-            tracing::debug!(?peer, "http connection ended: {e}");
-        }
-    }
-
-    fn refuse(&self, mut stream: TcpStream) {
-        let response = Response::text(503, "too many connections; try again later")
-            .with_header("Retry-After", "1");
-        // An HTTPS client would not understand a plain answer; it sees the close.
-        if self.tls.is_none() {
-            let _ = response.write_to(&mut stream, false);
-        }
-    }
-}
-
-impl<B: Backend> HttpHandler<B> {
-    fn serve_connection(&self, stream: TcpStream) -> std::io::Result<()> {
-        // The TLS handshake too must finish within the idle timeout.
-        stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
-        let Some(tls) = &self.tls else {
-            let reader = RequestReader::new(stream.try_clone()?);
-            return self.serve_requests(reader, BufWriter::new(stream), false);
-        };
-        let conn = ServerConnection::new(Arc::clone(tls)).map_err(std::io::Error::other)?;
-        let shared = Rc::new(RefCell::new(StreamOwned::new(conn, stream)));
-        let reader = RequestReader::new(Shared(Rc::clone(&shared)));
-        let writer = BufWriter::new(Shared(Rc::clone(&shared)));
-        let served = self.serve_requests(reader, writer, true);
-        // A clean close (close_notify), so the client can tell the end from a cut;
-        // written directly, since the stream's own flush would also wait to read.
-        let mut stream = shared.borrow_mut();
-        let StreamOwned { conn, sock } = &mut *stream;
-        conn.send_close_notify();
-        for _ in 0..CLOSE_WRITES_MAX {
-            if !conn.wants_write() || conn.write_tls(sock).is_err() {
-                break;
-            }
-        }
-        served
-    }
-
-    fn serve_requests<R: Read, W: Write>(
-        &self,
-        mut reader: RequestReader<R>,
-        mut writer: BufWriter<W>,
-        secure: bool,
-    ) -> std::io::Result<()> {
-        let mut session = Session::new();
-        loop {
-            let mut head = match reader.read_head() {
-                Ok(head) => head,
-                Err(RequestError::Closed) => return Ok(()),
-                Err(RequestError::Io(e)) => return Err(e),
-                Err(RequestError::Bad { status, reason }) => {
-                    return refuse_and_close(&mut writer, status, &reason)
-                }
-            };
-            let framing = match head.framing() {
-                Ok(framing) => framing,
-                Err(RequestError::Bad { status, reason }) => {
-                    return refuse_and_close(&mut writer, status, &reason)
-                }
-                Err(other) => return Err(std::io::Error::other(format!("{other:?}"))),
-            };
-            if head.expects_continue() {
-                writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-                writer.flush()?;
-            }
-            let body = match reader.read_body(framing) {
-                Ok(body) => body,
-                Err(RequestError::Bad { status, reason }) => {
-                    return refuse_and_close(&mut writer, status, &reason)
-                }
-                Err(RequestError::Io(e)) => return Err(e),
-                Err(RequestError::Closed) => return Ok(()),
-            };
-            head.secure = secure;
-            // Counted from the request to its flushed answer (see `drain`).
-            let in_flight = self.backend.begin_request();
-            let response = routes::route(&*self.backend, &mut session, &head, &body);
-            let keep_alive = head.keep_alive();
-            response.write_to(&mut writer, keep_alive)?;
-            writer.flush()?;
-            drop(in_flight);
-            if !keep_alive {
-                return Ok(());
-            }
-        }
-    }
-}
-
-fn refuse_and_close(out: &mut impl Write, status: u16, reason: &str) -> std::io::Result<()> {
-    Response::text(status, reason).write_to(out, false)?;
-    out.flush()
-}
+pub use server::{HttpServer, IDLE_TIMEOUT};
 
 #[cfg(test)]
 mod tests {
@@ -171,19 +17,20 @@ mod tests {
     use std::net::{TcpListener, TcpStream};
     use std::time::Duration;
 
+    use std::sync::Arc;
+
     use super::*;
     use crate::fake::MemoryBackend;
-    use crate::server::{Server, ServerLimits};
+    use crate::server::ServerLimits;
 
-    fn serve(backend: MemoryBackend) -> Server {
+    fn serve(backend: MemoryBackend) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let handler = HttpHandler::new(Arc::new(backend));
-        Server::spawn("http-test", listener, handler, ServerLimits::default()).unwrap()
+        HttpServer::spawn(listener, Arc::new(backend), None, ServerLimits::default()).unwrap()
     }
 
     /// Sends raw requests on one connection, closes its sending side, and returns
     /// everything the server answered.
-    fn exchange(server: &Server, requests: &str) -> String {
+    fn exchange(server: &HttpServer, requests: &str) -> String {
         let mut stream = TcpStream::connect(server.local_addr()).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -363,6 +210,69 @@ mod tests {
         assert_eq!(statuses(&answer), ["307"]);
         assert!(
             answer.contains("Location: http://127.0.0.1:9001/cluster/leader\r\n"),
+            "{answer}"
+        );
+    }
+
+    /// A leader whose writes and barriers never come back.
+    struct Silent(MemoryBackend);
+
+    impl crate::api::Backend for Silent {
+        fn write(&self, _: crate::api::RequestId, _: kv_model::Operation) -> WriteResult {
+            unreachable!("the event loop starts writes, it does not wait for them")
+        }
+        fn get(
+            &self,
+            key: &str,
+            c: crate::api::Consistency,
+        ) -> Result<String, crate::api::KvError> {
+            self.0.get(key, c)
+        }
+        fn start_write(&self, _: crate::api::RequestId, _: kv_model::Operation, _: Ticket) {}
+        fn start_read_barrier(&self, _: Ticket) {}
+        fn request_timeout(&self) -> Duration {
+            Duration::from_millis(200)
+        }
+        fn status(&self) -> Result<crate::api::StatusReport, crate::api::KvError> {
+            self.0.status()
+        }
+        fn metrics(&self) -> Result<crate::api::MetricsReport, crate::api::KvError> {
+            self.0.metrics()
+        }
+        fn snapshot(&self) -> Result<u64, crate::api::KvError> {
+            self.0.snapshot()
+        }
+        fn add_node(&self, n: &crate::api::NewNode) -> MembershipResult {
+            self.0.add_node(n)
+        }
+        fn remove_node(&self, id: u64) -> MembershipResult {
+            self.0.remove_node(id)
+        }
+        fn transfer_leader(&self, id: u64) -> Result<(), crate::api::KvError> {
+            self.0.transfer_leader(id)
+        }
+    }
+
+    type WriteResult = Result<crate::api::WriteAck, crate::api::KvError>;
+    type MembershipResult = Result<crate::api::MembershipReport, crate::api::KvError>;
+    use crate::ticket::Ticket;
+
+    #[test]
+    fn requests_without_an_answer_time_out_with_what_is_known() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let backend = Arc::new(Silent(MemoryBackend::leader()));
+        let server = HttpServer::spawn(listener, backend, None, ServerLimits::default()).unwrap();
+        let answer = exchange(
+            &server,
+            "PUT /kv/k HTTP/1.1\r\nX-Client-Id: 7\r\nX-Request-Seq: 3\r\nContent-Length: 1\r\n\r\nv\
+             GET /kv/k HTTP/1.1\r\n\r\n\
+             GET /status HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(statuses(&answer), ["504", "504", "200"], "{answer}");
+        assert!(answer.contains("fate is unknown"), "{answer}");
+        assert!(answer.contains("--req 7:3"), "{answer}");
+        assert!(
+            answer.contains("waiting for a linearizable read"),
             "{answer}"
         );
     }

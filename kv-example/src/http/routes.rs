@@ -29,14 +29,115 @@ use percent_encoding::percent_decode_str;
 
 use super::request::Head;
 use super::response::Response;
-use crate::api::{check_word, Backend, Consistency, KvError, NewNode, RequestId, Session};
+use crate::api::{
+    check_word, Backend, Consistency, KvError, NewNode, RequestId, Session, WriteAck,
+};
 
-/// The answer to one request.
-pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: &[u8]) -> Response {
+/// What a request asks for.
+#[derive(Debug)]
+pub enum Route {
+    /// Read `key` (`GET /kv/{key}`).
+    Get {
+        /// The key.
+        key: String,
+        /// Linearizable, or `?stale`.
+        consistency: Consistency,
+    },
+    /// Write (`PUT`, `POST` or `DELETE /kv/{key}`).
+    Write {
+        /// The request id from `X-Client-Id` and `X-Request-Seq`, if given (else the
+        /// connection numbers the write).
+        id: Option<RequestId>,
+        /// The write.
+        op: Operation,
+    },
+    /// Anything else (status, metrics, snapshots, membership, leadership): answered
+    /// by [`route_admin`], which may block for a while.
+    Admin,
+    /// Answered without the backend (a bad key, value or header, a wrong method).
+    Answer(Response),
+}
+
+/// What `head` (with `body`) asks for.
+pub fn classify(head: &Head, body: &[u8]) -> Route {
     let (path, query) = head
         .target
         .split_once('?')
         .unwrap_or((head.target.as_str(), ""));
+    let Some(raw_key) = path.strip_prefix("/kv/") else {
+        return Route::Admin;
+    };
+    let key = match percent_decode_str(raw_key).decode_utf8() {
+        Ok(key) => key.into_owned(),
+        Err(_) => {
+            return Route::Answer(Response::text(
+                400,
+                "the key is not valid UTF-8 once decoded",
+            ))
+        }
+    };
+    if let Err(reason) = check_word("key", &key) {
+        return Route::Answer(Response::text(400, reason));
+    }
+    let op = match head.method.as_str() {
+        "GET" => {
+            let consistency = if query_has_flag(query, "stale") {
+                Consistency::Stale
+            } else {
+                Consistency::Linearizable
+            };
+            return Route::Get { key, consistency };
+        }
+        "PUT" | "POST" => match value_of(body) {
+            Ok(value) => Operation::Put { key, value },
+            Err(reason) => return Route::Answer(Response::text(400, reason)),
+        },
+        "DELETE" => Operation::Delete { key },
+        _ => return Route::Answer(method_not_allowed("GET, PUT, DELETE")),
+    };
+    match request_id(head) {
+        Ok(id) => Route::Write { id, op },
+        Err(reason) => Route::Answer(Response::text(400, reason)),
+    }
+}
+
+/// The answer to a read.
+pub fn read_response(result: Result<String, KvError>, head: &Head) -> Response {
+    match result {
+        Ok(value) => Response::text(200, value),
+        Err(e) => error_response(&e, head),
+    }
+}
+
+/// The answer to a write.
+pub fn write_response(result: Result<WriteAck, KvError>, head: &Head) -> Response {
+    match result {
+        Ok(ack) => Response::text(200, format!("Appended at {}", ack.index))
+            .with_header("X-Raft-Index", ack.index.to_string()),
+        Err(e) => error_response(&e, head),
+    }
+}
+
+/// The answer to one request, blocking while the backend works (a write waits for
+/// its commit): what a thread that serves one request at a time does.
+pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: &[u8]) -> Response {
+    match classify(head, body) {
+        Route::Get { key, consistency } => read_response(backend.get(&key, consistency), head),
+        Route::Write { id, op } => {
+            let id = id.unwrap_or_else(|| session.next_request());
+            write_response(backend.write(id, op), head)
+        }
+        Route::Admin => route_admin(backend, head, body),
+        Route::Answer(response) => response,
+    }
+}
+
+/// The answer to a request [`classify`] calls [`Route::Admin`].
+pub fn route_admin<B: Backend>(backend: &B, head: &Head, body: &[u8]) -> Response {
+    let path = head
+        .target
+        .split_once('?')
+        .map_or(head.target.as_str(), |(p, _)| p);
     let method = head.method.as_str();
     if path == "/status" {
         return match method {
@@ -84,38 +185,7 @@ pub fn route<B: Backend>(backend: &B, session: &mut Session, head: &Head, body: 
             _ => method_not_allowed("GET"),
         };
     }
-    let Some(raw_key) = path.strip_prefix("/kv/") else {
-        return Response::text(404, format!("no such resource `{path}`; try GET /"));
-    };
-    let key = match percent_decode_str(raw_key).decode_utf8() {
-        Ok(key) => key.into_owned(),
-        Err(_) => return Response::text(400, "the key is not valid UTF-8 once decoded"),
-    };
-    if let Err(reason) = check_word("key", &key) {
-        return Response::text(400, reason);
-    }
-    let result = match method {
-        "GET" => {
-            let consistency = if query_has_flag(query, "stale") {
-                Consistency::Stale
-            } else {
-                Consistency::Linearizable
-            };
-            backend
-                .get(&key, consistency)
-                .map(|v| Response::text(200, v))
-        }
-        "PUT" | "POST" => {
-            let value = match value_of(body) {
-                Ok(value) => value,
-                Err(reason) => return Response::text(400, reason),
-            };
-            write(backend, session, head, Operation::Put { key, value })
-        }
-        "DELETE" => write(backend, session, head, Operation::Delete { key }),
-        _ => return method_not_allowed("GET, PUT, DELETE"),
-    };
-    result.unwrap_or_else(|e| error_response(&e, head))
+    Response::text(404, format!("no such resource `{path}`; try GET /"))
 }
 
 /// The text of `GET /`.
@@ -187,22 +257,6 @@ fn cluster_nodes<B: Backend>(backend: &B, head: &Head, path: &str, body: &[u8]) 
         }
     };
     result.unwrap_or_else(|e| error_response(&e, head))
-}
-
-fn write<B: Backend>(
-    backend: &B,
-    session: &mut Session,
-    head: &Head,
-    op: Operation,
-) -> Result<Response, KvError> {
-    let id = match request_id(head) {
-        Ok(Some(id)) => id,
-        Ok(None) => session.next_request(),
-        Err(reason) => return Ok(Response::text(400, reason)),
-    };
-    let ack = backend.write(id, op)?;
-    Ok(Response::text(200, format!("Appended at {}", ack.index))
-        .with_header("X-Raft-Index", ack.index.to_string()))
 }
 
 /// The request id from `X-Client-Id` and `X-Request-Seq`, both or neither.

@@ -33,9 +33,52 @@ pub fn request(
     target: &str,
     body: Option<&str>,
 ) -> std::io::Result<HttpResponse> {
+    request_with_headers(addr, method, target, &[], body)
+}
+
+/// [`request`] with extra headers.
+pub fn request_with_headers(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, String)],
+    body: Option<&str>,
+) -> std::io::Result<HttpResponse> {
+    let what = Request {
+        method,
+        target,
+        headers,
+        body,
+    };
     match super::env_tls_dir() {
-        Some(dir) => request_tls(addr, &dir.join("ca.pem"), method, target, body),
-        None => request_plain(addr, method, target, body),
+        Some(dir) => {
+            let mut stream = tls_stream(addr, &dir.join("ca.pem"))?;
+            exchange(&mut stream, addr, &what)
+        }
+        None => {
+            let mut stream = TcpStream::connect(addr)?;
+            stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+            exchange(&mut stream, addr, &what)
+        }
+    }
+}
+
+/// What to send.
+struct Request<'a> {
+    method: &'a str,
+    target: &'a str,
+    headers: &'a [(&'a str, String)],
+    body: Option<&'a str>,
+}
+
+impl<'a> Request<'a> {
+    fn without_headers(method: &'a str, target: &'a str, body: Option<&'a str>) -> Self {
+        Request {
+            method,
+            target,
+            headers: &[],
+            body,
+        }
     }
 }
 
@@ -49,7 +92,11 @@ pub fn request_plain(
 ) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-    exchange(&mut stream, addr, method, target, body)
+    exchange(
+        &mut stream,
+        addr,
+        &Request::without_headers(method, target, body),
+    )
 }
 
 /// The scheme of the nodes' HTTP ports: `https` under `KV_TEST_TLS=1`.
@@ -70,6 +117,19 @@ pub fn request_tls(
     target: &str,
     body: Option<&str>,
 ) -> std::io::Result<HttpResponse> {
+    let mut stream = tls_stream(addr, ca_pem)?;
+    exchange(
+        &mut stream,
+        addr,
+        &Request::without_headers(method, target, body),
+    )
+}
+
+/// A TLS connection to `addr`, trusting the CA certificate in `ca_pem`.
+fn tls_stream(
+    addr: &str,
+    ca_pem: &Path,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
     use rustls::pki_types::ServerName;
     let roots = raft_mio::transport::tls::root_store_from_pem(&std::fs::read(ca_pem)?)
         .map_err(std::io::Error::other)?;
@@ -85,21 +145,28 @@ pub fn request_tls(
         rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
     let socket = TcpStream::connect(addr)?;
     socket.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-    let mut stream = rustls::StreamOwned::new(conn, socket);
-    exchange(&mut stream, addr, method, target, body)
+    Ok(rustls::StreamOwned::new(conn, socket))
 }
 
 fn exchange(
     stream: &mut (impl Read + Write),
     addr: &str,
-    method: &str,
-    target: &str,
-    body: Option<&str>,
+    request: &Request<'_>,
 ) -> std::io::Result<HttpResponse> {
+    let Request {
+        method,
+        target,
+        headers,
+        body,
+    } = request;
     let body = body.unwrap_or("");
+    let mut extra = String::new();
+    for (name, value) in headers.iter() {
+        extra.push_str(&format!("{name}: {value}\r\n"));
+    }
     write!(
         stream,
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
         body.len()
     )?;
     stream.flush()?;

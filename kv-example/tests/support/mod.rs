@@ -123,12 +123,22 @@ impl Cluster {
         Cluster::start_local(n, true)
     }
 
+    /// [`start`](Self::start), every node with `args` too.
+    pub fn start_with_args(n: u64, args: &[&str]) -> Cluster {
+        Cluster::start_local_with(n, false, args)
+    }
+
     fn start_local(n: u64, tls: bool) -> Cluster {
+        Cluster::start_local_with(n, tls, &[])
+    }
+
+    fn start_local_with(n: u64, tls: bool, args: &[&str]) -> Cluster {
         for _ in 0..PORT_ATTEMPTS_MAX {
             let dir = tempfile::tempdir().expect("a temporary directory");
             let layout = Layout::free_local_ports(n, dir.path()).expect("free ports");
             let options = NodeOptions {
                 tls_dir: tls.then(|| dir.path().join("tls")),
+                extra_args: args.iter().map(|a| a.to_string()).collect(),
                 ..NodeOptions::default()
             };
             match Cluster::try_start(layout, dir, options, |_| Vec::new()) {

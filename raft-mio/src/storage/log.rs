@@ -21,6 +21,7 @@ use super::segment::{
     encode_segment_header, parse_segment_file_name, scan_segment, segment_file_name, tail_is_zeros,
     SEGMENT_HEADER_BYTES,
 };
+use crate::encoding::encode_entry;
 
 /// A segment on disk: where it starts and where each of its records is.
 #[derive(Debug)]
@@ -243,8 +244,7 @@ impl SegmentedLog {
             }
             let offset = self.active_len_bytes();
             let start = begin_record(&mut self.pending);
-            self.pending = postcard::to_extend(entry, std::mem::take(&mut self.pending))
-                .expect("an entry always serializes");
+            encode_entry(entry, &mut self.pending);
             finish_record(&mut self.pending, start);
             self.active_segment_mut().offsets.push(offset);
             self.last_index = entry.index;

@@ -14,6 +14,7 @@ use raft_core::{LogIndex, Snapshot};
 
 use super::error::StorageError;
 use super::fsutil::{remove_if_exists, write_atomically};
+use crate::encoding::encode_into;
 
 const MAGIC: &[u8; 8] = b"RAFTSN01";
 const HEADER_BYTES: usize = 24;
@@ -33,7 +34,7 @@ fn parse_snapshot_file_name(name: &str) -> Option<LogIndex> {
 /// Encodes a snapshot file.
 pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     let mut bytes = vec![0u8; HEADER_BYTES];
-    bytes = postcard::to_extend(snapshot, bytes).expect("a snapshot always serializes");
+    encode_into(snapshot, &mut bytes).expect("a snapshot always serializes");
     let body_len = (bytes.len() - HEADER_BYTES) as u64;
     let body_crc = crc32c::crc32c(&bytes[HEADER_BYTES..]);
     bytes[0..8].copy_from_slice(MAGIC);

@@ -10,6 +10,8 @@ use std::io::{self, Read};
 
 use raft_core::Message;
 
+use crate::encoding::encode_message;
+
 /// The size of the length prefix in bytes.
 pub const FRAME_HEADER_BYTES: usize = 4;
 
@@ -105,19 +107,16 @@ pub fn encode_frame(
 ) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
-    let mut buf =
-        postcard::to_extend(message, std::mem::take(out)).expect("a message always serializes");
-    let len_bytes = buf.len() - start - FRAME_HEADER_BYTES;
+    encode_message(message, out);
+    let len_bytes = out.len() - start - FRAME_HEADER_BYTES;
     if len_bytes > frame_bytes_max {
-        buf.truncate(start);
-        *out = buf;
+        out.truncate(start);
         return Err(FrameError::TooLarge {
             len_bytes: len_bytes as u64,
             frame_bytes_max,
         });
     }
-    buf[start..start + FRAME_HEADER_BYTES].copy_from_slice(&(len_bytes as u32).to_le_bytes());
-    *out = buf;
+    out[start..start + FRAME_HEADER_BYTES].copy_from_slice(&(len_bytes as u32).to_le_bytes());
     Ok(())
 }
 

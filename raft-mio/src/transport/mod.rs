@@ -538,9 +538,10 @@ impl Transport {
             tracing::debug!(to = %message.to, kind = message.body.kind(), "dropping a message to an unknown peer");
             return;
         };
-        let mut frame = Vec::new();
+        let mut frame = peer.queue.buffer();
         if let Err(e) = encode_frame(message, self.settings.frame_bytes_max, &mut frame) {
             tracing::error!(to = %message.to, kind = message.body.kind(), "dropping a message: {e}");
+            peer.queue.recycle(frame);
             return;
         }
         let droppable = matches!(

@@ -10,6 +10,11 @@ use std::io::{self, IoSlice, Write};
 /// The most frames handed to one vectored write.
 const IOV_FRAMES_MAX: usize = 64;
 
+/// Written frames' buffers kept for the next frames, at most this many...
+const SPARE_BUFFERS_MAX: usize = 8;
+/// ...and none larger than this (a rare huge frame does not pin its memory).
+const SPARE_BUFFER_BYTES_MAX: usize = 256 << 10;
+
 /// One encoded frame.
 #[derive(Debug)]
 struct OutFrame {
@@ -50,6 +55,10 @@ pub struct WriteQueue {
     bytes_max: usize,
     frames_max: usize,
     dropped_frames: u64,
+    /// Emptied buffers of written frames, reused by [`buffer`](Self::buffer): a
+    /// leader's AppendEntries of a thousand entries otherwise grew a fresh `Vec`
+    /// through a dozen reallocations, per follower, per turn.
+    spare: Vec<Vec<u8>>,
 }
 
 impl WriteQueue {
@@ -63,6 +72,21 @@ impl WriteQueue {
             bytes_max,
             frames_max,
             dropped_frames: 0,
+            spare: Vec::new(),
+        }
+    }
+
+    /// An empty buffer to encode the next frame into (then [`push`](Self::push) it):
+    /// one a written frame left behind, if there is one.
+    pub fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Keeps `buffer` for a later frame (if it is not too large and few are kept).
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS_MAX && buffer.capacity() <= SPARE_BUFFER_BYTES_MAX {
+            buffer.clear();
+            self.spare.push(buffer);
         }
     }
 
@@ -160,7 +184,8 @@ impl WriteQueue {
             written -= left;
             self.queued_bytes -= front.bytes.len();
             self.front_written = 0;
-            self.frames.pop_front();
+            let frame = self.frames.pop_front().expect("the front frame");
+            self.recycle(frame.bytes);
         }
         self.debug_check();
     }
@@ -232,6 +257,29 @@ mod tests {
         assert_eq!(queue.write_to(&mut socket).unwrap(), Flushed::Drained);
         let firsts: Vec<u8> = socket.out.chunks(10).map(|c| c[0]).collect();
         assert_eq!(firsts, vec![1, 4, 5]);
+    }
+
+    #[test]
+    fn written_frames_leave_their_buffers_for_the_next_ones_within_a_bound() {
+        let mut queue = WriteQueue::new(1 << 20, 100);
+        for _ in 0..20 {
+            queue.push(vec![1; 100], true);
+        }
+        let mut socket = Trickle {
+            out: Vec::new(),
+            take: 1 << 20,
+            calls_left: 100,
+        };
+        assert_eq!(queue.write_to(&mut socket).unwrap(), Flushed::Drained);
+        assert_eq!(queue.spare.len(), SPARE_BUFFERS_MAX);
+        let reused = queue.buffer();
+        assert!(reused.is_empty());
+        assert!(reused.capacity() >= 100, "a written frame's buffer");
+        queue.recycle(Vec::with_capacity(SPARE_BUFFER_BYTES_MAX + 1));
+        assert!(queue
+            .spare
+            .iter()
+            .all(|b| b.capacity() <= SPARE_BUFFER_BYTES_MAX));
     }
 
     #[test]
