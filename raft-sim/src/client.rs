@@ -6,6 +6,14 @@
 //! A client is a small state machine: the world feeds it wake-ups, replies and
 //! timeouts, and carries out the [`ClientEffect`]s it returns.
 //!
+//! A local reader (some clients of some worlds) reads through one node, its home,
+//! as an application does that reads from the replica on its own machine: every
+//! read goes there (the node forwards it to the leader, or serves it if it leads),
+//! while writes find the leader like everyone else's. A home that was cut off from
+//! the cluster while it led is where a read served from a lease that outlived its
+//! promise returns an old value. After the fault phase its reads roam too, so they
+//! complete even if the home stays down.
+//!
 //! Finding the leader: a client starts each operation at the node it last heard
 //! succeed (or was last told leads). It follows a `NotLeader` hint, which costs no
 //! attempt (a redirect had no effect) up to [`REDIRECTS_MAX_PER_ENDPOINT`] per
@@ -195,6 +203,8 @@ pub struct Client {
     /// The last value this client saw per key, to aim compare-and-sets well.
     last_seen: BTreeMap<String, Option<String>>,
     issuing: bool,
+    /// A local reader's home: the node all its reads go to while it issues.
+    read_home: Option<NodeId>,
 }
 
 impl Client {
@@ -210,6 +220,28 @@ impl Client {
             suspects: BTreeMap::new(),
             last_seen: BTreeMap::new(),
             issuing: true,
+            read_home: None,
+        }
+    }
+
+    /// Makes this client a local reader whose reads go to `home` (see the module
+    /// docs).
+    pub fn with_read_home(mut self, home: NodeId) -> Client {
+        debug_assert!(self.endpoints.contains(&home));
+        self.read_home = Some(home);
+        self
+    }
+
+    /// Whether this client reads through one node of its own.
+    pub fn is_local_reader(&self) -> bool {
+        self.read_home.is_some()
+    }
+
+    /// Where a read of this client must go, if anywhere in particular.
+    fn home_of(&self, body: &RequestBody) -> Option<NodeId> {
+        match body {
+            RequestBody::Read { .. } if self.issuing => self.read_home,
+            _ => None,
         }
     }
 
@@ -246,7 +278,7 @@ impl Client {
         let key = format!("k{}", rng.below(u64::from(params.keys_count.max(1))));
         let (body, input) = self.draw_operation(rng, params, seq, &key);
         let history_id = history.invoke(self.id.0, &key, input, now);
-        let to = self.leader_guess;
+        let to = self.home_of(&body).unwrap_or(self.leader_guess);
         self.current = Some(InFlight {
             seq,
             key,
@@ -316,6 +348,8 @@ impl Client {
         params: &WorkloadParams,
         out: &mut Vec<ClientEffect>,
     ) {
+        let home = self.home_of(&self.current.as_ref().expect("running").body);
+        let to = home.unwrap_or(to);
         let current = self.current.as_mut().expect("an operation is running");
         current.attempt += 1;
         current.to = to;
@@ -378,8 +412,14 @@ impl Client {
             // A refusal of an earlier attempt: the latest one is still running.
             ReplyBody::NotLeader { .. } | ReplyBody::Refused | ReplyBody::Unknown => return,
         };
-        // It answered, so it serves: start there next time, and trust it again.
-        self.leader_guess = from;
+        // It answered, so it serves: start there next time, and trust it again (a
+        // local reader's home serves its reads, which says nothing of who leads).
+        let home_read = matches!(current.body, RequestBody::Read { .. })
+            && self.issuing
+            && self.read_home.is_some();
+        if !home_read {
+            self.leader_guess = from;
+        }
         self.suspects.remove(&from);
         let Some(output) = output else {
             // `Stale`: the store no longer knows this request's result.
@@ -653,7 +693,10 @@ mod tests {
 
         /// The sequence number of the operation under way (1 when idle).
         fn seq(&self) -> RequestSeq {
-            self.client.current.as_ref().map_or(RequestSeq(1), |c| c.seq)
+            self.client
+                .current
+                .as_ref()
+                .map_or(RequestSeq(1), |c| c.seq)
         }
 
         fn sends(&self) -> Vec<(NodeId, u32)> {

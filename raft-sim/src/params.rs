@@ -24,6 +24,9 @@ pub const NODES_SUPPORTED: [u32; 6] = [1, 2, 3, 4, 5, 7];
 /// is on).
 pub const LEASE_READS: Ppm = Ppm(300_000);
 
+/// The share of seeds where half the clients read through one node of their own.
+pub const LOCAL_READERS: Ppm = Ppm(300_000);
+
 /// The share of seeds that start with a small or even cluster (1, 2 or 4 voters).
 pub const SMALL_CLUSTERS: Ppm = Ppm(300_000);
 
@@ -38,6 +41,9 @@ pub struct SimParams {
     pub pre_vote: bool,
     /// CheckQuorum on the nodes.
     pub check_quorum: bool,
+    /// Half the clients (the odd ids) are local readers: every read of theirs goes
+    /// to one node, the one they first guessed (`Client::with_read_home`).
+    pub local_readers: bool,
     /// Reads served from a leader lease (`Config::read_lease`) on the nodes; only
     /// where CheckQuorum is on, which the lease needs. The nodes allow for the
     /// world's clock drift (`lease_clock_drift_percent_max`, rounded up).
@@ -151,6 +157,8 @@ pub struct Pins {
     /// Small and even clusters (1, 2 or 4 voters, drawn for some seeds) on or off:
     /// off keeps the 3, 5 or 7 the seed draws first; on always takes 1, 2 or 4.
     pub small_clusters: Option<bool>,
+    /// Local readers (half the clients read through one node of their own) on or off.
+    pub local_readers: Option<bool>,
     /// Lease reads on or off. On turns CheckQuorum on too, unless it is pinned off
     /// (then there is no lease: the core needs CheckQuorum for one).
     pub read_lease: Option<bool>,
@@ -273,6 +281,7 @@ impl SimParams {
         let spares_if_changing = spares_count + t.spares_extra;
         // Drawn after every knob above, so that adding it left their draws unchanged.
         let read_lease = rng.chance(LEASE_READS);
+        let local_readers = rng.chance(LOCAL_READERS);
         let membership = MembershipParams {
             change_interval_ms_mean,
             spares_count: if change_interval_ms_mean.is_some() {
@@ -300,6 +309,7 @@ impl SimParams {
             pre_vote,
             check_quorum,
             read_lease,
+            local_readers,
             network,
             client_delay_us_max,
             fsync_us_min,
@@ -365,6 +375,9 @@ impl SimParams {
         }
         if let Some(on) = pins.read_lease {
             self.read_lease = on;
+        }
+        if let Some(on) = pins.local_readers {
+            self.local_readers = on;
         }
         // The core refuses a lease without CheckQuorum.
         self.read_lease &= self.check_quorum;
@@ -535,9 +548,9 @@ impl fmt::Display for SimParams {
         )?;
         write!(
             f,
-            "clients:  count={} keys={} think<={}us timeout={}us attempts={} reads={} cas={} deletes={}",
+            "clients:  count={} keys={} think<={}us timeout={}us attempts={} reads={} cas={} deletes={} local_readers={}",
             w.clients_count, w.keys_count, w.think_us_max, w.request_timeout_us, w.attempts_max,
-            w.reads, w.cas, w.deletes
+            w.reads, w.cas, w.deletes, on_off(self.local_readers)
         )
     }
 }
@@ -666,6 +679,7 @@ mod tests {
             "pre_vote=",
             "check_quorum=",
             "read_lease=",
+            "local_readers=",
             "compact_every=",
             "drift=",
             "delay=",

@@ -29,6 +29,7 @@ use crate::faults::FaultPlan;
 use crate::history::{History, OpStatus};
 use crate::host::{NodeHost, PendingRead, PendingWrite};
 use crate::hosts::Hosts;
+use crate::linearizability::kv::KvInput;
 use crate::network::Network;
 use crate::params::{SimParams, TICK_US};
 use crate::rng::Streams;
@@ -121,7 +122,14 @@ impl World {
         let clients = (1..=u64::from(params.workload.clients_count))
             .map(|c| {
                 let guess = NodeId(streams.client.between(1, n as u64));
-                Client::new(c, n as u64, guess)
+                let client = Client::new(c, n as u64, guess);
+                // The odd ids read through the node they first guessed (no new
+                // draw, so the client stream is what it was).
+                if params.local_readers && c % 2 == 1 {
+                    client.with_read_home(guess)
+                } else {
+                    client
+                }
             })
             .collect();
         let env = Env {
@@ -535,6 +543,12 @@ impl World {
         let now = self.env.sched.now();
         for id in self.history.take_completed() {
             let op = self.history.op(id);
+            let local_read = matches!(op.input, KvInput::Get)
+                && self.clients[op.client as usize - 1].is_local_reader();
+            if local_read {
+                // Its home may be the node cut off; the cluster owes it nothing.
+                continue;
+            }
             let stable = self
                 .env
                 .disruption

@@ -134,6 +134,10 @@ struct Cli {
     /// Pin small and even clusters (1, 2 or 4 voters) on or off; `--nodes` wins.
     #[arg(long)]
     small_clusters: Option<bool>,
+    /// Pin local readers on or off (half the clients read through one node of their
+    /// own, as an application reading from the replica on its machine).
+    #[arg(long)]
+    local_readers: Option<bool>,
     /// Pin lease reads on or off (on turns CheckQuorum on too, unless it is pinned
     /// off; the nodes' lease allows for the world's clock drift).
     #[arg(long)]
@@ -208,6 +212,7 @@ impl Cli {
             two_voter_changes: self.two_voter_changes,
             small_clusters: self.small_clusters,
             read_lease: self.read_lease,
+            local_readers: self.local_readers,
         }
     }
 }
