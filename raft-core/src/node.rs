@@ -195,6 +195,14 @@ impl RaftNode {
                 self.on_vote_request(from, term, pre_vote, last_log_index, last_log_term);
                 Next::Stay
             }
+            // A granted PreVote carries the term it was asked about: one from an
+            // earlier poll, held in the network, is no vote for this one (raft-sim
+            // seed 346). Every other answer is in this node's term (the prelude saw
+            // to that).
+            MessageBody::VoteResponse {
+                pre_vote: true,
+                granted: true,
+            } if term != shared.term.next() => self.ignored(IgnoreReason::StaleTerm),
             MessageBody::VoteResponse { pre_vote, granted } => match &mut self.role {
                 Role::PreCandidate(c) | Role::Candidate(c) if c.pre_vote == pre_vote => {
                     c.on_vote_response(shared, from, granted)

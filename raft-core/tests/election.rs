@@ -509,3 +509,50 @@ fn a_single_voter_never_leads_one_term_twice() {
     assert_eq!(c.applied_commands(1), ["a", "kept"]);
     assert_eq!(c.applied_commands(2), ["a", "kept"]);
 }
+
+/// raft-sim seed 346 (`--read-lease true --local-readers true --clients 5 --keys 1
+/// --partition-every-ms 200 --fault-phase-ms 5000`): a PreVote grant is a vote for the
+/// term it was asked about. One held since an earlier poll must not count toward a
+/// poll for a later term; it let a node that could not win start a real election,
+/// whose vote request raised a follower's term and so deposed a leader that was in
+/// contact with a quorum.
+#[test]
+fn pre_vote_a_grant_from_an_earlier_poll_does_not_count() {
+    let mut c = Cluster::new(3);
+    // Node 1 polls for term 1; node 2's grant (in term 1) is held back.
+    c.step(1, Event::Campaign);
+    assert_eq!(c.node(1).role(), RoleKind::PreCandidate);
+    let to_2 = c.take_messages(|m| m.to == NodeId(2));
+    c.in_flight.clear();
+    for message in to_2 {
+        c.deliver(message);
+    }
+    let stale_grant = c.take_messages(|m| m.from == NodeId(2));
+    assert!(matches!(
+        stale_grant[..],
+        [Message {
+            term: Term(1),
+            body: MessageBody::VoteResponse {
+                pre_vote: true,
+                granted: true
+            },
+            ..
+        }]
+    ));
+    c.in_flight.clear();
+    // Node 3 leads term 1; node 1 follows it, then polls for term 2.
+    c.elect(3);
+    assert_eq!(c.node(1).term(), Term(1));
+    c.isolate(1);
+    c.step(1, Event::Campaign);
+    assert_eq!(c.node(1).role(), RoleKind::PreCandidate);
+    c.in_flight.clear();
+    for message in stale_grant {
+        c.step(1, Event::Message(message));
+    }
+    assert_eq!(
+        c.node(1).role(),
+        RoleKind::PreCandidate,
+        "the grant was for term 1, not the term 2 it polls for"
+    );
+}
