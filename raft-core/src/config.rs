@@ -62,6 +62,12 @@ pub struct Config {
     /// nominal by more than `lease_clock_drift_percent_max`; with larger drift a
     /// lease read may be stale. Needs `check_quorum` (voters that heard from the
     /// leader ignore candidates, which is what the lease relies on). Off by default.
+    ///
+    /// The lease is only as good as the shell's ticks: they must follow real time. A
+    /// shell that stalls (a paused process, a long fsync on the loop's thread) and
+    /// then forgets the ticks it missed stops the lease's clock while the voters'
+    /// clocks run on. After a stall it must step at least `read_lease_ticks() + 1`
+    /// ticks before the reads that arrived meanwhile (raft-mio does).
     pub read_lease: bool,
     /// The most, in percent, by which any node's tick rate may differ from nominal;
     /// the lease is shortened so that it ends before any voter could vote again.

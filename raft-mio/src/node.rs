@@ -198,7 +198,11 @@ impl NodeLoop {
             poll,
             events: Events::with_capacity(EVENTS_PER_POLL_MAX),
             transport,
-            ticker: Ticker::new(config.tick_interval, now),
+            ticker: Ticker::new(
+                config.tick_interval,
+                now,
+                clock::catch_up_ticks_max(&config.core),
+            ),
             listen_addr,
         };
         let inbox = Inbox {
@@ -370,10 +374,18 @@ impl NodeLoop {
     }
 
     /// Steps everything gathered into the core; actions pile up in `self.actions`.
+    ///
+    /// Messages first (a heartbeat that arrived during a stall resets the election
+    /// timer before the stall's ticks count), then the ticks due, then what clients
+    /// asked: a read must meet the core's clock as it is now, or a lease that ran out
+    /// during a stall would still answer it.
     fn step_gathered(&mut self, now: Instant) {
         for message in self.gathered.incoming.drain(..) {
             self.core
                 .step_into(Event::Message(message), &mut self.actions);
+        }
+        for _ in 0..self.io.ticker.due_ticks(now) {
+            self.core.step_into(Event::Tick, &mut self.actions);
         }
         while let Some(batch) = self.gathered.take_proposal_batch() {
             self.core
@@ -381,9 +393,6 @@ impl NodeLoop {
         }
         for event in self.gathered.other_events.drain(..) {
             self.core.step_into(event, &mut self.actions);
-        }
-        for _ in 0..self.io.ticker.due_ticks(now) {
-            self.core.step_into(Event::Tick, &mut self.actions);
         }
     }
 
