@@ -35,6 +35,10 @@ worlds=(
     "both every ~100ms|--partition-every-ms 100 --crash-every-ms 100"
     "20% loss|--loss 20"
     "targeted faults on|--late-messages true --partial-connectivity true --unsynced-leader-crashes true --two-voter-changes true --membership-changes true"
+    "lease reads on|--read-lease true"
+    "lease reads off|--read-lease false"
+    "lease reads, local readers, frequent faults|--read-lease true --local-readers true --partition-every-ms 100 --crash-every-ms 100"
+    "local readers off|--local-readers false"
 )
 
 status=0

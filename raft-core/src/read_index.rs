@@ -51,15 +51,18 @@ impl Lease {
         self.rounds_sent.push_back((round, now_tick));
     }
 
-    /// A majority acknowledged every round through `round`: the lease runs
-    /// `lease_ticks` from the newest such round's send.
-    fn confirmed(&mut self, round: u64, lease_ticks: u32) {
-        while let Some(&(sent, tick)) = self.rounds_sent.front() {
+    /// At `now_tick`, a majority acknowledged every round through `round`: the lease
+    /// runs `lease_ticks` from the newest such round's send, never from now (an
+    /// acknowledgement that took long to arrive vouches only for the time its round
+    /// left).
+    fn confirmed(&mut self, round: u64, lease_ticks: u32, now_tick: u64) {
+        while let Some(&(sent, sent_tick)) = self.rounds_sent.front() {
             if sent > round {
                 break;
             }
+            debug_assert!(sent_tick <= now_tick, "a round is confirmed after it left");
             self.rounds_sent.pop_front();
-            self.until_tick = self.until_tick.max(tick + u64::from(lease_ticks));
+            self.until_tick = self.until_tick.max(sent_tick + u64::from(lease_ticks));
         }
     }
 
@@ -334,7 +337,7 @@ impl LeaderState {
         if shared.config.read_lease {
             let confirmed = self.confirmed_round(shared);
             self.lease
-                .confirmed(confirmed, shared.config.read_lease_ticks());
+                .confirmed(confirmed, shared.config.read_lease_ticks(), shared.now_tick);
         }
     }
 

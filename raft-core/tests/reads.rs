@@ -357,3 +357,51 @@ fn s6_4_1_the_lease_allows_for_clock_drift() {
         "lease_clock_drift_percent_max"
     );
 }
+
+#[test]
+fn s6_4_1_a_late_acknowledgement_extends_the_lease_only_from_its_round() {
+    let mut c = leased_leader();
+    c.take_messages(|_| true);
+    // A heartbeat round leaves at tick t; its acknowledgements come back late.
+    let lease_ticks = c.node(1).config().read_lease_ticks();
+    let interval = c.node(1).config().heartbeat_interval_ticks;
+    let mut round_left = false;
+    for _ in 0..interval {
+        c.tick(1);
+        round_left |= c
+            .in_flight
+            .iter()
+            .any(|m| matches!(m.body, MessageBody::Heartbeat { .. }));
+    }
+    assert!(round_left);
+    let heartbeats = c.take_messages(|m| matches!(m.body, MessageBody::Heartbeat { .. }));
+    c.in_flight.clear();
+    c.isolate(1);
+    for message in heartbeats {
+        c.heal();
+        c.deliver(message);
+        c.isolate(1);
+    }
+    let acks = c.take_messages(|m| m.to == NodeId(1));
+    // Time passes before they arrive; then they confirm the round.
+    for _ in 0..lease_ticks - 1 {
+        c.tick(1);
+    }
+    c.in_flight.clear();
+    c.heal();
+    for ack in acks {
+        c.deliver(ack);
+    }
+    c.isolate(1);
+    c.in_flight.clear();
+    // The lease runs from the round's send: two ticks later it has ended.
+    c.tick(1);
+    c.tick(1);
+    c.in_flight.clear();
+    c.clear_outputs(1);
+    c.read(1, 9);
+    assert!(
+        read_outcomes(&c, 1).is_empty(),
+        "a late acknowledgement vouches only for the time its round left"
+    );
+}

@@ -6,6 +6,14 @@
 //! A client is a small state machine: the world feeds it wake-ups, replies and
 //! timeouts, and carries out the [`ClientEffect`]s it returns.
 //!
+//! A local reader (some clients of some worlds) reads through one node, its home,
+//! as an application does that reads from the replica on its own machine: every
+//! read goes there (the node forwards it to the leader, or serves it if it leads),
+//! while writes find the leader like everyone else's. A home that was cut off from
+//! the cluster while it led is where a read served from a lease that outlived its
+//! promise returns an old value. After the fault phase its reads roam too, so they
+//! complete even if the home stays down.
+//!
 //! Finding the leader: a client starts each operation at the node it last heard
 //! succeed (or was last told leads). It follows a `NotLeader` hint, which costs no
 //! attempt (a redirect had no effect) up to [`REDIRECTS_MAX_PER_ENDPOINT`] per
@@ -150,8 +158,24 @@ struct InFlight {
     /// Suspects a hint named once in this operation: a second hint naming one of
     /// them is followed (two nodes agree, or the suspect leads again).
     doubted: Vec<NodeId>,
+    /// Nodes asked in this round of the operation that did not serve it (refused,
+    /// named no other node, or timed out). The next endpoint is one not yet asked,
+    /// even a suspect, before any is asked again; once every endpoint was, a new
+    /// round starts. Without it, the clients of seed 707 (`--read-lease true`)
+    /// suspected the leader after an old timeout and walked only the two nodes that
+    /// could not hear it.
+    asked: Vec<NodeId>,
     /// Some attempt's fate is unknown (timed out, or the node could not tell).
     any_unknown: bool,
+}
+
+impl InFlight {
+    /// `node` was asked in this round and did not serve.
+    fn note_asked(&mut self, node: NodeId) {
+        if !self.asked.contains(&node) {
+            self.asked.push(node);
+        }
+    }
 }
 
 /// Backoff before retrying an attempt that was refused.
@@ -179,6 +203,8 @@ pub struct Client {
     /// The last value this client saw per key, to aim compare-and-sets well.
     last_seen: BTreeMap<String, Option<String>>,
     issuing: bool,
+    /// A local reader's home: the node all its reads go to while it issues.
+    read_home: Option<NodeId>,
 }
 
 impl Client {
@@ -194,6 +220,28 @@ impl Client {
             suspects: BTreeMap::new(),
             last_seen: BTreeMap::new(),
             issuing: true,
+            read_home: None,
+        }
+    }
+
+    /// Makes this client a local reader whose reads go to `home` (see the module
+    /// docs).
+    pub fn with_read_home(mut self, home: NodeId) -> Client {
+        debug_assert!(self.endpoints.contains(&home));
+        self.read_home = Some(home);
+        self
+    }
+
+    /// Whether this client reads through one node of its own.
+    pub fn is_local_reader(&self) -> bool {
+        self.read_home.is_some()
+    }
+
+    /// Where a read of this client must go, if anywhere in particular.
+    fn home_of(&self, body: &RequestBody) -> Option<NodeId> {
+        match body {
+            RequestBody::Read { .. } if self.issuing => self.read_home,
+            _ => None,
         }
     }
 
@@ -230,7 +278,7 @@ impl Client {
         let key = format!("k{}", rng.below(u64::from(params.keys_count.max(1))));
         let (body, input) = self.draw_operation(rng, params, seq, &key);
         let history_id = history.invoke(self.id.0, &key, input, now);
-        let to = self.leader_guess;
+        let to = self.home_of(&body).unwrap_or(self.leader_guess);
         self.current = Some(InFlight {
             seq,
             key,
@@ -241,6 +289,7 @@ impl Client {
             redirects: 0,
             to,
             doubted: Vec::new(),
+            asked: Vec::new(),
             any_unknown: false,
         });
         self.send_request(to, 0, params, out);
@@ -299,6 +348,8 @@ impl Client {
         params: &WorkloadParams,
         out: &mut Vec<ClientEffect>,
     ) {
+        let home = self.home_of(&self.current.as_ref().expect("running").body);
+        let to = home.unwrap_or(to);
         let current = self.current.as_mut().expect("an operation is running");
         current.attempt += 1;
         current.to = to;
@@ -346,12 +397,14 @@ impl Client {
                 return;
             }
             ReplyBody::Refused if is_latest => {
+                current.note_asked(from);
                 let to = self.next_endpoint(from, now);
                 self.retry_or_give_up(to, RETRY_BACKOFF_US, rng, params, history, now, out);
                 return;
             }
             ReplyBody::Unknown if is_latest => {
                 current.any_unknown = true;
+                current.note_asked(from);
                 let to = self.next_endpoint(from, now);
                 self.retry_or_give_up(to, RETRY_BACKOFF_US, rng, params, history, now, out);
                 return;
@@ -359,8 +412,14 @@ impl Client {
             // A refusal of an earlier attempt: the latest one is still running.
             ReplyBody::NotLeader { .. } | ReplyBody::Refused | ReplyBody::Unknown => return,
         };
-        // It answered, so it serves: start there next time, and trust it again.
-        self.leader_guess = from;
+        // It answered, so it serves: start there next time, and trust it again (a
+        // local reader's home serves its reads, which says nothing of who leads).
+        let home_read = matches!(current.body, RequestBody::Read { .. })
+            && self.issuing
+            && self.read_home.is_some();
+        if !home_read {
+            self.leader_guess = from;
+        }
         self.suspects.remove(&from);
         let Some(output) = output else {
             // `Stale`: the store no longer knows this request's result.
@@ -396,6 +455,7 @@ impl Client {
         }
         current.any_unknown = true;
         let silent = current.to;
+        current.note_asked(silent);
         let until = now.plus_us(SUSPECT_TIMEOUTS * params.request_timeout_us);
         self.suspects.insert(silent, until);
         let to = self.next_endpoint(silent, now);
@@ -430,7 +490,10 @@ impl Client {
         }
         let (to, delay_us) = match useful {
             Some(hint) => (hint, 0),
-            None => (self.next_endpoint(from, now), RETRY_BACKOFF_US),
+            None => {
+                current.note_asked(from);
+                (self.next_endpoint(from, now), RETRY_BACKOFF_US)
+            }
         };
         self.leader_guess = to;
         let redirects_max = REDIRECTS_MAX_PER_ENDPOINT * self.endpoints.len() as u32;
@@ -447,17 +510,33 @@ impl Client {
         self.suspects.get(&node).is_some_and(|until| now < *until)
     }
 
-    /// The endpoint after `node` in id order (wrapping), skipping suspects unless
-    /// every other endpoint is one.
+    /// The endpoint after `node` in id order (wrapping): the first not asked in this
+    /// round of the operation and not suspect, else the first not asked; when every
+    /// endpoint was asked, a new round starts with the first that is not suspect.
     fn next_endpoint(&mut self, node: NodeId, now: SimTime) -> NodeId {
         let n = self.endpoints.len();
         let start = self.endpoints.partition_point(|e| *e <= node);
         let order = (0..n).map(|i| self.endpoints[(start + i) % n]);
         let candidates: Vec<NodeId> = order.filter(|e| *e != node || n == 1).collect();
-        let next = candidates
+        let asked = self.current.as_ref().map_or(&[][..], |c| &c.asked[..]);
+        let fresh = |e: &NodeId| !asked.contains(e);
+        let unasked = candidates
             .iter()
             .copied()
-            .find(|e| !self.is_suspect(*e, now))
+            .find(|e| fresh(e) && !self.is_suspect(*e, now))
+            .or_else(|| candidates.iter().copied().find(fresh));
+        if unasked.is_none() {
+            if let Some(current) = self.current.as_mut() {
+                current.asked.clear();
+            }
+        }
+        let next = unasked
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|e| !self.is_suspect(*e, now))
+            })
             .or_else(|| candidates.first().copied())
             .unwrap_or(node);
         self.leader_guess = next;
@@ -586,7 +665,7 @@ mod tests {
             let reply = ClientReply {
                 from: self.client.current.as_ref().map_or(NodeId(1), |c| c.to),
                 client: ClientId(1),
-                seq: RequestSeq(1),
+                seq: self.seq(),
                 attempt,
                 body,
             };
@@ -602,7 +681,7 @@ mod tests {
 
         fn timeout(&mut self, attempt: u32) {
             self.client.on_timeout(
-                RequestSeq(1),
+                self.seq(),
                 attempt,
                 &mut self.rng,
                 &params(),
@@ -610,6 +689,14 @@ mod tests {
                 SimTime(9),
                 &mut self.out,
             );
+        }
+
+        /// The sequence number of the operation under way (1 when idle).
+        fn seq(&self) -> RequestSeq {
+            self.client
+                .current
+                .as_ref()
+                .map_or(RequestSeq(1), |c| c.seq)
         }
 
         fn sends(&self) -> Vec<(NodeId, u32)> {
@@ -621,6 +708,40 @@ mod tests {
                 })
                 .collect()
         }
+    }
+
+    /// Seed 707 with `--read-lease true`: the leader (node 1 here) timed out on this
+    /// client once, and nodes 2 and 3 cannot hear it. The client asks the suspect
+    /// once both others said "not the leader" with no hint, instead of walking 2 and
+    /// 3 until it gives up.
+    #[test]
+    fn a_suspect_is_asked_once_every_other_node_refused() {
+        let mut h = Harness::new();
+        // The first operation: node 1 times out, node 2 serves.
+        h.wake();
+        h.timeout(1);
+        h.reply(2, ReplyBody::Written(Outcome::Put));
+        h.out.clear();
+        // The next starts at node 2; 2 and 3 cannot hear the leader, node 1 again.
+        h.wake();
+        h.reply(1, ReplyBody::NotLeader { hint: None });
+        h.reply(2, ReplyBody::NotLeader { hint: None });
+        let asked: Vec<NodeId> = h.sends().iter().map(|(to, _)| *to).collect();
+        assert_eq!(asked, [NodeId(2), NodeId(3), NodeId(1)]);
+    }
+
+    /// Seed 143: once every node was asked in a round, a new round starts with the
+    /// nodes that are not suspect, rather than with the suspects (two nodes kept
+    /// down after the heal, which timed out again and again).
+    #[test]
+    fn a_new_round_starts_with_the_nodes_not_suspected() {
+        let mut h = Harness::new();
+        h.wake();
+        h.reply(1, ReplyBody::NotLeader { hint: None });
+        h.timeout(2);
+        h.reply(3, ReplyBody::NotLeader { hint: None });
+        let asked: Vec<NodeId> = h.sends().iter().map(|(to, _)| *to).collect();
+        assert_eq!(asked, [NodeId(1), NodeId(2), NodeId(3), NodeId(1)]);
     }
 
     #[test]

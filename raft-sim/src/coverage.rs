@@ -74,6 +74,9 @@ coverage! {
     reads_ready,
     /// Reads failed.
     reads_failed,
+    /// Reads a leader of several voters answered in the step that asked, which only
+    /// a lease allows (ReadIndex waits for a heartbeat round).
+    reads_from_lease,
     /// Snapshots taken by compaction.
     snapshots_taken,
     /// Snapshots installed from a leader.
@@ -205,6 +208,7 @@ pub const PATHS_EXPECTED: &[NamedCounter] = &[
     ("learner promoted", |c| c.learners_promoted),
     ("leader removed", |c| c.leaders_removed),
     ("removed node stopped", |c| c.removed_nodes_stopped),
+    ("read served from a lease", |c| c.reads_from_lease),
 ];
 
 impl Coverage {

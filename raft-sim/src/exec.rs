@@ -44,6 +44,9 @@ pub(crate) fn observe_step(host: &mut NodeHost, env: &mut Env) -> bool {
         return false;
     }
     env.disruption.on_term(term, now);
+    if role == RoleKind::PreCandidate {
+        env.disruption.on_poll(term.next(), now);
+    }
     let (was, was_term) = std::mem::replace(&mut host.role_last, (role, term));
     let elected = role == RoleKind::Leader && (was != RoleKind::Leader || was_term != term);
     match role {

@@ -20,6 +20,13 @@ pub const TICK_US: u64 = 10_000;
 /// pins any of them.
 pub const NODES_SUPPORTED: [u32; 6] = [1, 2, 3, 4, 5, 7];
 
+/// The share of seeds whose nodes serve reads from a leader lease (where CheckQuorum
+/// is on).
+pub const LEASE_READS: Ppm = Ppm(300_000);
+
+/// The share of seeds where half the clients read through one node of their own.
+pub const LOCAL_READERS: Ppm = Ppm(300_000);
+
 /// The share of seeds that start with a small or even cluster (1, 2 or 4 voters).
 pub const SMALL_CLUSTERS: Ppm = Ppm(300_000);
 
@@ -34,6 +41,13 @@ pub struct SimParams {
     pub pre_vote: bool,
     /// CheckQuorum on the nodes.
     pub check_quorum: bool,
+    /// Half the clients (the odd ids) are local readers: every read of theirs goes
+    /// to one node, the one they first guessed (`Client::with_read_home`).
+    pub local_readers: bool,
+    /// Reads served from a leader lease (`Config::read_lease`) on the nodes; only
+    /// where CheckQuorum is on, which the lease needs. The nodes allow for the
+    /// world's clock drift (`lease_clock_drift_percent_max`, rounded up).
+    pub read_lease: bool,
     /// The network between nodes during the fault phase.
     pub network: NetworkParams,
     /// The most one-way delay between a client and a node.
@@ -143,6 +157,11 @@ pub struct Pins {
     /// Small and even clusters (1, 2 or 4 voters, drawn for some seeds) on or off:
     /// off keeps the 3, 5 or 7 the seed draws first; on always takes 1, 2 or 4.
     pub small_clusters: Option<bool>,
+    /// Local readers (half the clients read through one node of their own) on or off.
+    pub local_readers: Option<bool>,
+    /// Lease reads on or off. On turns CheckQuorum on too, unless it is pinned off
+    /// (then there is no lease: the core needs CheckQuorum for one).
+    pub read_lease: Option<bool>,
 }
 
 fn maybe(rng: &mut SimRng, p_none: Ppm, low: u64, high: u64) -> Option<u64> {
@@ -260,6 +279,9 @@ impl SimParams {
             ..network
         };
         let spares_if_changing = spares_count + t.spares_extra;
+        // Drawn after every knob above, so that adding it left their draws unchanged.
+        let read_lease = rng.chance(LEASE_READS);
+        let local_readers = rng.chance(LOCAL_READERS);
         let membership = MembershipParams {
             change_interval_ms_mean,
             spares_count: if change_interval_ms_mean.is_some() {
@@ -286,6 +308,8 @@ impl SimParams {
             nodes_count,
             pre_vote,
             check_quorum,
+            read_lease,
+            local_readers,
             network,
             client_delay_us_max,
             fsync_us_min,
@@ -343,9 +367,20 @@ impl SimParams {
         if let Some(on) = pins.pre_vote {
             self.pre_vote = on;
         }
+        if pins.read_lease == Some(true) && pins.check_quorum.is_none() {
+            self.check_quorum = true;
+        }
         if let Some(on) = pins.check_quorum {
             self.check_quorum = on;
         }
+        if let Some(on) = pins.read_lease {
+            self.read_lease = on;
+        }
+        if let Some(on) = pins.local_readers {
+            self.local_readers = on;
+        }
+        // The core refuses a lease without CheckQuorum.
+        self.read_lease &= self.check_quorum;
         if let Some(p) = pins.drift_percent {
             self.clock_drift = Ppm::from_percent(p);
         }
@@ -455,10 +490,11 @@ impl fmt::Display for SimParams {
         let w = &self.workload;
         writeln!(
             f,
-            "cluster:  nodes={} pre_vote={} check_quorum={} msg_entries_max={} inflight_msgs_max={} compact_every={} drift=±{}",
+            "cluster:  nodes={} pre_vote={} check_quorum={} read_lease={} msg_entries_max={} inflight_msgs_max={} compact_every={} drift=±{}",
             self.nodes_count,
             on_off(self.pre_vote),
             on_off(self.check_quorum),
+            on_off(self.read_lease),
             self.msg_entries_max,
             self.inflight_msgs_max,
             self.compact_every_entries
@@ -512,9 +548,9 @@ impl fmt::Display for SimParams {
         )?;
         write!(
             f,
-            "clients:  count={} keys={} think<={}us timeout={}us attempts={} reads={} cas={} deletes={}",
+            "clients:  count={} keys={} think<={}us timeout={}us attempts={} reads={} cas={} deletes={} local_readers={}",
             w.clients_count, w.keys_count, w.think_us_max, w.request_timeout_us, w.attempts_max,
-            w.reads, w.cas, w.deletes
+            w.reads, w.cas, w.deletes, on_off(self.local_readers)
         )
     }
 }
@@ -642,6 +678,8 @@ mod tests {
             "nodes=",
             "pre_vote=",
             "check_quorum=",
+            "read_lease=",
+            "local_readers=",
             "compact_every=",
             "drift=",
             "delay=",

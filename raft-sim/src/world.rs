@@ -29,6 +29,7 @@ use crate::faults::FaultPlan;
 use crate::history::{History, OpStatus};
 use crate::host::{NodeHost, PendingRead, PendingWrite};
 use crate::hosts::Hosts;
+use crate::linearizability::kv::KvInput;
 use crate::network::Network;
 use crate::params::{SimParams, TICK_US};
 use crate::rng::Streams;
@@ -108,6 +109,8 @@ impl World {
             config.seed = streams.node.next_u64();
             config.pre_vote = params.pre_vote;
             config.check_quorum = params.check_quorum;
+            config.read_lease = params.read_lease;
+            config.lease_clock_drift_percent_max = params.clock_drift.0.div_ceil(10_000);
             config.msg_entries_max = params.msg_entries_max;
             config.inflight_msgs_max = params.inflight_msgs_max;
             config.snapshot_chunk_bytes = params.snapshot_chunk_bytes;
@@ -119,7 +122,14 @@ impl World {
         let clients = (1..=u64::from(params.workload.clients_count))
             .map(|c| {
                 let guess = NodeId(streams.client.between(1, n as u64));
-                Client::new(c, n as u64, guess)
+                let client = Client::new(c, n as u64, guess);
+                // The odd ids read through the node they first guessed (no new
+                // draw, so the client stream is what it was).
+                if params.local_readers && c % 2 == 1 {
+                    client.with_read_home(guess)
+                } else {
+                    client
+                }
             })
             .collect();
         let env = Env {
@@ -458,7 +468,18 @@ impl World {
                         key,
                     },
                 );
+                let ready_before = self.env.coverage.reads_ready;
                 self.step(to, Event::Read { id });
+                let host = self.hosts.host(to);
+                let answered_at_once = self.env.coverage.reads_ready > ready_before;
+                if answered_at_once
+                    && host
+                        .raft
+                        .as_ref()
+                        .is_some_and(|r| r.membership().voters.len() > 1)
+                {
+                    self.env.coverage.reads_from_lease += 1;
+                }
             }
         }
     }
@@ -522,6 +543,12 @@ impl World {
         let now = self.env.sched.now();
         for id in self.history.take_completed() {
             let op = self.history.op(id);
+            let local_read = matches!(op.input, KvInput::Get)
+                && self.clients[op.client as usize - 1].is_local_reader();
+            if local_read {
+                // Its home may be the node cut off; the cluster owes it nothing.
+                continue;
+            }
             let stable = self
                 .env
                 .disruption

@@ -251,3 +251,34 @@ fn a_single_voter_does_not_lead_on_a_vote_it_may_lose() {
 fn a_held_acknowledgement_is_not_released_after_a_truncation_made_it_false() {
     assert_seed_passes(2277, &frequent_partitions_without_check_quorum());
 }
+
+/// The world of seeds 346 and 722: lease reads, local readers, a partition every
+/// ~200 ms over a 5 s fault phase, five clients on one key.
+fn leases_and_local_readers() -> Pins {
+    Pins {
+        read_lease: Some(true),
+        local_readers: Some(true),
+        clients: Some(5),
+        keys: Some(1),
+        partition_every_ms: Some(200),
+        fault_phase_ms: Some(5_000),
+        ..Pins::default()
+    }
+}
+
+/// Fixed in raft-core's handling of `VoteResponse` (scripted as
+/// `pre_vote_a_grant_from_an_earlier_poll_does_not_count` in raft-core/tests/election.rs).
+///
+/// Seed 346: n4 polled for t2, and n3's grant of n4's earlier poll for t1, held in the
+/// network, arrived with n4's current term t1; the prelude passed it and the poll
+/// counted it. n4 won, n2 voted for it and entered t2, and at 602.301ms n2's answer in
+/// t2 deposed n1, leader of t1 and in contact with a quorum since 148.528ms.
+///
+/// Seed 722 is the checker's mistake in the same world: n5's poll for t9 won with
+/// grants given just before the leader's contact began, and n5 entered t9 0.2ms after
+/// it; a term's rise now dates from its first poll.
+#[test]
+fn a_pre_vote_grant_counts_only_for_the_poll_it_answers() {
+    assert_seed_passes(346, &leases_and_local_readers());
+    assert_seed_passes(722, &leases_and_local_readers());
+}

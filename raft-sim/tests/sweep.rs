@@ -22,7 +22,17 @@ struct World {
 fn worlds() -> Vec<World> {
     let world = |name, seeds, pins| World { name, pins, seeds };
     vec![
-        world("swarm", 260, Pins::default()),
+        world("swarm", 230, Pins::default()),
+        world(
+            "lease reads and local readers, frequent partitions",
+            30,
+            Pins {
+                read_lease: Some(true),
+                local_readers: Some(true),
+                partition_every_ms: Some(200),
+                ..Pins::default()
+            },
+        ),
         world("one voter", 30, nodes(1)),
         world("two voters", 30, nodes(2)),
         world("four voters", 30, nodes(4)),
@@ -116,6 +126,10 @@ fn five_hundred_seeds_over_the_swarm_and_the_pinned_extremes_pass_and_cover_ever
         coverage.fault_gaps(),
         Vec::<&str>::new(),
         "the sweep never exercised these fault classes"
+    );
+    assert!(
+        coverage.reads_from_lease > 0,
+        "no read was served from a lease: {coverage}"
     );
 }
 

@@ -134,6 +134,14 @@ struct Cli {
     /// Pin small and even clusters (1, 2 or 4 voters) on or off; `--nodes` wins.
     #[arg(long)]
     small_clusters: Option<bool>,
+    /// Pin local readers on or off (half the clients read through one node of their
+    /// own, as an application reading from the replica on its machine).
+    #[arg(long)]
+    local_readers: Option<bool>,
+    /// Pin lease reads on or off (on turns CheckQuorum on too, unless it is pinned
+    /// off; the nodes' lease allows for the world's clock drift).
+    #[arg(long)]
+    read_lease: Option<bool>,
 }
 
 fn parse_nodes(text: &str) -> Result<u32, String> {
@@ -203,6 +211,8 @@ impl Cli {
             unsynced_leader_crashes: self.unsynced_leader_crashes,
             two_voter_changes: self.two_voter_changes,
             small_clusters: self.small_clusters,
+            read_lease: self.read_lease,
+            local_readers: self.local_readers,
         }
     }
 }

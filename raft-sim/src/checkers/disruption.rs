@@ -74,7 +74,7 @@ pub struct DisruptionChecker {
     /// `contact[from * n + to]`, index = id - 1.
     contact: Vec<Option<Contact>>,
     reigns: BTreeMap<NodeId, Reign>,
-    /// When some node first entered each term.
+    /// When some node first entered each term, or began a PreVote poll for it.
     term_since: BTreeMap<Term, SimTime>,
 }
 
@@ -92,6 +92,17 @@ impl DisruptionChecker {
     /// Some node is in `term` at `now` (call whenever a node's term changes).
     pub fn on_term(&mut self, term: Term, now: SimTime) {
         self.term_since.entry(term).or_insert(now);
+    }
+
+    /// Some node began a PreVote poll for `term` at `now`. A poll that wins needs a
+    /// grant from a voter of the leader's contact quorum, which ignores polls while in
+    /// contact: so the rise of a term won by a poll began with the poll, which may be
+    /// before the contact even when the term is entered after it (seed 722 with
+    /// `--read-lease true --local-readers true --clients 5 --keys 1
+    /// --partition-every-ms 200 --fault-phase-ms 5000`: grants given just before the
+    /// contact began arrived just after it).
+    pub fn on_poll(&mut self, term: Term, now: SimTime) {
+        self.on_term(term, now);
     }
 
     fn slot(&self, from: NodeId, to: NodeId) -> usize {
@@ -353,6 +364,14 @@ mod tests {
         assert!(c
             .on_deposed(NodeId(1), Term(2), ms(600).plus_us(2))
             .is_some());
+    }
+
+    #[test]
+    fn a_term_whose_poll_began_before_the_contact_may_depose() {
+        let mut c = talking(600);
+        c.on_poll(Term(2), ms(0));
+        c.on_term(Term(2), ms(500));
+        assert_eq!(c.on_deposed(NodeId(1), Term(2), ms(600).plus_us(2)), None);
     }
 
     #[test]
